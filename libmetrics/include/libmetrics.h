@@ -1,0 +1,261 @@
+/*
+ * libmetrics: a C11 metrics core for servers.
+ *
+ * Design in one paragraph: a registry owns metric families; a family owns
+ * series; a series is resolved from its label values ONCE (configure time)
+ * and then updated through its handle with no hashing, formatting, locking or
+ * allocation. Every OS thread that records gets its own preallocated shard of
+ * cells (single writer, plain load+store, no lock prefix); a scrape sums the
+ * shards. Threads beyond `max_shards` share one shard updated with atomic
+ * read-modify-write, so no increment is ever lost. Exposition is streamed
+ * through a resumable cursor into caller-supplied buffers; the body is never
+ * built in memory.
+ *
+ * Every public symbol starts with `lm_` (types, functions) or `LM_` (macros,
+ * enum constants). Nothing here aborts the host process: functions that can
+ * fail return NULL or an lm_status and fill an lm_error the caller owns.
+ *
+ * Threading: all functions are thread-safe unless stated otherwise, except
+ * lm_registry_free(), which must not race with any other call on the same
+ * registry.
+ */
+#ifndef LIBMETRICS_H
+#define LIBMETRICS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(__GNUC__)
+#define LM_API __attribute__((visibility("default")))
+#else
+#define LM_API
+#endif
+
+#define LM_VERSION_MAJOR 1
+#define LM_VERSION_MINOR 0
+#define LM_VERSION_PATCH 0
+#define LM_VERSION_STRING "1.0.0"
+
+/* ---------------------------------------------------------------- errors */
+
+typedef enum lm_status {
+    LM_OK = 0,
+    LM_ERR_INVALID = 1, /* bad argument: name, label count, bucket list, ... */
+    LM_ERR_NOMEM = 2,   /* allocation failed */
+    LM_ERR_EXISTS = 3,  /* same name already registered with another shape */
+    LM_ERR_LIMIT = 4,   /* a configured capacity is exhausted */
+    LM_ERR_IO = 5       /* the writer callback reported failure */
+} lm_status;
+
+/* Filled by any call that fails; `message` is a NUL-terminated sentence
+ * naming the offending value, e.g. `metric name "9x" must match
+ * [a-zA-Z_:][a-zA-Z0-9_:]*`. Pass NULL if you do not want it. */
+typedef struct lm_error {
+    lm_status code;
+    char message[256];
+} lm_error;
+
+LM_API const char *lm_status_string(lm_status code);
+LM_API const char *lm_version(void);
+
+/* A byte string that need not be NUL-terminated nor valid UTF-8. Label
+ * values and route names arrive this way because they may come from
+ * requests. Invalid UTF-8 is replaced by U+FFFD, NUL and other C0 control
+ * bytes except '\n' and '\t' by U+FFFD as well; values longer than the
+ * registry's max_label_value_len are cut on a character boundary. The
+ * result is what the exposition shows (escaped per format). */
+typedef struct lm_str {
+    const char *ptr;
+    size_t len;
+} lm_str;
+
+/* -------------------------------------------------------------- registry */
+
+typedef struct lm_registry lm_registry;
+
+typedef struct lm_registry_options {
+    size_t max_families;        /* 0: 256 */
+    size_t slot_capacity;       /* 64-bit cells per shard, 0: 1<<21. Reserved
+                                   virtual memory; pages are touched lazily. */
+    unsigned max_shards;        /* exclusive per-thread shards, 0: 64 */
+    size_t max_label_value_len; /* bytes after sanitising, 0: 256 */
+} lm_registry_options;
+
+/* opts may be NULL for all defaults. */
+LM_API lm_registry *lm_registry_new(const lm_registry_options *opts, lm_error *err);
+LM_API void lm_registry_free(lm_registry *reg);
+
+/* ---------------------------------------------------------------- family */
+
+typedef struct lm_family lm_family;
+typedef struct lm_series lm_series;
+
+typedef enum lm_type {
+    LM_COUNTER = 1,  /* monotonic uint64; name must end in "_total" */
+    LM_GAUGE = 2,    /* int64, one shared atomic cell per series */
+    LM_HISTOGRAM = 3 /* int64 observations in recorded units, see unit_scale */
+} lm_type;
+
+typedef struct lm_family_options {
+    lm_type type;
+    const char *name;               /* [a-zA-Z_:][a-zA-Z0-9_:]* */
+    const char *help;               /* any text; sanitised like lm_str */
+    const char *const *label_names; /* [a-zA-Z_][a-zA-Z0-9_]*, no "__" prefix,
+                                       no duplicates, not "le" for histograms */
+    size_t nlabels;                 /* at most 16 */
+    size_t max_series;              /* cardinality cap, 0: 2000 */
+    /* Histograms only. bounds: finite, strictly increasing upper bounds in
+     * exposed units (e.g. seconds), at most 64; NULL/0 selects
+     * lm_default_latency_bounds. unit_scale: recorded units per exposed
+     * unit, e.g. 1e9 when observations are nanoseconds and the exposition is
+     * seconds; 0 means 1. Sums are kept as exact integers of recorded units
+     * and divided only when rendered. */
+    const double *bounds;
+    size_t nbounds;
+    double unit_scale;
+} lm_family_options;
+
+/* Web latency buckets in seconds: 1ms .. 10s, 14 bounds. */
+LM_API const double *lm_default_latency_bounds(size_t *nbounds);
+
+/* Registers a family, or returns the existing one if a family of that name
+ * has exactly the same type, help, labels, cap and bounds (so a host that
+ * reloads its configuration gets its counters back). Another shape under the
+ * same name fails with LM_ERR_EXISTS. */
+LM_API lm_family *lm_family_register(lm_registry *reg, const lm_family_options *opts,
+                                     lm_error *err);
+
+/* Like lm_family_register, but if the name exists with another shape the old
+ * family is retired (no longer exposed, its memory kept until the registry
+ * is freed, handles into it stay valid and harmless) and a new one takes its
+ * place. For reloads that change histogram buckets. */
+LM_API lm_family *lm_family_replace(lm_registry *reg, const lm_family_options *opts,
+                                    lm_error *err);
+
+/* Resolves a series from nlabels label values (slow path: hash + lock on
+ * first sight, hash lookup afterwards). When the family already holds
+ * max_series series, a new label set folds into the family's single
+ * overflow series, whose every label value is "_overflow", and the family's
+ * folded counter (exposed as libmetrics_series_folded_total{family="..."}) grows
+ * by one per folded lookup. Returns NULL only for bad arguments, memory or
+ * slot exhaustion. */
+LM_API lm_series *lm_series_get(lm_family *fam, const lm_str *label_values, lm_error *err);
+
+/* ------------------------------------------------------------- recording */
+/* All recording calls are wait-free and never allocate after the calling
+ * thread's first record on this registry (which claims its shard). */
+
+LM_API void lm_counter_add(lm_series *s, uint64_t v);
+LM_API void lm_gauge_add(lm_series *s, int64_t delta);
+LM_API void lm_gauge_set(lm_series *s, int64_t v);
+/* The gauge's cell, for hosts that update it with their own atomic RMW
+ * (e.g. Go's sync/atomic) to avoid a foreign-function call. 8-byte aligned,
+ * alone on its cache line, valid until lm_registry_free. */
+LM_API int64_t *lm_gauge_cell(lm_series *s);
+/* v in recorded units (see unit_scale). */
+LM_API void lm_histogram_observe(lm_series *s, int64_t v);
+
+/* Reads back a series' current total (sum over shards): counter value,
+ * gauge value, histogram count. For tests and reports. */
+LM_API uint64_t lm_series_count(const lm_series *s);
+
+/* ---------------------------------------------- HTTP request fast path */
+/* One call per request records requests_total, the latency histogram and
+ * the response bytes counter for (route, method, status). */
+
+typedef struct lm_http lm_http;
+typedef struct lm_route lm_route;
+
+/* Method indices; the host maps the request method to one of these. */
+typedef enum lm_method {
+    LM_METHOD_GET = 0,
+    LM_METHOD_HEAD,
+    LM_METHOD_POST,
+    LM_METHOD_PUT,
+    LM_METHOD_DELETE,
+    LM_METHOD_CONNECT,
+    LM_METHOD_OPTIONS,
+    LM_METHOD_TRACE,
+    LM_METHOD_PATCH,
+    LM_METHOD_OTHER,
+    LM_METHOD_COUNT
+} lm_method;
+
+/* Maps a method token to its index (exact, case-sensitive as HTTP is);
+ * anything else is LM_METHOD_OTHER. */
+LM_API lm_method lm_method_parse(lm_str method);
+
+typedef struct lm_http_options {
+    const char *prefix;     /* prepended to every name, e.g. "myapp_"; NULL: "" */
+    const double *bounds;   /* latency buckets in seconds; NULL: default */
+    size_t nbounds;
+    size_t max_routes;      /* 0: 1000 */
+    size_t max_series;      /* cap per family, 0: 10000 */
+} lm_http_options;
+
+/* Families created, named <prefix> + :
+ *   http_requests_total{method,endpoint,status}             counter
+ *   http_request_duration_seconds{method,endpoint,status}   histogram
+ *   http_response_size_bytes_total{method,endpoint,status}  counter
+ *   http_requests_in_progress{endpoint}                     gauge
+ * Calling again with the same prefix returns the same lm_http; if the
+ * bounds differ, the duration histogram is replaced (lm_family_replace) and
+ * the counters are kept. */
+LM_API lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err);
+
+/* A route handle, resolved once by name (the `endpoint` label value). The
+ * same name returns the same handle. */
+LM_API lm_route *lm_http_route(lm_http *http, lm_str name, lm_error *err);
+
+/* The route's in-flight gauge cell (see lm_gauge_cell): add 1 when a request
+ * enters the route and subtract 1 when it leaves, atomically. */
+LM_API int64_t *lm_route_inflight_cell(lm_route *route);
+
+/* Records one finished request: requests_total += 1, the latency histogram
+ * observes duration_ns (negative counts as 0), response bytes += bytes.
+ * Status codes outside 100..599 are recorded under status="other", so the
+ * label set stays bounded whatever the host passes. Wait-free; the first
+ * record of a given (method, status) on a route takes a locked slow path
+ * once. Does not touch the in-flight gauge. */
+LM_API void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                            uint64_t response_bytes);
+
+/* ---------------------------------------------------------- exposition */
+
+typedef enum lm_format {
+    LM_FORMAT_TEXT = 0,       /* Prometheus text 0.0.4 */
+    LM_FORMAT_OPENMETRICS = 1 /* OpenMetrics 1.0.0, ends with "# EOF" */
+} lm_format;
+
+/* Content-Type header values for each format. */
+LM_API const char *lm_format_content_type(lm_format fmt);
+
+#define LM_EXPO_PROCESS 0x1u /* include process_* metrics read from /proc */
+
+typedef struct lm_expo lm_expo;
+
+/* A resumable cursor over one consistent pass of the registry: families in
+ * registration order, series in creation order. Each histogram series is
+ * read once, so its +Inf bucket always equals its _count. */
+LM_API lm_expo *lm_expo_begin(lm_registry *reg, lm_format fmt, unsigned flags, lm_error *err);
+/* Copies up to cap bytes of exposition into buf; returns the number copied,
+ * 0 when the exposition is complete. cap must be >= 1. */
+LM_API size_t lm_expo_read(lm_expo *e, char *buf, size_t cap);
+LM_API void lm_expo_end(lm_expo *e);
+
+/* Writer callback: returns 0 on success, non-zero to abort. */
+typedef int (*lm_write_fn)(void *ctx, const char *buf, size_t len);
+
+/* Streams the whole exposition through fn in chunks of at most 16 KiB. */
+LM_API lm_status lm_expo_write(lm_registry *reg, lm_format fmt, unsigned flags, lm_write_fn fn,
+                               void *ctx, lm_error *err);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* LIBMETRICS_H */
