@@ -220,9 +220,14 @@ LM_API int64_t *lm_route_inflight_cell(lm_route *route);
  * Status codes outside 100..599 are recorded under status="other", so the
  * label set stays bounded whatever the host passes. Wait-free; the first
  * record of a given (method, status) on a route takes a locked slow path
- * once. Does not touch the in-flight gauge. */
+ * once. Does not touch the in-flight gauge. Each of the ncounters counter
+ * series (business counters whose conditions the host found true; may be
+ * NULL when ncounters is 0) is incremented by one in the same call, so a
+ * request costs one foreign-function crossing however many counters it
+ * feeds. */
 LM_API void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
-                            uint64_t response_bytes);
+                            uint64_t response_bytes, lm_series *const *counters,
+                            size_t ncounters);
 
 /* ---------------------------------------------------------- exposition */
 
