@@ -133,6 +133,10 @@ struct lm_registry {
     _Atomic size_t nfamilies; /* published with release */
     lm_http **https;          /* one per prefix, at most 16 */
     size_t nhttp;
+    /* CLOCK_MONOTONIC nanoseconds, set once in lm_registry_new and read-only
+     * afterwards: reports divide counts by the time since then to show
+     * rates (requests/s since the registry was created). */
+    int64_t created_mono_ns;
 };
 
 /* ------------------------------------------------------------ shard.c */
