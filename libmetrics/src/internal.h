@@ -192,6 +192,12 @@ LM_HIDDEN size_t lm__fmt_double(char *buf, double v);
  * least one fractional digit; used for histogram sums. Falls back to a
  * double division when unit_scale is not a power of ten. */
 LM_HIDDEN size_t lm__fmt_scaled(char *buf, size_t cap, int64_t hi, uint64_t lo, double unit_scale);
+/* Escapers for the exposition: dst must hold 2*len bytes (not terminated);
+ * return the bytes written. Both always escape '\\' and '\n' (no raw
+ * newline ever reaches a value). HELP: text 0.0.4 escapes only those two,
+ * OpenMetrics also '"'. Label values: '\\', '"', '\n' in both formats. */
+LM_HIDDEN size_t lm__escape_help(char *dst, const char *src, size_t len, lm_format fmt);
+LM_HIDDEN size_t lm__escape_label(char *dst, const char *src, size_t len);
 
 /* ------------------------------------------------------------ procfs.c */
 typedef struct lm_process_stats {
