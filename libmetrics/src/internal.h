@@ -86,6 +86,9 @@ struct lm_family {
     lm_series **series;    /* max_series slots, filled in creation order */
     _Atomic size_t nseries;             /* published with release */
     _Atomic(lm_series *) overflow;      /* created on first fold */
+    /* The overflow series, allocated with its cells at registration so a
+     * fold can never fail; published into `overflow` on the first fold. */
+    lm_series *overflow_spare;
     _Atomic uint64_t folded;            /* lookups folded into overflow */
     /* Open-addressing index (power of two, >= 2*max_series), read and
      * written only under reg->lock. */
