@@ -1,0 +1,130 @@
+#!/usr/bin/env bash
+# Whole-server throughput: one Caddy binary, three configs (plain,
+# route_metrics, Caddy's built-in metrics) run in turn, interleaved, each rep
+# in a fresh process, for two backends (respond "ok" and reverse_proxy to a
+# second Caddy on loopback). Writes one TSV row per measured run to
+# $OUT/runs.tsv and keeps every raw wrk output beside it.
+#
+# Usage: bench/wrk.sh CADDY_BINARY OUT_DIR
+# Env:   WRK_REPS (5), WRK_DURATION (10s), WRK_THREADS (2), WRK_CONNS (32),
+#        WRK_WARMUP (2s), WRK_BACKENDS ("respond proxy"),
+#        WRK_CONFIGS ("plain route_metrics builtin").
+#
+# Nothing is pinned to CPUs: the machine has 2 cores and wrk, Caddy (and the
+# upstream) share them as they would on a small real host; pinning wrk to one
+# core and Caddy to the other would halve Caddy's cores instead of measuring
+# its per-request overhead. The interleaving (rotated order per rep) spreads
+# the noise of the shared machine over all three configs alike.
+set -euo pipefail
+CADDY=$(realpath "$1")
+OUT=$2
+HERE=$(cd "$(dirname "$0")" && pwd)
+REPS=${WRK_REPS:-5}
+DUR=${WRK_DURATION:-10s}
+THREADS=${WRK_THREADS:-2}
+CONNS=${WRK_CONNS:-32}
+WARMUP=${WRK_WARMUP:-2s}
+BACKENDS=${WRK_BACKENDS:-respond proxy}
+export LM_BENCH_PORT=${LM_BENCH_PORT:-27180}
+export LM_BENCH_UPSTREAM_PORT=${LM_BENCH_UPSTREAM_PORT:-27191}
+read -r -a CONFIGS <<<"${WRK_CONFIGS:-plain route_metrics builtin}"
+NCFG=${#CONFIGS[@]}
+URL_PATH=/api/hello
+
+mkdir -p "$OUT/raw"
+ROWS=$OUT/runs.tsv
+printf 'backend\tconfig\trep\torder\trps\tp50_ms\tp99_ms\tnon2xx\tsocket_errors\tcounted\tloadavg1\n' >"$ROWS"
+
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup EXIT
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_up() { # port; fails after ~10 s
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0
+    sleep 0.1
+  done
+  echo "wrk.sh: nothing listening on 127.0.0.1:$1" >&2
+  return 1
+}
+
+start_caddy() { # caddyfile logfile -> sets CADDY_PID
+  "$CADDY" run --adapter caddyfile --config "$1" >"$2" 2>&1 &
+  CADDY_PID=$!
+  PIDS+=("$CADDY_PID")
+}
+
+stop_pid() {
+  kill "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# wrk prints latency with a unit (us, ms, s); the report wants ms.
+to_ms() {
+  awk -v v="$1" 'BEGIN {
+    n = v + 0; u = v; sub(/^[0-9.]+/, "", u)
+    if (u == "us") n /= 1000; else if (u == "s") n *= 1000; else if (u == "m") n *= 60000
+    printf "%.3f", n }'
+}
+
+# Requests the instrumentation counted for the load path, read from the
+# config's own /metrics: evidence that the measured server really recorded.
+counted() { # config
+  local body
+  body=$(curl -s "http://127.0.0.1:$LM_BENCH_PORT/metrics" || true)
+  case $1 in
+    plain) echo "-" ;;
+    builtin) awk '/^caddy_http_requests_total\{/ { s += $NF } END { printf "%d", s }' <<<"$body" ;;
+    route_metrics) awk '/^[a-z_]*http_requests_total\{/ { s += $NF } END { printf "%d", s }' <<<"$body" ;;
+  esac
+}
+
+for port in "$LM_BENCH_PORT" "$LM_BENCH_UPSTREAM_PORT"; do
+  port_free "$port" || { echo "wrk.sh: port $port is busy" >&2; exit 1; }
+done
+
+for backend in $BACKENDS; do
+  case $backend in
+    respond) export LM_BENCH_BACKEND='respond "ok"' ;;
+    proxy)
+      export LM_BENCH_BACKEND="reverse_proxy 127.0.0.1:$LM_BENCH_UPSTREAM_PORT"
+      start_caddy "$HERE/caddy/upstream.Caddyfile" "$OUT/raw/upstream.log"
+      UPSTREAM_PID=$CADDY_PID
+      wait_up "$LM_BENCH_UPSTREAM_PORT"
+      ;;
+    *) echo "wrk.sh: unknown backend $backend" >&2; exit 1 ;;
+  esac
+  for rep in $(seq "$REPS"); do
+    # Rotate the order each rep (A B C, B C A, C A B, ...) so no config
+    # always runs first after a pause or last in a hot streak.
+    for k in $(seq 0 $((NCFG - 1))); do
+      cfg=${CONFIGS[$(((k + rep - 1) % NCFG))]}
+      tag=$backend-$cfg-$rep
+      start_caddy "$HERE/caddy/$cfg.Caddyfile" "$OUT/raw/$tag.caddy.log"
+      wait_up "$LM_BENCH_PORT"
+      body=$(curl -s "http://127.0.0.1:$LM_BENCH_PORT$URL_PATH")
+      [ "$body" = ok ] || { echo "wrk.sh: $tag answered '$body', want 'ok'" >&2; exit 1; }
+      wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "http://127.0.0.1:$LM_BENCH_PORT$URL_PATH" >/dev/null
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "http://127.0.0.1:$LM_BENCH_PORT$URL_PATH" \
+        >"$OUT/raw/$tag.wrk.txt"
+      n=$(counted "$cfg")
+      stop_pid "$CADDY_PID"
+      f=$OUT/raw/$tag.wrk.txt
+      rps=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
+      p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$f")")
+      p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$f")")
+      non2xx=$(awk '/Non-2xx/ { print $NF }' "$f"); non2xx=${non2xx:-0}
+      serr=$(awk '/Socket errors/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$f"); serr=${serr:-0}
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$cfg" "$rep" "$k" \
+        "$rps" "$p50" "$p99" "$non2xx" "$serr" "$n" "$load" >>"$ROWS"
+      echo "wrk: $tag  $rps req/s  p99 ${p99} ms  counted=$n  load=$load"
+    done
+  done
+  if [ "$backend" = proxy ]; then stop_pid "$UPSTREAM_PID"; fi
+done
