@@ -1,0 +1,826 @@
+/*
+ * The status report as Markdown (CommonMark plus GitHub pipe tables), for a
+ * person reading it during an incident.
+ *
+ * Memory stays bounded: the only allocation is one row per route (plus its
+ * merged latency buckets), needed because routes are sorted worst first;
+ * everything else streams through a 4 KiB buffer to the caller's writer.
+ *
+ * Escaping: every byte that came from a request or a configuration goes
+ * through md_escape, which emits valid UTF-8 only, turns < > & into entity
+ * references (so the Markdown itself never contains markup from outside,
+ * whatever renders it), backslash-escapes the punctuation that can start
+ * inline markup anywhere, the characters that start a block when they lead
+ * a value, and pipes (table cells); line breaks become visible symbols so a
+ * value always stays on its one line and in its one cell.
+ */
+#include "internal.h"
+#include "report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define OUT_CAP 4096
+#define TITLE_MAX 200
+#define FFFD "\xEF\xBF\xBD"
+/* Routes created while a report is being rendered show on the next one. */
+#define ROUTE_SLACK 16
+
+/* ------------------------------------------------------------- output */
+
+typedef struct out {
+    lm_write_fn fn;
+    void *ctx;
+    bool failed;
+    size_t len;
+    char buf[OUT_CAP];
+} out;
+
+static void out_flush(out *o)
+{
+    if (o->len && !o->failed && o->fn(o->ctx, o->buf, o->len) != 0)
+        o->failed = true;
+    o->len = 0;
+}
+
+static void out_put(out *o, const char *s, size_t n)
+{
+    while (n && !o->failed) {
+        size_t k = OUT_CAP - o->len;
+        if (k > n)
+            k = n;
+        memcpy(o->buf + o->len, s, k);
+        o->len += k;
+        s += k;
+        n -= k;
+        if (o->len == OUT_CAP)
+            out_flush(o);
+    }
+}
+
+static void out_str(out *o, const char *s)
+{
+    out_put(o, s, strlen(s));
+}
+
+static void out_u64(out *o, uint64_t v)
+{
+    char b[48];
+    out_put(o, b, lm__fmt_u64(b, v));
+}
+
+static void out_i64(out *o, int64_t v)
+{
+    char b[48];
+    out_put(o, b, lm__fmt_i64(b, v));
+}
+
+/* ----------------------------------------------------------- escaping */
+
+/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0:
+ * overlongs, surrogates and code points past U+10FFFF are ill-formed. */
+static size_t utf8_len(const unsigned char *s, size_t n)
+{
+    unsigned c = s[0];
+    size_t len;
+    if (c < 0x80)
+        return 1;
+    if (c >= 0xC2 && c <= 0xDF)
+        len = 2;
+    else if (c >= 0xE0 && c <= 0xEF)
+        len = 3;
+    else if (c >= 0xF0 && c <= 0xF4)
+        len = 4;
+    else
+        return 0;
+    if (n < len)
+        return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80)
+            return 0;
+    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
+        (c == 0xF4 && s[1] > 0x8F))
+        return 0;
+    return len;
+}
+
+static void md_escape(out *o, const char *s, size_t n)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    /* Where a value's first non-blank character is, for block starters
+     * ("# h", "- item", "+ item", "=== ", "1. item", "1) item"): a cell or
+     * list item is parsed as blocks when rendered. */
+    size_t lead = 0, digits;
+    while (lead < n && p[lead] == ' ')
+        lead++;
+    digits = lead;
+    while (digits < n && p[digits] >= '0' && p[digits] <= '9')
+        digits++;
+    for (size_t i = 0; i < n;) {
+        unsigned c = p[i];
+        if (c >= 0x80) {
+            size_t k = utf8_len(p + i, n - i);
+            if (k) {
+                out_put(o, s + i, k);
+                i += k;
+            } else {
+                out_str(o, FFFD);
+                i++;
+            }
+            continue;
+        }
+        switch (c) {
+        case '<':
+            out_str(o, "&lt;");
+            break;
+        case '>':
+            out_str(o, "&gt;");
+            break;
+        case '&':
+            out_str(o, "&amp;");
+            break;
+        case '\n':
+            out_str(o, "\xE2\x90\x8A"); /* U+240A SYMBOL FOR LINE FEED */
+            break;
+        case '\t':
+            out_str(o, "\xE2\x90\x89"); /* U+2409 SYMBOL FOR HORIZONTAL TAB */
+            break;
+        case '\r':
+            out_str(o, "\xE2\x90\x8D"); /* U+240D SYMBOL FOR CARRIAGE RETURN */
+            break;
+        case '\\': case '`': case '*': case '_': case '[': case ']': case '|': case '~':
+        case '!':
+            out_put(o, "\\", 1);
+            out_put(o, s + i, 1);
+            break;
+        case '#': case '-': case '+': case '=':
+            if (i == lead)
+                out_put(o, "\\", 1);
+            out_put(o, s + i, 1);
+            break;
+        case '.': case ')':
+            if (i == digits && digits > lead)
+                out_put(o, "\\", 1);
+            out_put(o, s + i, 1);
+            break;
+        default:
+            if (c < 0x20 || c == 0x7F)
+                out_str(o, FFFD);
+            else
+                out_put(o, s + i, 1);
+        }
+        i++;
+    }
+}
+
+static void md_text(out *o, const lm_text *t)
+{
+    md_escape(o, t->ptr, t->len);
+}
+
+/* ------------------------------------------------------------ numbers */
+
+/* v rounded to `sig` significant digits but at most `maxdec` decimals,
+ * without a trailing ".0": what a person wants to read, not what a parser
+ * wants. The digits come from the exposition's canonical formatters. */
+static size_t fmt_num(char *buf, double v, int sig, int maxdec)
+{
+    if (!isfinite(v))
+        return lm__fmt_double(buf, v);
+    if (v == 0)
+        return (size_t)(memcpy(buf, "0", 2), 1);
+    int dec = sig - 1 - (int)floor(log10(fabs(v)));
+    if (dec > maxdec)
+        dec = maxdec;
+    if (dec < 0)
+        dec = 0;
+    double m = pow(10, dec);
+    double r = round(v * m) / m;
+    if (r == 0) { /* too small to show at this precision: "<0.01" */
+        buf[0] = '<';
+        return 1 + fmt_num(buf + 1, 1 / m, 1, maxdec);
+    }
+    if (fabs(r) < 9.2e18 && r == floor(r))
+        return lm__fmt_i64(buf, (int64_t)r);
+    size_t n = lm__fmt_double(buf, r);
+    if (n > 2 && buf[n - 2] == '.' && buf[n - 1] == '0')
+        buf[n -= 2] = '\0';
+    return n;
+}
+
+static void out_num(out *o, double v, int sig, int maxdec)
+{
+    char b[64];
+    out_put(o, b, fmt_num(b, v, sig, maxdec));
+}
+
+static void out_duration(out *o, double seconds)
+{
+    static const struct {
+        const char *unit;
+        uint64_t secs;
+    } parts[] = {{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}};
+    if (!(seconds >= 0) || seconds > 1e15) {
+        out_str(o, "\xE2\x80\x93"); /* en dash: unknown */
+        return;
+    }
+    /* The two most significant units: "3d 4h", "2h 3m", "5m 7s", "42s". */
+    uint64_t s = (uint64_t)seconds;
+    size_t i = 0;
+    while (i < 3 && s < parts[i].secs)
+        i++;
+    out_u64(o, s / parts[i].secs);
+    out_str(o, parts[i].unit);
+    if (i < 3) {
+        out_str(o, " ");
+        out_u64(o, s % parts[i].secs / parts[i + 1].secs);
+        out_str(o, parts[i + 1].unit);
+    }
+}
+
+static void out_utc(out *o, double unix_seconds)
+{
+    char b[64];
+    struct tm tm;
+    time_t t = (time_t)unix_seconds;
+    if (gmtime_r(&t, &tm) && strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &tm))
+        out_str(o, b);
+    else
+        out_str(o, "\xE2\x80\x93");
+}
+
+static int64_t clock_ns(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* ----------------------------------------------------------- quantile */
+
+/* Prometheus's histogram_quantile (promql bucketQuantile) over one
+ * histogram: bounds[0..nb) finite and increasing, buckets[0..nb] its
+ * non-cumulative counts, the last one +Inf. Same cumulative counts, same
+ * rank = q * total, same search for the first bucket whose cumulative count
+ * reaches the rank, same linear interpolation inside it (from 0 for the
+ * first bucket when its bound is positive). A rank in the +Inf bucket
+ * returns the upper bound of the last finite bucket, as Prometheus does;
+ * *clamped tells the caller so the page can say "at least". NaN when the
+ * histogram is empty. */
+static double bucket_quantile(double q, const double *bounds, size_t nb, const uint64_t *buckets,
+                              bool *clamped)
+{
+    uint64_t total = 0;
+    *clamped = false;
+    for (size_t i = 0; i <= nb; i++)
+        total += buckets[i];
+    if (nb < 1 || total == 0)
+        return NAN;
+    double rank = q * (double)total;
+    uint64_t cum = 0, prev = 0;
+    size_t b;
+    for (b = 0; b < nb; b++) {
+        prev = cum;
+        cum += buckets[b];
+        if ((double)cum >= rank)
+            break;
+    }
+    if (b == nb) {
+        *clamped = true;
+        return bounds[nb - 1];
+    }
+    if (b == 0 && bounds[0] <= 0)
+        return bounds[0];
+    double start = b > 0 ? bounds[b - 1] : 0;
+    double count = (double)cum - (double)prev;
+    rank -= (double)prev;
+    return start + (bounds[b] - start) * (rank / count);
+}
+
+/* ------------------------------------------------------------- routes */
+
+static const double quantiles[3] = {0.5, 0.95, 0.99};
+
+typedef struct row {
+    const lm_text *name;
+    uint64_t requests, s5xx, s4xx;
+    int64_t inflight;
+    uint64_t *buckets; /* nb+1 non-cumulative, merged over methods and statuses */
+    double q[3];       /* seconds, NaN when no observation */
+    bool clamped[3];
+    double share5; /* 5xx percent; -1 when idle, so idle routes sort last */
+} row;
+
+typedef struct table {
+    row *rows;
+    size_t n, cap;
+    size_t *index; /* open addressing by name: row index + 1, 0 empty */
+    size_t mask;
+    const double *bounds;
+    size_t nb;
+    uint64_t *buckets;
+} table;
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
+    return h;
+}
+
+static int table_init(table *t, size_t cap, const lm_family *duration)
+{
+    size_t slots = 4;
+    memset(t, 0, sizeof *t);
+    while (slots < 2 * cap)
+        slots <<= 1;
+    t->cap = cap;
+    t->mask = slots - 1;
+    if (duration) {
+        t->bounds = duration->bounds;
+        t->nb = duration->nbounds;
+    }
+    t->rows = calloc(cap, sizeof *t->rows);
+    t->index = calloc(slots, sizeof *t->index);
+    t->buckets = calloc(cap * (t->nb + 1), sizeof *t->buckets);
+    return t->rows && t->index && t->buckets ? 0 : -1;
+}
+
+static void table_free(table *t)
+{
+    free(t->rows);
+    free(t->index);
+    free(t->buckets);
+}
+
+/* The row for a route name, created on first sight; NULL when the table is
+ * full (a route born during this rendering). */
+static row *table_row(table *t, const lm_text *name)
+{
+    size_t i = (size_t)hash_bytes(name->ptr, name->len) & t->mask;
+    for (; t->index[i]; i = (i + 1) & t->mask) {
+        row *r = &t->rows[t->index[i] - 1];
+        if (r->name->len == name->len && memcmp(r->name->ptr, name->ptr, name->len) == 0)
+            return r;
+    }
+    if (t->n == t->cap)
+        return NULL;
+    row *r = &t->rows[t->n];
+    r->name = name;
+    r->buckets = t->buckets + t->n * (t->nb + 1);
+    t->index[i] = ++t->n;
+    return r;
+}
+
+static long label_index(const lm_family *f, const char *name)
+{
+    for (size_t i = 0; i < f->nlabels; i++)
+        if (strcmp(f->label_names[i].ptr, name) == 0)
+            return (long)i;
+    return -1;
+}
+
+/* Calls fn for every live series of f, the overflow series last. */
+static void each_series(const lm_family *f, void (*fn)(table *, const lm_series *, long, long),
+                        table *t, long ep, long st)
+{
+    size_t n = atomic_load_explicit(&((lm_family *)f)->nseries, memory_order_acquire);
+    for (size_t i = 0; i < n; i++)
+        fn(t, f->series[i], ep, st);
+    lm_series *ov = atomic_load_explicit(&((lm_family *)f)->overflow, memory_order_acquire);
+    if (ov)
+        fn(t, ov, ep, st);
+}
+
+static void add_requests(table *t, const lm_series *s, long ep, long st)
+{
+    row *r = table_row(t, &s->values[ep]);
+    if (!r)
+        return;
+    uint64_t v = lm_series_count(s);
+    const lm_text *status = &s->values[st];
+    r->requests += v;
+    /* "other" (status outside 100..599) counts in the total only. */
+    if (status->len == 3 && status->ptr[0] == '5')
+        r->s5xx += v;
+    else if (status->len == 3 && status->ptr[0] == '4')
+        r->s4xx += v;
+}
+
+static void add_duration(table *t, const lm_series *s, long ep, long st)
+{
+    (void)st;
+    row *r = table_row(t, &s->values[ep]);
+    uint64_t b[LM_MAX_BOUNDS + 1], count, lo;
+    int64_t hi;
+    if (!r)
+        return;
+    lm__histogram_read(s, b, &count, &hi, &lo);
+    for (size_t i = 0; i <= t->nb; i++)
+        r->buckets[i] += b[i];
+}
+
+static void add_inflight(table *t, const lm_series *s, long ep, long st)
+{
+    (void)st;
+    row *r = table_row(t, &s->values[ep]);
+    if (r)
+        r->inflight += atomic_load_explicit(&((lm_series *)s)->gauge, memory_order_relaxed);
+}
+
+static int row_cmp(const void *pa, const void *pb)
+{
+    const row *a = pa, *b = pb;
+    if (a->share5 != b->share5)
+        return a->share5 > b->share5 ? -1 : 1;
+    double qa = isnan(a->q[2]) ? -INFINITY : a->q[2];
+    double qb = isnan(b->q[2]) ? -INFINITY : b->q[2];
+    if (qa != qb)
+        return qa > qb ? -1 : 1;
+    if (a->requests != b->requests)
+        return a->requests > b->requests ? -1 : 1;
+    size_t n = a->name->len < b->name->len ? a->name->len : b->name->len;
+    int c = memcmp(a->name->ptr, b->name->ptr, n);
+    return c ? c : (a->name->len > b->name->len) - (a->name->len < b->name->len);
+}
+
+/* Fills t from one HTTP set: every registered route (idle ones too), plus
+ * any endpoint value found only in the series (the "_overflow" fold). */
+static int collect_routes(lm_http *http, table *t)
+{
+    lm_family *duration = atomic_load_explicit(&http->duration, memory_order_acquire);
+    size_t nroutes = atomic_load_explicit(&http->nroutes, memory_order_acquire);
+    if (table_init(t, nroutes + ROUTE_SLACK, duration) != 0)
+        return -1;
+    for (size_t i = 0; i < nroutes; i++)
+        table_row(t, &http->routes[i]->name);
+    long ep = label_index(http->requests, "endpoint"), st = label_index(http->requests, "status");
+    if (ep >= 0 && st >= 0)
+        each_series(http->requests, add_requests, t, ep, st);
+    if (duration && (ep = label_index(duration, "endpoint")) >= 0)
+        each_series(duration, add_duration, t, ep, -1);
+    if (http->inflight && (ep = label_index(http->inflight, "endpoint")) >= 0)
+        each_series(http->inflight, add_inflight, t, ep, -1);
+    for (size_t i = 0; i < t->n; i++) {
+        row *r = &t->rows[i];
+        for (int k = 0; k < 3; k++)
+            r->q[k] = bucket_quantile(quantiles[k], t->bounds, t->nb, r->buckets, &r->clamped[k]);
+        r->share5 = r->requests ? 100.0 * (double)r->s5xx / (double)r->requests : -1;
+    }
+    qsort(t->rows, t->n, sizeof *t->rows, row_cmp);
+    return 0;
+}
+
+/* ----------------------------------------------------------- sections */
+
+#define DASH "\xE2\x80\x93"
+
+static void out_percent(out *o, uint64_t part, uint64_t whole)
+{
+    if (!whole)
+        out_str(o, DASH);
+    else
+        out_num(o, 100.0 * (double)part / (double)whole, 3, 2);
+}
+
+static void out_rate(out *o, double count, double elapsed_s)
+{
+    if (!(elapsed_s > 0.001))
+        out_str(o, DASH);
+    else
+        out_num(o, count / elapsed_s, 3, 2);
+}
+
+static void out_latency_ms(out *o, double seconds, bool clamped)
+{
+    if (isnan(seconds)) {
+        out_str(o, DASH);
+        return;
+    }
+    if (clamped)
+        out_str(o, "\xE2\x89\xA5 "); /* "≥ " */
+    out_num(o, seconds * 1000, 3, 3);
+}
+
+/* One block character per bucket, height relative to the fullest bucket;
+ * a middle dot marks an empty bucket so the bar's extent stays visible. */
+static void out_bar(out *o, const uint64_t *b, size_t n)
+{
+    static const char *const blocks[8] = {
+        "\xE2\x96\x81", "\xE2\x96\x82", "\xE2\x96\x83", "\xE2\x96\x84",
+        "\xE2\x96\x85", "\xE2\x96\x86", "\xE2\x96\x87", "\xE2\x96\x88"};
+    uint64_t max = 0;
+    for (size_t i = 0; i < n; i++)
+        if (b[i] > max)
+            max = b[i];
+    if (!max) {
+        out_str(o, DASH);
+        return;
+    }
+    out_str(o, "`");
+    for (size_t i = 0; i < n; i++) {
+        if (!b[i]) {
+            out_str(o, "\xC2\xB7");
+            continue;
+        }
+        int level = (int)(7.0 * (double)b[i] / (double)max);
+        out_str(o, blocks[level > 7 ? 7 : level]);
+    }
+    out_str(o, "`");
+}
+
+static const char *row_state(const row *r)
+{
+    if (!r->requests)
+        return LM__REPORT_STATE_IDLE;
+    if (r->share5 >= LM__REPORT_FAIL_5XX_PERCENT)
+        return LM__REPORT_STATE_FAIL;
+    return r->s5xx ? LM__REPORT_STATE_WARN : LM__REPORT_STATE_OK;
+}
+
+static void write_routes(out *o, lm_http *http, const table *t, double elapsed_s)
+{
+    uint64_t total = 0, s5 = 0, s4 = 0;
+    int64_t inflight = 0;
+    size_t failing = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        total += t->rows[i].requests;
+        s5 += t->rows[i].s5xx;
+        s4 += t->rows[i].s4xx;
+        inflight += t->rows[i].inflight;
+        failing += strcmp(row_state(&t->rows[i]), LM__REPORT_STATE_FAIL) == 0;
+    }
+    out_str(o, "## Routes, worst first\n\n");
+    out_u64(o, t->n);
+    out_str(o, t->n == 1 ? " route" : " routes");
+    out_str(o, " \xC2\xB7 ");
+    out_u64(o, failing);
+    out_str(o, " failing \xC2\xB7 ");
+    out_u64(o, total);
+    out_str(o, " requests \xC2\xB7 ");
+    out_percent(o, s5, total);
+    out_str(o, " % 5xx \xC2\xB7 ");
+    out_percent(o, s4, total);
+    out_str(o, " % 4xx \xC2\xB7 ");
+    out_i64(o, inflight);
+    out_str(o, " in flight\n\n");
+
+    uint64_t folded = atomic_load_explicit(&http->requests->folded, memory_order_relaxed);
+    if (folded) {
+        out_str(o, "**Cardinality cap reached:** ");
+        out_u64(o, folded);
+        out_str(o, " route/method/status lookups were folded into the `_overflow` row "
+                   "(max_series of the HTTP families).\n\n");
+    }
+    if (!t->n) {
+        out_str(o, "No routes have been registered yet.\n\n");
+        return;
+    }
+
+    out_str(o, "| State | Route | Requests | Req/s | 5xx % | 4xx % | p50 ms | p95 ms | p99 ms "
+               "| In flight | Latency buckets |\n"
+               "| :-- | :-- | --: | --: | --: | --: | --: | --: | --: | --: | :-- |\n");
+    for (size_t i = 0; i < t->n && !o->failed; i++) {
+        const row *r = &t->rows[i];
+        out_str(o, "| ");
+        out_str(o, row_state(r));
+        out_str(o, " | ");
+        if (r->name->len)
+            md_text(o, r->name);
+        else
+            out_str(o, "*(empty name)*");
+        out_str(o, " | ");
+        out_u64(o, r->requests);
+        out_str(o, " | ");
+        out_rate(o, (double)r->requests, elapsed_s);
+        out_str(o, " | ");
+        out_percent(o, r->s5xx, r->requests);
+        out_str(o, " | ");
+        out_percent(o, r->s4xx, r->requests);
+        for (int k = 0; k < 3; k++) {
+            out_str(o, " | ");
+            out_latency_ms(o, r->q[k], r->clamped[k]);
+        }
+        out_str(o, " | ");
+        out_i64(o, r->inflight);
+        out_str(o, " | ");
+        out_bar(o, r->buckets, t->nb + 1);
+        out_str(o, " |\n");
+    }
+
+    out_str(o, "\n**Worst first** means the highest share of 5xx responses first, then the "
+               "highest p99 latency. **State:** FAIL when at least ");
+    out_num(o, LM__REPORT_FAIL_5XX_PERCENT, 3, 2);
+    out_str(o, " % of requests ended in 5xx, warn when any did, idle without requests. "
+               "**Req/s** is the average since the metrics began ");
+    out_duration(o, elapsed_s);
+    out_str(o, " ago, not a current rate.\n\n"
+               "**Latency percentiles** are estimated from the histogram buckets by linear "
+               "interpolation within the bucket that holds the rank, exactly as Prometheus's "
+               "`histogram_quantile()` does; \xE2\x89\xA5 marks a percentile that fell in the "
+               "+Inf bucket, where `histogram_quantile()` returns the upper bound of the last "
+               "finite bucket. **Latency buckets** show one bar per bucket, height relative to "
+               "the fullest, \xC2\xB7 when empty; upper bounds in ms: ");
+    for (size_t i = 0; i < t->nb; i++) {
+        out_num(o, t->bounds[i] * 1000, 6, 6);
+        out_str(o, ", ");
+    }
+    out_str(o, "+Inf.\n\n");
+}
+
+static bool has_prefix(const lm_text *t, const char *p)
+{
+    size_t n = strlen(p);
+    return t->len >= n && memcmp(t->ptr, p, n) == 0;
+}
+
+static void write_series_row(out *o, const lm_family *f, const lm_series *s, double elapsed_s)
+{
+    uint64_t v = lm_series_count(s);
+    out_str(o, "| ");
+    if (!f->nlabels)
+        out_str(o, "*(no labels)*");
+    for (size_t j = 0; j < f->nlabels; j++) {
+        if (j)
+            out_str(o, ", ");
+        md_text(o, &f->label_names[j]);
+        out_str(o, "=\"");
+        md_text(o, &s->values[j]);
+        out_str(o, "\"");
+    }
+    out_str(o, " | ");
+    out_u64(o, v);
+    out_str(o, " | ");
+    out_rate(o, (double)v, elapsed_s);
+    out_str(o, " |\n");
+}
+
+static void write_counters(out *o, lm_registry *reg, lm_family *const *skip, size_t nskip,
+                           double elapsed_s)
+{
+    size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_acquire), shown = 0;
+    out_str(o, "## Business counters\n\n");
+    for (size_t i = 0; i < nf && !o->failed; i++) {
+        lm_family *f = reg->families[i];
+        bool skipped = f->type != LM_COUNTER ||
+                       atomic_load_explicit(&f->retired, memory_order_relaxed) ||
+                       has_prefix(&f->name, "libmetrics_") || has_prefix(&f->name, "process_") ||
+                       has_prefix(&f->name, "go_");
+        for (size_t k = 0; k < nskip && !skipped; k++)
+            skipped = skip[k] == f;
+        if (skipped)
+            continue;
+        shown++;
+        out_str(o, "### ");
+        md_text(o, &f->name);
+        out_str(o, "\n\n");
+        if (f->help.len) {
+            md_text(o, &f->help);
+            out_str(o, "\n\n");
+        }
+        size_t n = atomic_load_explicit(&f->nseries, memory_order_acquire);
+        lm_series *ov = atomic_load_explicit(&f->overflow, memory_order_acquire);
+        if (!n && !ov) {
+            out_str(o, "No series yet.\n\n");
+            continue;
+        }
+        out_str(o, "| Labels | Value | Per second |\n| :-- | --: | --: |\n");
+        for (size_t j = 0; j < n && !o->failed; j++)
+            write_series_row(o, f, f->series[j], elapsed_s);
+        if (ov)
+            write_series_row(o, f, ov, elapsed_s);
+        out_str(o, "\n");
+    }
+    if (!shown)
+        out_str(o, "None registered.\n\n");
+}
+
+static void write_process(out *o, const lm_process_stats *ps, double now_s)
+{
+    out_str(o, "## Process\n\n");
+    if (!ps->ok) {
+        out_str(o, "/proc could not be read; process figures are unavailable.\n");
+        return;
+    }
+    double up = now_s - ps->start_time_seconds;
+    out_str(o, "| Resource | Value |\n| :-- | --: |\n| CPU time | ");
+    out_num(o, ps->cpu_seconds, 3, 2);
+    out_str(o, " s");
+    if (up > 0.001) {
+        out_str(o, " (");
+        out_num(o, ps->cpu_seconds / up, 2, 2);
+        out_str(o, " cores on average since start)");
+    }
+    out_str(o, " |\n| Resident memory | ");
+    out_num(o, ps->resident_bytes / (1024.0 * 1024.0), 3, 1);
+    out_str(o, " MiB |\n| Open file descriptors | ");
+    out_num(o, ps->open_fds, 20, 0);
+    if (ps->max_fds > 0) {
+        out_str(o, " of ");
+        out_num(o, ps->max_fds, 20, 0);
+    }
+    out_str(o, " |\n| Threads | ");
+    out_num(o, ps->threads, 20, 0);
+    out_str(o, " |\n| Started | ");
+    out_utc(o, ps->start_time_seconds);
+    out_str(o, " |\n");
+}
+
+/* ------------------------------------------------------------- driver */
+
+static lm_http *find_http(lm_registry *reg, const char *prefix, lm_family **skip, size_t *nskip)
+{
+    lm_http *found = NULL;
+    *nskip = 0;
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < reg->nhttp; i++) {
+        lm_http *h = reg->https[i];
+        if (strlen(prefix) == h->prefix.len && memcmp(prefix, h->prefix.ptr, h->prefix.len) == 0)
+            found = h;
+        /* Every HTTP set's counters are traffic, not business counters. */
+        skip[(*nskip)++] = h->requests;
+        skip[(*nskip)++] = h->bytes;
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return found;
+}
+
+lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm_write_fn fn,
+                             void *ctx, lm_error *err)
+{
+    static const lm_report_options defaults = {NULL, NULL, 0};
+    if (!reg || !fn) {
+        lm__set_error(err, LM_ERR_INVALID, "lm_report_markdown: %s is NULL",
+                      !reg ? "registry" : "writer");
+        return LM_ERR_INVALID;
+    }
+    if (!opts)
+        opts = &defaults;
+    const char *prefix = opts->http_prefix ? opts->http_prefix : "";
+    const char *title = opts->title ? opts->title : "libmetrics";
+
+    out *o = malloc(sizeof *o);
+    lm_text ttl = {0};
+    table t;
+    memset(&t, 0, sizeof t);
+    lm_family *skip[2 * 16 + 2];
+    size_t nskip;
+    if (!o || lm__text_from((lm_str){title, strlen(title)}, TITLE_MAX, &ttl) != 0)
+        goto nomem;
+    o->fn = fn;
+    o->ctx = ctx;
+    o->failed = false;
+    o->len = 0;
+
+    lm_http *http = find_http(reg, prefix, skip, &nskip);
+    if (http && collect_routes(http, &t) != 0)
+        goto nomem;
+
+    lm_process_stats ps;
+    lm__process_read(&ps);
+    double now_s = (double)clock_ns(CLOCK_REALTIME) / 1e9;
+    double elapsed_s = reg->created_mono_ns > 0
+                           ? (double)(clock_ns(CLOCK_MONOTONIC) - reg->created_mono_ns) / 1e9
+                           : NAN;
+
+    out_str(o, "# ");
+    md_text(o, &ttl);
+    out_str(o, "\n\nGenerated ");
+    out_utc(o, now_s);
+    if (ps.ok) {
+        out_str(o, " \xC2\xB7 process up ");
+        out_duration(o, now_s - ps.start_time_seconds);
+    }
+    out_str(o, " \xC2\xB7 metrics since ");
+    out_duration(o, elapsed_s);
+    out_str(o, " ago\n\n");
+
+    if (http) {
+        write_routes(o, http, &t, elapsed_s);
+    } else {
+        out_str(o, "## Routes\n\nNo HTTP metrics are registered with the prefix \"");
+        md_escape(o, prefix, strlen(prefix));
+        out_str(o, "\".\n\n");
+    }
+    write_counters(o, reg, skip, nskip, elapsed_s);
+    write_process(o, &ps, now_s);
+    out_flush(o);
+
+    lm_status st = o->failed ? LM_ERR_IO : LM_OK;
+    if (st != LM_OK)
+        lm__set_error(err, LM_ERR_IO, "lm_report_markdown: the writer callback aborted");
+    free(o);
+    lm__text_free(&ttl);
+    table_free(&t);
+    return st;
+
+nomem:
+    free(o);
+    lm__text_free(&ttl);
+    table_free(&t);
+    lm__set_error(err, LM_ERR_NOMEM, "lm_report_markdown: out of memory");
+    return LM_ERR_NOMEM;
+}
