@@ -1,0 +1,94 @@
+/*
+ * Hidden helpers shared by the core's translation units (registry, family,
+ * shard, record, http, text). Kept apart from internal.h so the structures
+ * stay the one shared contract; nothing here is exported.
+ */
+#ifndef LM_CORE_H
+#define LM_CORE_H
+
+#include "internal.h"
+
+#define LM_LIKELY(x) __builtin_expect(!!(x), 1)
+#define LM_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Defaults the public header promises. */
+#define LM_DEFAULT_MAX_FAMILIES 256
+#define LM_DEFAULT_SLOT_CAPACITY ((size_t)1 << 21)
+#define LM_DEFAULT_MAX_SHARDS 64
+#define LM_DEFAULT_MAX_LABEL_VALUE_LEN 256
+#define LM_DEFAULT_MAX_SERIES 2000
+#define LM_MAX_SERIES_LIMIT ((size_t)1 << 22)
+#define LM_MAX_HTTP 16
+#define LM_DEFAULT_MAX_ROUTES 1000
+#define LM_DEFAULT_HTTP_MAX_SERIES 10000
+
+/* Writes s (len bytes, any content) into buf as a double-quoted, ASCII-only,
+ * escaped and possibly shortened ("...") literal for error messages;
+ * returns buf. s == NULL gives (null). cap >= 8. */
+LM_HIDDEN const char *lm__quote(char *buf, size_t cap, const char *s, size_t len);
+
+/* family.c: the public calls' bodies, for callers that already hold
+ * reg->lock (lm_http_register registers four families and migrates route
+ * slots as one step). */
+LM_HIDDEN lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options *opts,
+                                                bool replace, lm_error *err);
+LM_HIDDEN lm_series *lm__series_get_locked(lm_family *fam, const lm_str *values, lm_error *err);
+/* The overflow series of fam, made visible (it is preallocated). */
+LM_HIDDEN lm_series *lm__family_overflow_locked(lm_family *fam);
+LM_HIDDEN void lm__family_free(lm_family *fam);
+
+/* http.c */
+LM_HIDDEN void lm__http_free(lm_http *http);
+
+/* Index of the bucket that counts v: the first i with v <= ub[i], or n for
+ * +Inf. Branchless binary search: the loop trip count depends only on n, so
+ * it is predicted perfectly whatever the latency distribution, and each step
+ * is a compare + conditional move. n >= 1. */
+static inline size_t lm__bucket_index(const int64_t *ub, size_t n, int64_t v)
+{
+    const int64_t *base = ub;
+    size_t len = n;
+    while (len > 1) {
+        size_t half = len / 2;
+        base += (base[half - 1] < v) ? half : 0;
+        len -= half;
+    }
+    return (size_t)(base - ub) + (*base < v);
+}
+
+/* One observation into a histogram series' cells of shard sh: its bucket
+ * +1 and the 128-bit sum (lo, hi) += v. The high word moves only when the
+ * low word wraps (or for negative v that does not wrap it), so in practice
+ * it is a bucket store and a sum store. */
+static inline void lm__histogram_add(const lm_shard *sh, const lm_series *s, int64_t v)
+{
+    const lm_family *f = s->family;
+    size_t nb = f->nbounds;
+    uint32_t base = s->slot;
+    lm_cell *cells = sh->cells;
+    lm_cell *bucket = &cells[base + lm__bucket_index(f->ubounds, nb, v)];
+    lm_cell *lo = &cells[base + nb + 1];
+    lm_cell *hi = &cells[base + nb + 2];
+    uint64_t u = (uint64_t)v;
+    uint64_t sign = v < 0 ? UINT64_MAX : 0; /* sign extension into the high word */
+
+    if (LM_LIKELY(sh->exclusive)) {
+        atomic_store_explicit(bucket, atomic_load_explicit(bucket, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        uint64_t old = atomic_load_explicit(lo, memory_order_relaxed);
+        uint64_t nlo = old + u;
+        atomic_store_explicit(lo, nlo, memory_order_relaxed);
+        uint64_t dh = sign + (nlo < old);
+        if (LM_UNLIKELY(dh != 0))
+            atomic_store_explicit(hi, atomic_load_explicit(hi, memory_order_relaxed) + dh,
+                                  memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(bucket, 1, memory_order_relaxed);
+        uint64_t old = atomic_fetch_add_explicit(lo, u, memory_order_relaxed);
+        uint64_t dh = sign + (old + u < old);
+        if (dh != 0)
+            atomic_fetch_add_explicit(hi, dh, memory_order_relaxed);
+    }
+}
+
+#endif /* LM_CORE_H */

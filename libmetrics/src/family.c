@@ -1,0 +1,755 @@
+/*
+ * Families and series: validation, registration (idempotent for reloads),
+ * replacement, the label-set index and cardinality folding. Everything here
+ * is configure-time work under reg->lock; recording never comes here.
+ */
+#include "core.h"
+
+#include <float.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QCAP 96 /* quoted names in messages: long enough to recognise */
+
+static const double lm_default_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                           0.25,  0.5,    0.75,  1,    2.5,   5,    10};
+
+const double *lm_default_latency_bounds(size_t *nbounds)
+{
+    if (nbounds != NULL)
+        *nbounds = sizeof lm_default_bounds / sizeof lm_default_bounds[0];
+    return lm_default_bounds;
+}
+
+static const char *type_name(lm_type t)
+{
+    switch (t) {
+    case LM_COUNTER:
+        return "counter";
+    case LM_GAUGE:
+        return "gauge";
+    case LM_HISTOGRAM:
+        return "histogram";
+    }
+    return "unknown";
+}
+
+/* ------------------------------------------------------------ validation */
+
+/* Options with defaults resolved, validated, ready to compare or build. */
+typedef struct shape {
+    lm_type type;
+    const char *name;
+    lm_text help; /* owned until moved into a family */
+    size_t nlabels;
+    const char *const *labels;
+    size_t max_series;
+    const double *bounds;
+    size_t nbounds;
+    double unit_scale;
+    int64_t ubounds[LM_MAX_BOUNDS];
+} shape;
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && memcmp(s + n - m, suffix, m) == 0;
+}
+
+/* floor(bound * scale), except that a product within a few ulps of an
+ * integer is taken as that integer: 0.29 * 100 is 28.999999999999996 in
+ * binary, but the user meant the bound 29 recorded units, and flooring
+ * would silently move observations of exactly 29 into the next bucket. */
+static int scale_bound(double bound, double scale, int64_t *out)
+{
+    double x = bound * scale;
+    if (!(x >= -9223372036854775808.0 && x < 9223372036854775808.0))
+        return -1;
+    double r = nearbyint(x);
+    double f = fabs(x - r) <= fabs(x) * 4 * DBL_EPSILON ? r : floor(x);
+    if (!(f >= -9223372036854775808.0 && f < 9223372036854775808.0))
+        return -1;
+    *out = (int64_t)f;
+    return 0;
+}
+
+static int validate(const lm_family_options *o, shape *sh, lm_error *err)
+{
+    char q[QCAP], q2[QCAP];
+    memset(sh, 0, sizeof *sh);
+
+    if (o->type != LM_COUNTER && o->type != LM_GAUGE && o->type != LM_HISTOGRAM) {
+        lm__set_error(err, LM_ERR_INVALID,
+                      "family type %d is not LM_COUNTER, LM_GAUGE or LM_HISTOGRAM", (int)o->type);
+        return -1;
+    }
+    if (o->name == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "metric name is NULL");
+        return -1;
+    }
+    if (!lm__valid_metric_name(o->name)) {
+        lm__set_error(err, LM_ERR_INVALID, "metric name %s must match [a-zA-Z_:][a-zA-Z0-9_:]*",
+                      lm__quote(q, QCAP, o->name, strlen(o->name)));
+        return -1;
+    }
+    if (o->type == LM_COUNTER && (!ends_with(o->name, "_total") || strlen(o->name) == 6)) {
+        lm__set_error(err, LM_ERR_INVALID,
+                      "counter name %s must end in \"_total\" after a non-empty base name",
+                      lm__quote(q, QCAP, o->name, strlen(o->name)));
+        return -1;
+    }
+    lm__quote(q, QCAP, o->name, strlen(o->name));
+
+    if (o->nlabels > LM_MAX_LABELS) {
+        lm__set_error(err, LM_ERR_INVALID, "family %s has %zu labels; at most %d are allowed", q,
+                      o->nlabels, LM_MAX_LABELS);
+        return -1;
+    }
+    if (o->nlabels > 0 && o->label_names == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "family %s: label_names is NULL but nlabels is %zu", q,
+                      o->nlabels);
+        return -1;
+    }
+    for (size_t i = 0; i < o->nlabels; i++) {
+        const char *l = o->label_names[i];
+        if (l == NULL) {
+            lm__set_error(err, LM_ERR_INVALID, "family %s: label name %zu is NULL", q, i);
+            return -1;
+        }
+        lm__quote(q2, QCAP, l, strlen(l));
+        if (!lm__valid_label_name(l)) {
+            lm__set_error(err, LM_ERR_INVALID,
+                          "label name %s of family %s must match [a-zA-Z_][a-zA-Z0-9_]*", q2, q);
+            return -1;
+        }
+        if (l[0] == '_' && l[1] == '_') {
+            lm__set_error(err, LM_ERR_INVALID,
+                          "label name %s of family %s must not start with \"__\" (reserved)", q2,
+                          q);
+            return -1;
+        }
+        if (o->type == LM_HISTOGRAM && strcmp(l, "le") == 0) {
+            lm__set_error(err, LM_ERR_INVALID,
+                          "label name \"le\" is reserved for the buckets of histogram %s", q);
+            return -1;
+        }
+        for (size_t j = 0; j < i; j++) {
+            if (strcmp(o->label_names[j], l) == 0) {
+                lm__set_error(err, LM_ERR_INVALID, "label name %s appears twice in family %s",
+                              q2, q);
+                return -1;
+            }
+        }
+    }
+
+    size_t max_series = o->max_series ? o->max_series : LM_DEFAULT_MAX_SERIES;
+    if (max_series > LM_MAX_SERIES_LIMIT) {
+        lm__set_error(err, LM_ERR_INVALID, "family %s: max_series %zu exceeds the maximum of %zu",
+                      q, max_series, LM_MAX_SERIES_LIMIT);
+        return -1;
+    }
+
+    sh->type = o->type;
+    sh->name = o->name;
+    sh->nlabels = o->nlabels;
+    sh->labels = o->label_names;
+    sh->max_series = max_series;
+
+    if (o->type != LM_HISTOGRAM) {
+        if (o->bounds != NULL || o->nbounds != 0 || o->unit_scale != 0) {
+            lm__set_error(err, LM_ERR_INVALID,
+                          "family %s is a %s; bounds, nbounds and unit_scale apply to histograms "
+                          "only and must be zero",
+                          q, type_name(o->type));
+            return -1;
+        }
+    } else {
+        const double *b = o->bounds;
+        size_t nb = o->nbounds;
+        if (b == NULL && nb != 0) {
+            lm__set_error(err, LM_ERR_INVALID, "histogram %s: bounds is NULL but nbounds is %zu",
+                          q, nb);
+            return -1;
+        }
+        if (b == NULL || nb == 0)
+            b = lm_default_latency_bounds(&nb);
+        if (nb > LM_MAX_BOUNDS) {
+            lm__set_error(err, LM_ERR_INVALID,
+                          "histogram %s has %zu bounds; at most %d are allowed", q, nb,
+                          LM_MAX_BOUNDS);
+            return -1;
+        }
+        double scale = o->unit_scale == 0 ? 1 : o->unit_scale;
+        if (!isfinite(scale) || scale <= 0) {
+            lm__set_error(err, LM_ERR_INVALID,
+                          "histogram %s: unit_scale %g must be finite and greater than 0", q,
+                          o->unit_scale);
+            return -1;
+        }
+        for (size_t i = 0; i < nb; i++) {
+            if (!isfinite(b[i])) {
+                lm__set_error(err, LM_ERR_INVALID,
+                              "histogram %s: bound %zu (%g) is not finite; +Inf is implicit", q,
+                              i, b[i]);
+                return -1;
+            }
+            if (i > 0 && !(b[i] > b[i - 1])) {
+                lm__set_error(err, LM_ERR_INVALID,
+                              "histogram %s: bounds must be strictly increasing, but bound %zu "
+                              "(%.17g) follows %.17g",
+                              q, i, b[i], b[i - 1]);
+                return -1;
+            }
+            if (scale_bound(b[i], scale, &sh->ubounds[i]) != 0) {
+                lm__set_error(err, LM_ERR_INVALID,
+                              "histogram %s: bound %.17g x unit_scale %g does not fit a 64-bit "
+                              "integer",
+                              q, b[i], scale);
+                return -1;
+            }
+            if (i > 0 && sh->ubounds[i] <= sh->ubounds[i - 1]) {
+                lm__set_error(err, LM_ERR_INVALID,
+                              "histogram %s: bounds %.17g and %.17g collide after scaling by "
+                              "unit_scale %g (both %lld recorded units)",
+                              q, b[i - 1], b[i], scale, (long long)sh->ubounds[i]);
+                return -1;
+            }
+        }
+        sh->bounds = b;
+        sh->nbounds = nb;
+        sh->unit_scale = scale;
+    }
+
+    const char *help = o->help ? o->help : "";
+    if (lm__text_from((lm_str){help, strlen(help)}, 0, &sh->help) != LM_OK) {
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory copying the help of family %s", q);
+        return -1;
+    }
+    return 0;
+}
+
+/* Describes the first difference between an existing family and a new
+ * shape into msg; returns false if there is none. */
+static bool shape_differs(const lm_family *f, const shape *sh, char *msg, size_t cap)
+{
+    if (f->type != sh->type) {
+        snprintf(msg, cap, "it is a %s, this call asks for a %s", type_name(f->type),
+                 type_name(sh->type));
+        return true;
+    }
+    if (f->help.len != sh->help.len || memcmp(f->help.ptr, sh->help.ptr, sh->help.len) != 0) {
+        snprintf(msg, cap, "its help text differs");
+        return true;
+    }
+    if (f->nlabels != sh->nlabels) {
+        snprintf(msg, cap, "it has %zu labels, this call asks for %zu", f->nlabels, sh->nlabels);
+        return true;
+    }
+    for (size_t i = 0; i < sh->nlabels; i++) {
+        if (strcmp(f->label_names[i].ptr, sh->labels[i]) != 0) {
+            char a[QCAP], b[QCAP];
+            snprintf(msg, cap, "its label %zu is %s, this call asks for %s", i,
+                     lm__quote(a, QCAP, f->label_names[i].ptr, f->label_names[i].len),
+                     lm__quote(b, QCAP, sh->labels[i], strlen(sh->labels[i])));
+            return true;
+        }
+    }
+    if (f->max_series != sh->max_series) {
+        snprintf(msg, cap, "its max_series is %zu, this call asks for %zu", f->max_series,
+                 sh->max_series);
+        return true;
+    }
+    if (f->type == LM_HISTOGRAM) {
+        if (f->nbounds != sh->nbounds) {
+            snprintf(msg, cap, "it has %zu bucket bounds, this call asks for %zu", f->nbounds,
+                     sh->nbounds);
+            return true;
+        }
+        for (size_t i = 0; i < sh->nbounds; i++) {
+            if (f->bounds[i] != sh->bounds[i]) {
+                snprintf(msg, cap, "its bound %zu is %.17g, this call asks for %.17g", i,
+                         f->bounds[i], sh->bounds[i]);
+                return true;
+            }
+        }
+        if (f->unit_scale != sh->unit_scale) {
+            snprintf(msg, cap, "its unit_scale is %g, this call asks for %g", f->unit_scale,
+                     sh->unit_scale);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* ------------------------------------------------- exposed name clashes */
+
+/* An exposed name as base + suffix, without building strings. */
+typedef struct claim {
+    const char *base;
+    size_t blen;
+    const char *suf;
+} claim;
+
+/* Every name a family puts into an exposition, in either format: the
+ * OpenMetrics family name (a counter's without "_total") and its samples. */
+static size_t family_claims(lm_type type, const char *name, claim out[5])
+{
+    size_t len = strlen(name);
+    switch (type) {
+    case LM_COUNTER:
+        out[0] = (claim){name, len - 6, ""};
+        out[1] = (claim){name, len - 6, "_total"};
+        out[2] = (claim){name, len - 6, "_created"};
+        return 3;
+    case LM_GAUGE:
+        out[0] = (claim){name, len, ""};
+        return 1;
+    case LM_HISTOGRAM:
+        out[0] = (claim){name, len, ""};
+        out[1] = (claim){name, len, "_bucket"};
+        out[2] = (claim){name, len, "_count"};
+        out[3] = (claim){name, len, "_sum"};
+        out[4] = (claim){name, len, "_created"};
+        return 5;
+    }
+    return 0;
+}
+
+static bool claim_eq(claim a, claim b)
+{
+    size_t an = a.blen + strlen(a.suf), bn = b.blen + strlen(b.suf);
+    if (an != bn)
+        return false;
+    for (size_t i = 0; i < an; i++) {
+        char ca = i < a.blen ? a.base[i] : a.suf[i - a.blen];
+        char cb = i < b.blen ? b.base[i] : b.suf[i - b.blen];
+        if (ca != cb)
+            return false;
+    }
+    return true;
+}
+
+/* 0 if the new family's exposed names collide with no live family (nor
+ * with the exposition's own libmetrics_series_folded_total). */
+static int check_clashes(lm_registry *reg, const shape *sh, const lm_family *skip, lm_error *err)
+{
+    claim mine[5], theirs[5];
+    size_t nm = family_claims(sh->type, sh->name, mine);
+    size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_relaxed);
+    char q[QCAP], q2[QCAP];
+
+    for (size_t i = 0; i <= nf; i++) {
+        lm_type t;
+        const char *name;
+        if (i == nf) {
+            t = LM_COUNTER;
+            name = "libmetrics_series_folded_total";
+        } else {
+            const lm_family *f = reg->families[i];
+            if (f == skip || atomic_load_explicit(&f->retired, memory_order_relaxed))
+                continue;
+            t = f->type;
+            name = f->name.ptr;
+        }
+        size_t nt = family_claims(t, name, theirs);
+        for (size_t a = 0; a < nm; a++) {
+            for (size_t b = 0; b < nt; b++) {
+                if (!claim_eq(mine[a], theirs[b]))
+                    continue;
+                lm__set_error(err, LM_ERR_EXISTS,
+                              "%s %s would expose \"%.*s%s\", which %s %s%s already exposes",
+                              type_name(sh->type), lm__quote(q, QCAP, sh->name, strlen(sh->name)),
+                              (int)mine[a].blen, mine[a].base, mine[a].suf, type_name(t),
+                              lm__quote(q2, QCAP, name, strlen(name)),
+                              i == nf ? " (built into the exposition)" : "");
+                return -1;
+            }
+        }
+    }
+    return 0;
+}
+
+/* -------------------------------------------------------------- building */
+
+static lm_series *series_alloc(lm_family *fam, size_t nvalues)
+{
+    /* lm_series is cache-line aligned for its gauge cell, so its size is a
+     * multiple of the alignment as aligned_alloc requires. */
+    lm_series *s = aligned_alloc(LM_CACHELINE, sizeof *s);
+    if (s == NULL)
+        return NULL;
+    memset(s, 0, sizeof *s);
+    s->family = fam;
+    atomic_init(&s->gauge, 0);
+    if (nvalues > 0) {
+        s->values = calloc(nvalues, sizeof *s->values);
+        if (s->values == NULL) {
+            free(s);
+            return NULL;
+        }
+    }
+    return s;
+}
+
+static void series_free(lm_series *s, size_t nvalues)
+{
+    if (s == NULL)
+        return;
+    if (s->values != NULL)
+        for (size_t i = 0; i < nvalues; i++)
+            lm__text_free(&s->values[i]);
+    free(s->values);
+    free(s);
+}
+
+void lm__family_free(lm_family *f)
+{
+    if (f == NULL)
+        return;
+    size_t n = atomic_load_explicit(&f->nseries, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++)
+        series_free(f->series[i], f->nlabels);
+    series_free(f->overflow_spare, f->nlabels);
+    if (f->label_names != NULL)
+        for (size_t i = 0; i < f->nlabels; i++)
+            lm__text_free(&f->label_names[i]);
+    free(f->label_names);
+    lm__text_free(&f->name);
+    lm__text_free(&f->help);
+    free(f->bounds);
+    free(f->ubounds);
+    free(f->le);
+    free(f->series);
+    free(f->index);
+    free(f);
+}
+
+static uint32_t family_width(const shape *sh)
+{
+    switch (sh->type) {
+    case LM_COUNTER:
+        return 1;
+    case LM_GAUGE:
+        return 0;
+    case LM_HISTOGRAM:
+        return (uint32_t)sh->nbounds + 3;
+    }
+    return 0;
+}
+
+static int copy_cstr(const char *s, lm_text *out)
+{
+    return lm__text_from((lm_str){s, strlen(s)}, 0, out);
+}
+
+/* Builds a family from a validated shape; takes ownership of sh->help. */
+static lm_family *family_build(lm_registry *reg, shape *sh)
+{
+    lm_family *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return NULL;
+    f->reg = reg;
+    f->type = sh->type;
+    f->help = sh->help;
+    sh->help = (lm_text){0};
+    f->nlabels = sh->nlabels;
+    f->max_series = sh->max_series;
+    f->width = family_width(sh);
+    atomic_init(&f->retired, false);
+    atomic_init(&f->nseries, 0);
+    atomic_init(&f->overflow, NULL);
+    atomic_init(&f->folded, 0);
+
+    size_t isize = 8;
+    while (isize < 2 * sh->max_series)
+        isize <<= 1;
+    f->index_mask = isize - 1;
+
+    if (copy_cstr(sh->name, &f->name) != LM_OK)
+        goto fail;
+    if (sh->nlabels > 0) {
+        f->label_names = calloc(sh->nlabels, sizeof *f->label_names);
+        if (f->label_names == NULL)
+            goto fail;
+        for (size_t i = 0; i < sh->nlabels; i++)
+            if (copy_cstr(sh->labels[i], &f->label_names[i]) != LM_OK)
+                goto fail;
+    }
+    f->series = calloc(sh->max_series, sizeof *f->series);
+    f->index = calloc(isize, sizeof *f->index);
+    if (f->series == NULL || f->index == NULL)
+        goto fail;
+
+    if (sh->type == LM_HISTOGRAM) {
+        f->nbounds = sh->nbounds;
+        f->unit_scale = sh->unit_scale;
+        f->bounds = malloc(sh->nbounds * sizeof *f->bounds);
+        f->ubounds = malloc(sh->nbounds * sizeof *f->ubounds);
+        f->le = malloc(sh->nbounds * sizeof *f->le);
+        if (f->bounds == NULL || f->ubounds == NULL || f->le == NULL)
+            goto fail;
+        memcpy(f->bounds, sh->bounds, sh->nbounds * sizeof *f->bounds);
+        memcpy(f->ubounds, sh->ubounds, sh->nbounds * sizeof *f->ubounds);
+        for (size_t i = 0; i < sh->nbounds; i++) {
+            char tmp[48];
+            size_t n = lm__fmt_double(tmp, sh->bounds[i]);
+            if (n >= sizeof f->le[i])
+                n = sizeof f->le[i] - 1; /* a finite double is at most 24 chars */
+            memcpy(f->le[i], tmp, n);
+            f->le[i][n] = '\0';
+        }
+    }
+
+    f->overflow_spare = series_alloc(f, sh->nlabels);
+    if (f->overflow_spare == NULL)
+        goto fail;
+    f->overflow_spare->is_overflow = true;
+    for (size_t i = 0; i < sh->nlabels; i++)
+        if (copy_cstr(LM_OVERFLOW_VALUE, &f->overflow_spare->values[i]) != LM_OK)
+            goto fail;
+    return f;
+
+fail:
+    lm__family_free(f);
+    return NULL;
+}
+
+static lm_family *find_live(lm_registry *reg, const char *name)
+{
+    size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_relaxed);
+    for (size_t i = 0; i < nf; i++) {
+        lm_family *f = reg->families[i];
+        if (!atomic_load_explicit(&f->retired, memory_order_relaxed) &&
+            strcmp(f->name.ptr, name) == 0)
+            return f;
+    }
+    return NULL;
+}
+
+lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options *opts,
+                                      bool replace, lm_error *err)
+{
+    shape sh;
+    char q[QCAP];
+    if (validate(opts, &sh, err) != 0)
+        return NULL;
+    lm__quote(q, QCAP, sh.name, strlen(sh.name));
+
+    lm_family *old = find_live(reg, sh.name);
+    if (old != NULL) {
+        char why[160];
+        if (!shape_differs(old, &sh, why, sizeof why)) {
+            lm__text_free(&sh.help);
+            return old; /* a reload: same family, counters continue */
+        }
+        if (!replace) {
+            lm__set_error(err, LM_ERR_EXISTS,
+                          "family %s is already registered with another shape: %s", q, why);
+            lm__text_free(&sh.help);
+            return NULL;
+        }
+    }
+    if (check_clashes(reg, &sh, old, err) != 0)
+        goto fail;
+
+    size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_relaxed);
+    if (nf >= reg->opts.max_families) {
+        lm__set_error(err, LM_ERR_LIMIT,
+                      "cannot register family %s: the registry's max_families (%zu) is reached "
+                      "(replaced families keep their place)",
+                      q, reg->opts.max_families);
+        goto fail;
+    }
+    uint32_t width = family_width(&sh);
+    if (reg->opts.slot_capacity - reg->slots_used < width) {
+        lm__set_error(err, LM_ERR_LIMIT,
+                      "cannot register family %s: slot_capacity (%zu cells) is exhausted", q,
+                      reg->opts.slot_capacity);
+        goto fail;
+    }
+    lm_family *f = family_build(reg, &sh);
+    if (f == NULL) {
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory registering family %s", q);
+        goto fail;
+    }
+    f->overflow_spare->slot = (uint32_t)reg->slots_used;
+    reg->slots_used += width;
+
+    /* Retire before publishing: a concurrent exposition may miss the name
+     * for one pass, but never shows it twice. The release store of
+     * nfamilies orders the retirement before the new family is visible. */
+    if (old != NULL)
+        atomic_store_explicit(&old->retired, true, memory_order_relaxed);
+    reg->families[nf] = f;
+    atomic_store_explicit(&reg->nfamilies, nf + 1, memory_order_release);
+    return f;
+
+fail:
+    lm__text_free(&sh.help);
+    return NULL;
+}
+
+static lm_family *register_public(lm_registry *reg, const lm_family_options *opts, bool replace,
+                                  lm_error *err)
+{
+    if (reg == NULL || opts == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "%s is NULL", reg == NULL ? "registry" : "options");
+        return NULL;
+    }
+    pthread_mutex_lock(&reg->lock);
+    lm_family *f = lm__family_register_locked(reg, opts, replace, err);
+    pthread_mutex_unlock(&reg->lock);
+    return f;
+}
+
+lm_family *lm_family_register(lm_registry *reg, const lm_family_options *opts, lm_error *err)
+{
+    return register_public(reg, opts, false, err);
+}
+
+lm_family *lm_family_replace(lm_registry *reg, const lm_family_options *opts, lm_error *err)
+{
+    return register_public(reg, opts, true, err);
+}
+
+/* ---------------------------------------------------------------- series */
+
+/* FNV-1a 64 over each value preceded by its length, so ("ab","c") and
+ * ("a","bc") differ. */
+static uint64_t values_hash(const lm_text *v, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t len = v[i].len;
+        for (int b = 0; b < 8; b++) {
+            h ^= (unsigned char)(len >> (8 * b));
+            h *= 0x100000001b3ULL;
+        }
+        for (size_t j = 0; j < v[i].len; j++) {
+            h ^= (unsigned char)v[i].ptr[j];
+            h *= 0x100000001b3ULL;
+        }
+    }
+    return h;
+}
+
+static bool values_eq(const lm_text *a, const lm_text *b, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (a[i].len != b[i].len || memcmp(a[i].ptr, b[i].ptr, a[i].len) != 0)
+            return false;
+    return true;
+}
+
+lm_series *lm__family_overflow_locked(lm_family *fam)
+{
+    lm_series *o = atomic_load_explicit(&fam->overflow, memory_order_relaxed);
+    if (o == NULL) {
+        o = fam->overflow_spare;
+        atomic_store_explicit(&fam->overflow, o, memory_order_release);
+    }
+    return o;
+}
+
+lm_series *lm__series_get_locked(lm_family *fam, const lm_str *values, lm_error *err)
+{
+    lm_registry *reg = fam->reg;
+    size_t nl = fam->nlabels;
+    lm_text tmp[LM_MAX_LABELS];
+    lm_series *s = NULL;
+    char q[QCAP];
+
+    if (nl > 0 && values == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "family %s has %zu labels but label_values is NULL",
+                      lm__quote(q, QCAP, fam->name.ptr, fam->name.len), nl);
+        return NULL;
+    }
+    size_t done = 0;
+    for (; done < nl; done++) {
+        int rc = lm__text_from(values[done], reg->opts.max_label_value_len, &tmp[done]);
+        if (rc != LM_OK) {
+            if (rc == LM_ERR_INVALID)
+                lm__set_error(err, LM_ERR_INVALID,
+                              "family %s: label value %zu has a NULL pointer and length %zu",
+                              lm__quote(q, QCAP, fam->name.ptr, fam->name.len), done,
+                              values[done].len);
+            else
+                lm__set_error(err, LM_ERR_NOMEM, "out of memory copying a label value");
+            goto out;
+        }
+    }
+
+    bool all_overflow = nl > 0;
+    for (size_t i = 0; i < nl && all_overflow; i++)
+        all_overflow = strcmp(tmp[i].ptr, LM_OVERFLOW_VALUE) == 0;
+    if (all_overflow) {
+        /* Would duplicate the overflow series' label set: it is that series. */
+        s = lm__family_overflow_locked(fam);
+        goto out;
+    }
+
+    uint64_t h = values_hash(tmp, nl);
+    size_t i = h & fam->index_mask;
+    for (lm_series *e; (e = fam->index[i]) != NULL; i = (i + 1) & fam->index_mask) {
+        if (e->hash == h && values_eq(e->values, tmp, nl)) {
+            s = e;
+            goto out;
+        }
+    }
+
+    size_t n = atomic_load_explicit(&fam->nseries, memory_order_relaxed);
+    if (n >= fam->max_series) {
+        atomic_fetch_add_explicit(&fam->folded, 1, memory_order_relaxed);
+        s = lm__family_overflow_locked(fam);
+        goto out;
+    }
+    if (reg->opts.slot_capacity - reg->slots_used < fam->width) {
+        lm__set_error(err, LM_ERR_LIMIT,
+                      "cannot create a series of family %s: slot_capacity (%zu cells) is "
+                      "exhausted",
+                      lm__quote(q, QCAP, fam->name.ptr, fam->name.len), reg->opts.slot_capacity);
+        goto out;
+    }
+    s = series_alloc(fam, 0);
+    if (s == NULL) {
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory creating a series");
+        goto out;
+    }
+    if (nl > 0) {
+        s->values = malloc(nl * sizeof *s->values);
+        if (s->values == NULL) {
+            free(s);
+            s = NULL;
+            lm__set_error(err, LM_ERR_NOMEM, "out of memory creating a series");
+            goto out;
+        }
+        memcpy(s->values, tmp, nl * sizeof *tmp);
+        done = 0; /* ownership moved */
+    }
+    s->hash = h;
+    s->slot = (uint32_t)reg->slots_used;
+    reg->slots_used += fam->width;
+    fam->index[i] = s;
+    fam->series[n] = s;
+    atomic_store_explicit(&fam->nseries, n + 1, memory_order_release);
+
+out:
+    for (size_t k = 0; k < done; k++)
+        lm__text_free(&tmp[k]);
+    return s;
+}
+
+lm_series *lm_series_get(lm_family *fam, const lm_str *label_values, lm_error *err)
+{
+    if (fam == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "family is NULL");
+        return NULL;
+    }
+    lm_registry *reg = fam->reg;
+    pthread_mutex_lock(&reg->lock);
+    lm_series *s = lm__series_get_locked(fam, label_values, err);
+    pthread_mutex_unlock(&reg->lock);
+    return s;
+}

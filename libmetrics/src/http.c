@@ -1,0 +1,443 @@
+/*
+ * The HTTP request fast path: four families per prefix, route handles
+ * resolved once by name, and lm_route_record, which turns one finished
+ * request into a handful of plain stores into the calling thread's shard.
+ */
+#include "core.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define QCAP 96
+#define LM_MAX_ROUTES_LIMIT ((size_t)1 << 20)
+
+static const char *const method_names[LM_METHOD_COUNT] = {
+    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "OTHER"};
+
+static const char *const http_labels[3] = {"method", "endpoint", "status"};
+static const char *const inflight_labels[1] = {"endpoint"};
+
+lm_method lm_method_parse(lm_str m)
+{
+    if (m.ptr == NULL)
+        return LM_METHOD_OTHER;
+    for (int i = 0; i < LM_METHOD_OTHER; i++)
+        if (strlen(method_names[i]) == m.len && memcmp(method_names[i], m.ptr, m.len) == 0)
+            return (lm_method)i;
+    return LM_METHOD_OTHER;
+}
+
+/* ------------------------------------------------------------ register */
+
+typedef struct http_names {
+    char *requests, *duration, *bytes, *inflight;
+} http_names;
+
+static void names_free(http_names *n)
+{
+    free(n->requests);
+    free(n->duration);
+    free(n->bytes);
+    free(n->inflight);
+}
+
+static char *join(const char *prefix, const char *name)
+{
+    size_t a = strlen(prefix), b = strlen(name);
+    char *s = malloc(a + b + 1);
+    if (s != NULL) {
+        memcpy(s, prefix, a);
+        memcpy(s + a, name, b + 1);
+    }
+    return s;
+}
+
+static int names_make(const char *prefix, http_names *n)
+{
+    n->requests = join(prefix, "http_requests_total");
+    n->duration = join(prefix, "http_request_duration_seconds");
+    n->bytes = join(prefix, "http_response_size_bytes_total");
+    n->inflight = join(prefix, "http_requests_in_progress");
+    return n->requests && n->duration && n->bytes && n->inflight ? 0 : -1;
+}
+
+static lm_family_options counter_opts(const char *name, const char *help, size_t max_series)
+{
+    return (lm_family_options){.type = LM_COUNTER,
+                               .name = name,
+                               .help = help,
+                               .label_names = http_labels,
+                               .nlabels = 3,
+                               .max_series = max_series};
+}
+
+static lm_family_options duration_opts(const char *name, const double *bounds, size_t nbounds,
+                                       size_t max_series)
+{
+    return (lm_family_options){
+        .type = LM_HISTOGRAM,
+        .name = name,
+        .help = "Time from the start of a request until its response was written, in seconds.",
+        .label_names = http_labels,
+        .nlabels = 3,
+        .max_series = max_series,
+        .bounds = bounds,
+        .nbounds = nbounds,
+        /* Observations are nanoseconds: sums stay exact integers. */
+        .unit_scale = 1e9};
+}
+
+static bool bounds_equal(const lm_family *f, const double *b, size_t nb)
+{
+    if (f->nbounds != nb)
+        return false;
+    for (size_t i = 0; i < nb; i++)
+        if (f->bounds[i] != b[i])
+            return false;
+    return true;
+}
+
+/* Replaces the duration histogram and moves every route slot to a series
+ * of the new family with the same labels, all under reg->lock, so the next
+ * lm_route_record of any thread observes into the new buckets. */
+static int replace_duration(lm_http *h, const lm_family_options *dopts, lm_error *err)
+{
+    lm_registry *reg = h->reg;
+    size_t nslots = 0;
+    size_t nroutes = atomic_load_explicit(&h->nroutes, memory_order_relaxed);
+    for (size_t r = 0; r < nroutes; r++)
+        for (int m = 0; m < LM_METHOD_COUNT; m++)
+            for (int st = 0; st < LM_STATUS_SLOTS; st++)
+                if (atomic_load_explicit(&h->routes[r]->slots[m][st], memory_order_relaxed))
+                    nslots++;
+    /* Check the cells up front so a replacement never leaves routes split
+     * between the old and the new buckets. */
+    uint64_t need = ((uint64_t)nslots + 1) * (dopts->nbounds + 3);
+    if (reg->opts.slot_capacity - reg->slots_used < need) {
+        lm__set_error(err, LM_ERR_LIMIT,
+                      "cannot replace histogram \"%s\": moving %zu route series needs %llu cells "
+                      "and only %zu of slot_capacity are left",
+                      dopts->name, nslots, (unsigned long long)need,
+                      reg->opts.slot_capacity - reg->slots_used);
+        return -1;
+    }
+    lm_family *nf = lm__family_register_locked(reg, dopts, true, err);
+    if (nf == NULL)
+        return -1;
+
+    int rc = 0;
+    for (size_t r = 0; r < nroutes; r++) {
+        lm_route *route = h->routes[r];
+        for (int m = 0; m < LM_METHOD_COUNT; m++) {
+            for (int st = 0; st < LM_STATUS_SLOTS; st++) {
+                lm_route_slot *slot =
+                    atomic_load_explicit(&route->slots[m][st], memory_order_relaxed);
+                if (slot == NULL)
+                    continue;
+                lm_series *old = atomic_load_explicit(&slot->duration, memory_order_relaxed);
+                lm_series *ns;
+                if (old->family == nf) {
+                    continue;
+                } else if (old->is_overflow) {
+                    ns = lm__family_overflow_locked(nf);
+                } else {
+                    lm_str v[3];
+                    for (int i = 0; i < 3; i++)
+                        v[i] = (lm_str){old->values[i].ptr, old->values[i].len};
+                    ns = lm__series_get_locked(nf, v, err);
+                }
+                if (ns == NULL) {
+                    rc = -1; /* out of memory: this slot keeps the retired family */
+                    continue;
+                }
+                atomic_store_explicit(&slot->duration, ns, memory_order_release);
+            }
+        }
+    }
+    atomic_store_explicit(&h->duration, nf, memory_order_release);
+    return rc;
+}
+
+static bool valid_prefix(const char *p)
+{
+    /* Empty, or a metric name prefix: the same alphabet, no leading digit. */
+    for (size_t i = 0; p[i]; i++) {
+        char c = p[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
+                  (i > 0 && c >= '0' && c <= '9');
+        if (!ok)
+            return false;
+    }
+    return true;
+}
+
+lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err)
+{
+    char q[QCAP];
+    if (reg == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "registry is NULL");
+        return NULL;
+    }
+    lm_http_options o = {0};
+    if (opts != NULL)
+        o = *opts;
+    const char *prefix = o.prefix ? o.prefix : "";
+    lm__quote(q, QCAP, prefix, strlen(prefix));
+    if (!valid_prefix(prefix)) {
+        lm__set_error(err, LM_ERR_INVALID,
+                      "http prefix %s must match [a-zA-Z_:][a-zA-Z0-9_:]* (or be empty)", q);
+        return NULL;
+    }
+    if (o.bounds == NULL && o.nbounds != 0) {
+        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: bounds is NULL but nbounds is %zu",
+                      q, o.nbounds);
+        return NULL;
+    }
+    size_t nb = o.nbounds;
+    const double *bounds = (o.bounds && nb) ? o.bounds : lm_default_latency_bounds(&nb);
+    size_t max_routes = o.max_routes ? o.max_routes : LM_DEFAULT_MAX_ROUTES;
+    size_t max_series = o.max_series ? o.max_series : LM_DEFAULT_HTTP_MAX_SERIES;
+    if (max_routes > LM_MAX_ROUTES_LIMIT) {
+        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: max_routes %zu exceeds %zu", q,
+                      max_routes, LM_MAX_ROUTES_LIMIT);
+        return NULL;
+    }
+    http_names names = {0};
+    if (names_make(prefix, &names) != 0) {
+        names_free(&names);
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory building metric names");
+        return NULL;
+    }
+
+    lm_http *h = NULL;
+    pthread_mutex_lock(&reg->lock);
+    for (size_t i = 0; i < reg->nhttp; i++)
+        if (strcmp(reg->https[i]->prefix.ptr, prefix) == 0)
+            h = reg->https[i];
+
+    if (h != NULL) {
+        lm_family *dur = atomic_load_explicit(&h->duration, memory_order_relaxed);
+        if (h->max_routes != max_routes || h->requests->max_series != max_series) {
+            lm__set_error(err, LM_ERR_EXISTS,
+                          "http metrics with prefix %s exist with max_routes %zu and max_series "
+                          "%zu; this call asks for %zu and %zu, which needs a new registry",
+                          q, h->max_routes, h->requests->max_series, max_routes, max_series);
+            h = NULL;
+        } else if (!bounds_equal(dur, bounds, nb)) {
+            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series);
+            if (replace_duration(h, &d, err) != 0)
+                h = NULL;
+        }
+        goto out;
+    }
+
+    if (reg->nhttp >= LM_MAX_HTTP) {
+        lm__set_error(err, LM_ERR_LIMIT,
+                      "cannot register http metrics with prefix %s: at most %d prefixes per "
+                      "registry",
+                      q, LM_MAX_HTTP);
+        goto out;
+    }
+    lm_family_options ro = counter_opts(
+        names.requests, "HTTP requests completed, by method, endpoint and status.", max_series);
+    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series);
+    lm_family_options bo = counter_opts(
+        names.bytes, "Bytes of HTTP response bodies sent, by method, endpoint and status.",
+        max_series);
+    lm_family_options io = {.type = LM_GAUGE,
+                            .name = names.inflight,
+                            .help = "HTTP requests currently being handled, by endpoint.",
+                            .label_names = inflight_labels,
+                            .nlabels = 1,
+                            .max_series = max_series};
+    lm_family *fr = lm__family_register_locked(reg, &ro, false, err);
+    lm_family *fd = fr ? lm__family_register_locked(reg, &dopt, false, err) : NULL;
+    lm_family *fb = fd ? lm__family_register_locked(reg, &bo, false, err) : NULL;
+    lm_family *fi = fb ? lm__family_register_locked(reg, &io, false, err) : NULL;
+    if (fi == NULL)
+        goto out; /* families made so far stay: registering them again is idempotent */
+
+    h = calloc(1, sizeof *h);
+    if (h == NULL || lm__text_from((lm_str){prefix, strlen(prefix)}, 0, &h->prefix) != LM_OK ||
+        (h->routes = calloc(max_routes, sizeof *h->routes)) == NULL) {
+        lm__http_free(h);
+        h = NULL;
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory registering http metrics");
+        goto out;
+    }
+    h->reg = reg;
+    h->max_routes = max_routes;
+    h->requests = fr;
+    atomic_init(&h->duration, fd);
+    h->bytes = fb;
+    h->inflight = fi;
+    atomic_init(&h->nroutes, 0);
+    reg->https[reg->nhttp++] = h;
+
+out:
+    pthread_mutex_unlock(&reg->lock);
+    names_free(&names);
+    return h;
+}
+
+/* --------------------------------------------------------------- routes */
+
+lm_route *lm_http_route(lm_http *h, lm_str name, lm_error *err)
+{
+    char q[QCAP];
+    if (h == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "http is NULL");
+        return NULL;
+    }
+    lm_registry *reg = h->reg;
+    lm_text t;
+    int rc = lm__text_from(name, reg->opts.max_label_value_len, &t);
+    if (rc != LM_OK) {
+        lm__set_error(err, (lm_status)rc,
+                      rc == LM_ERR_INVALID ? "route name has a NULL pointer and length %zu"
+                                           : "out of memory copying a route name (%zu bytes)",
+                      name.len);
+        return NULL;
+    }
+
+    lm_route *r = NULL;
+    pthread_mutex_lock(&reg->lock);
+    size_t n = atomic_load_explicit(&h->nroutes, memory_order_relaxed);
+    for (size_t i = 0; i < n; i++) {
+        if (h->routes[i]->name.len == t.len && memcmp(h->routes[i]->name.ptr, t.ptr, t.len) == 0) {
+            r = h->routes[i];
+            goto out;
+        }
+    }
+    if (n >= h->max_routes) {
+        lm__set_error(err, LM_ERR_LIMIT, "route %s not registered: max_routes (%zu) is reached",
+                      lm__quote(q, QCAP, t.ptr, t.len), h->max_routes);
+        goto out;
+    }
+    lm_route *nr = calloc(1, sizeof *nr);
+    if (nr == NULL || (nr->slots = calloc(LM_METHOD_COUNT, sizeof *nr->slots)) == NULL) {
+        if (nr)
+            free(nr);
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory creating route %s",
+                      lm__quote(q, QCAP, t.ptr, t.len));
+        goto out;
+    }
+    lm_str v = {t.ptr, t.len};
+    nr->inflight = lm__series_get_locked(h->inflight, &v, err);
+    if (nr->inflight == NULL) {
+        free(nr->slots);
+        free(nr);
+        goto out;
+    }
+    nr->http = h;
+    nr->name = t;
+    t = (lm_text){0};
+    h->routes[n] = nr;
+    atomic_store_explicit(&h->nroutes, n + 1, memory_order_release);
+    r = nr;
+
+out:
+    pthread_mutex_unlock(&reg->lock);
+    lm__text_free(&t);
+    return r;
+}
+
+int64_t *lm_route_inflight_cell(lm_route *route)
+{
+    return route ? (int64_t *)&route->inflight->gauge : NULL;
+}
+
+static void route_free(lm_route *r)
+{
+    if (r == NULL)
+        return;
+    if (r->slots != NULL)
+        for (int m = 0; m < LM_METHOD_COUNT; m++)
+            for (int st = 0; st < LM_STATUS_SLOTS; st++)
+                free(atomic_load_explicit(&r->slots[m][st], memory_order_relaxed));
+    free(r->slots);
+    lm__text_free(&r->name);
+    free(r);
+}
+
+void lm__http_free(lm_http *h)
+{
+    if (h == NULL)
+        return;
+    if (h->routes != NULL) {
+        size_t n = atomic_load_explicit(&h->nroutes, memory_order_relaxed);
+        for (size_t i = 0; i < n; i++)
+            route_free(h->routes[i]);
+    }
+    free(h->routes);
+    lm__text_free(&h->prefix);
+    free(h);
+}
+
+/* -------------------------------------------------------------- record */
+
+/* First request of a (method, status) on a route: resolves its three series
+ * once; afterwards the slot pointer is all the hot path needs. */
+static lm_route_slot *slot_create(lm_route *r, unsigned m, unsigned st)
+{
+    lm_http *h = r->http;
+    lm_registry *reg = h->reg;
+    pthread_mutex_lock(&reg->lock);
+    lm_route_slot *slot = atomic_load_explicit(&r->slots[m][st], memory_order_relaxed);
+    if (slot == NULL) {
+        char status[16];
+        if (st == LM_STATUS_SLOTS - 1)
+            snprintf(status, sizeof status, "other");
+        else
+            snprintf(status, sizeof status, "%u", st + LM_STATUS_MIN);
+        lm_str v[3] = {{method_names[m], strlen(method_names[m])},
+                       {r->name.ptr, r->name.len},
+                       {status, strlen(status)}};
+        lm_family *dur = atomic_load_explicit(&h->duration, memory_order_relaxed);
+        lm_series *rq = lm__series_get_locked(h->requests, v, NULL);
+        lm_series *du = rq ? lm__series_get_locked(dur, v, NULL) : NULL;
+        lm_series *by = du ? lm__series_get_locked(h->bytes, v, NULL) : NULL;
+        if (by != NULL && (slot = malloc(sizeof *slot)) != NULL) {
+            slot->requests = rq;
+            atomic_init(&slot->duration, du);
+            slot->bytes = by;
+            atomic_store_explicit(&r->slots[m][st], slot, memory_order_release);
+        }
+        /* On failure (memory or slot_capacity) the request is not recorded
+         * and the next one retries; series made so far stay and are reused. */
+    }
+    pthread_mutex_unlock(&reg->lock);
+    return slot;
+}
+
+void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
+{
+    if (LM_UNLIKELY(route == NULL))
+        return;
+    unsigned m = (unsigned)method < LM_METHOD_COUNT ? (unsigned)method : LM_METHOD_OTHER;
+    /* Unsigned wrap sends everything below 100 (negatives too) past the end. */
+    unsigned st = (unsigned)status - LM_STATUS_MIN;
+    if (st > LM_STATUS_MAX - LM_STATUS_MIN)
+        st = LM_STATUS_SLOTS - 1;
+    lm_registry *reg = route->http->reg;
+    lm_shard *sh = lm__shard(reg);
+
+    lm_route_slot *slot = atomic_load_explicit(&route->slots[m][st], memory_order_acquire);
+    if (LM_UNLIKELY(slot == NULL))
+        slot = slot_create(route, m, st);
+    if (LM_LIKELY(slot != NULL)) {
+        lm_series *d = atomic_load_explicit(&slot->duration, memory_order_acquire);
+        lm__cell_add(sh, slot->requests->slot, 1);
+        lm__cell_add(sh, slot->bytes->slot, response_bytes);
+        lm__histogram_add(sh, d, duration_ns < 0 ? 0 : duration_ns);
+    }
+    for (size_t i = 0; i < ncounters; i++) {
+        lm_series *c = counters[i];
+        if (LM_LIKELY(c != NULL && c->family->reg == reg && c->family->type == LM_COUNTER))
+            lm__cell_add(sh, c->slot, 1);
+        else
+            lm_counter_add(c, 1); /* NULL, wrong type (ignored) or another registry */
+    }
+}
