@@ -1,0 +1,689 @@
+/*
+ * Exposition: a resumable cursor that renders the registry as Prometheus
+ * text 0.0.4 or OpenMetrics 1.0.0 one unit (one line) at a time into a
+ * small staging buffer, then copies it out across lm_expo_read calls. The
+ * body is never built in memory, whatever the number of series (the same
+ * shape as HAProxy's promex applet: a state machine that resumes where the
+ * output buffer filled up).
+ *
+ * What one pass sees:
+ *  - Families: reg->nfamilies is acquire-loaded ONCE in lm_expo_begin, and
+ *    each family's retired flag is sampled then too. The core retires a
+ *    replaced family before publishing its successor (release on
+ *    nfamilies), so the snapshot holds exactly one live family per name.
+ *    Families registered after begin show up in the next scrape.
+ *  - Series: each family's nseries is acquire-loaded when the cursor reaches
+ *    the family; series created before that point are included, later ones
+ *    wait for the next scrape. The family's overflow series (never in
+ *    series[]) comes last if it exists when the cursor gets there.
+ *  - Histograms: each series is read once (lm__histogram_read) when the
+ *    cursor starts it, so its buckets are cumulative and +Inf equals _count
+ *    even while writers record.
+ *
+ * Order of the body: user families (registration order, skipping retired
+ * ones and ones without series), then libmetrics_series_folded_total with
+ * one sample per family exposed above, then process_* (LM_EXPO_PROCESS),
+ * then "# EOF" for OpenMetrics.
+ */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define LM_EXPO_CHUNK (16 * 1024)
+#define FOLDED_NAME "libmetrics_series_folded_total"
+#define FOLDED_HELP "Label sets folded into a family's overflow series because its series cap was reached"
+/* Longest rendered number: lm__fmt_scaled's exact form is at most 60 bytes. */
+#define NUM_MAX 64
+#define LE_MAX 40 /* sizeof family->le[i] */
+
+enum phase {
+    PH_FAMILY,       /* find the next family to expose */
+    PH_FAMILY_META,  /* its HELP/TYPE lines */
+    PH_SERIES,       /* its series, one line (histograms: several) per unit */
+    PH_FOLDED_META,  /* libmetrics_series_folded_total HELP/TYPE */
+    PH_FOLDED,       /* one sample per exposed family */
+    PH_PROCESS,      /* process_* metrics: meta lines and a sample each */
+    PH_EOF,
+    PH_DONE
+};
+
+/* client_golang's process collector names and help texts, so existing
+ * dashboards and alerts work unchanged. */
+enum proc_value { P_CPU, P_RESIDENT, P_VIRTUAL, P_OPEN_FDS, P_MAX_FDS, P_START, P_THREADS, P_COUNT };
+static const struct {
+    const char *name;
+    lm_type type;
+    const char *help;
+} k_process[P_COUNT] = {
+    [P_CPU] = {"process_cpu_seconds_total", LM_COUNTER,
+               "Total user and system CPU time spent in seconds."},
+    [P_RESIDENT] = {"process_resident_memory_bytes", LM_GAUGE, "Resident memory size in bytes."},
+    [P_VIRTUAL] = {"process_virtual_memory_bytes", LM_GAUGE, "Virtual memory size in bytes."},
+    [P_OPEN_FDS] = {"process_open_fds", LM_GAUGE, "Number of open file descriptors."},
+    [P_MAX_FDS] = {"process_max_fds", LM_GAUGE, "Maximum number of open file descriptors."},
+    [P_START] = {"process_start_time_seconds", LM_GAUGE,
+                 "Start time of the process since unix epoch in seconds."},
+    [P_THREADS] = {"process_threads", LM_GAUGE, "Number of OS threads in the process."},
+};
+
+/* Per family of the snapshot. */
+enum { FAM_SKIP = 0, FAM_LIVE = 1, FAM_EXPOSED = 2 };
+
+struct lm_expo {
+    lm_registry *reg;
+    lm_format fmt;
+    unsigned flags;
+    bool failed;            /* a unit did not fit the staging buffer: a bug, stream cut */
+    enum phase phase;
+    unsigned step;          /* meta line index, or unit index within a histogram series */
+
+    size_t nfam;            /* families in the snapshot */
+    unsigned char *famstate;
+    size_t fi;              /* current family (PH_FAMILY..PH_SERIES, PH_FOLDED) */
+    const lm_family *fam;
+    size_t nseries;         /* fam's series count, loaded when fam was reached */
+    size_t si;              /* next series; == nseries: the overflow series */
+    const lm_series *cur;   /* series being rendered (histograms span units) */
+    size_t nexposed;
+
+    /* The current histogram series, read once. */
+    uint64_t buckets[LM_MAX_BOUNDS + 1];
+    uint64_t cumulative;
+    uint64_t hcount;
+    int64_t sum_hi;
+    uint64_t sum_lo;
+    bool with_sum;          /* expose _sum and _count (see start_histogram) */
+
+    lm_process_stats proc;
+    unsigned proc_mask;     /* process metrics to expose (not shadowed) */
+    unsigned pi;            /* current process metric */
+
+    char *buf;              /* staging buffer: one unit */
+    size_t cap, len, off;
+};
+
+const char *lm_format_content_type(lm_format fmt)
+{
+    switch (fmt) {
+    case LM_FORMAT_TEXT:
+        return "text/plain; version=0.0.4; charset=utf-8";
+    case LM_FORMAT_OPENMETRICS:
+        return "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    }
+    return NULL; /* not a format: the caller passed a value outside the enum */
+}
+
+/* ------------------------------------------------------ bounded writer */
+
+/* Appends refuse (and mark the cursor failed) instead of overrunning; the
+ * staging size computed in lm_expo_begin makes that unreachable. */
+static void put(lm_expo *e, const char *s, size_t n)
+{
+    if (n > e->cap - e->len) {
+        e->failed = true;
+        return;
+    }
+    memcpy(e->buf + e->len, s, n);
+    e->len += n;
+}
+
+static void puts_(lm_expo *e, const char *s)
+{
+    put(e, s, strlen(s));
+}
+
+static void put_label_value(lm_expo *e, const char *s, size_t n)
+{
+    if (n > (e->cap - e->len) / 2) {
+        e->failed = true;
+        return;
+    }
+    e->len += lm__escape_label(e->buf + e->len, s, n);
+}
+
+static void put_help(lm_expo *e, const char *s, size_t n)
+{
+    if (n > (e->cap - e->len) / 2) {
+        e->failed = true;
+        return;
+    }
+    e->len += lm__escape_help(e->buf + e->len, s, n, e->fmt);
+}
+
+static void put_u64(lm_expo *e, uint64_t v)
+{
+    char num[NUM_MAX];
+    put(e, num, lm__fmt_u64(num, v));
+}
+
+/* ----------------------------------------------------------- rendering */
+
+static bool is_om(const lm_expo *e)
+{
+    return e->fmt == LM_FORMAT_OPENMETRICS;
+}
+
+/* The family name in HELP/TYPE lines: OpenMetrics names a counter without
+ * its "_total" (the core guarantees the suffix; a name without it is used
+ * as is and the sample gets "_total" appended). */
+static size_t meta_name_len(const lm_expo *e, const char *name, size_t len, lm_type type)
+{
+    if (is_om(e) && type == LM_COUNTER && len > 6 && memcmp(name + len - 6, "_total", 6) == 0)
+        return len - 6;
+    return len;
+}
+
+/* Counter sample name in OpenMetrics when the registered name lacks
+ * "_total" (defensive; see meta_name_len). */
+static const char *counter_suffix(const lm_expo *e, const char *name, size_t len, lm_type type)
+{
+    if (is_om(e) && type == LM_COUNTER && !(len > 6 && memcmp(name + len - 6, "_total", 6) == 0))
+        return "_total";
+    return "";
+}
+
+static const char *type_word(lm_type t)
+{
+    switch (t) {
+    case LM_COUNTER:
+        return "counter";
+    case LM_GAUGE:
+        return "gauge";
+    case LM_HISTOGRAM:
+        return "histogram";
+    }
+    return "unknown";
+}
+
+/* Meta line number `step` (0 or 1) of a family: text puts HELP first as
+ * client_golang does, OpenMetrics recommends TYPE, UNIT, HELP. An empty
+ * help renders no HELP line (OpenMetrics treats an empty one as absent). */
+static void render_meta(lm_expo *e, unsigned step, const char *name, size_t len, lm_type type,
+                        const char *help, size_t hlen)
+{
+    bool help_line = is_om(e) ? step == 1 : step == 0;
+    size_t mlen = meta_name_len(e, name, len, type);
+    if (help_line) {
+        if (hlen == 0)
+            return;
+        puts_(e, "# HELP ");
+        put(e, name, mlen);
+        put(e, " ", 1);
+        put_help(e, help, hlen);
+        put(e, "\n", 1);
+    } else {
+        puts_(e, "# TYPE ");
+        put(e, name, mlen);
+        put(e, " ", 1);
+        puts_(e, type_word(type));
+        put(e, "\n", 1);
+    }
+}
+
+/* name + suffix + {labels[,le="..."]} + " " (the value follows). */
+static void render_sample_head(lm_expo *e, const lm_family *f, const lm_series *s,
+                               const char *suffix, const char *le)
+{
+    put(e, f->name.ptr, f->name.len);
+    puts_(e, suffix);
+    if (f->nlabels > 0 || le) {
+        put(e, "{", 1);
+        for (size_t i = 0; i < f->nlabels; i++) {
+            if (i)
+                put(e, ",", 1);
+            put(e, f->label_names[i].ptr, f->label_names[i].len);
+            put(e, "=\"", 2);
+            put_label_value(e, s->values[i].ptr, s->values[i].len);
+            put(e, "\"", 1);
+        }
+        if (le) {
+            if (f->nlabels)
+                put(e, ",", 1);
+            puts_(e, "le=\"");
+            puts_(e, le);
+            put(e, "\"", 1);
+        }
+        put(e, "}", 1);
+    }
+    put(e, " ", 1);
+}
+
+/* OpenMetrics histograms: a sum is a counter, so it must not be negative,
+ * and a family with negative bucket bounds must not expose one at all;
+ * the parser then also refuses a _count without _sum. Such series expose
+ * their buckets only (the +Inf bucket carries the count). Text 0.0.4 has no
+ * such rule and always gets _sum and _count. */
+static void start_histogram(lm_expo *e, const lm_series *s)
+{
+    lm__histogram_read(s, e->buckets, &e->hcount, &e->sum_hi, &e->sum_lo);
+    e->cumulative = 0;
+    const lm_family *f = s->family;
+    bool negative_bounds = f->nbounds > 0 && f->bounds[0] < 0;
+    e->with_sum = !is_om(e) || (!negative_bounds && e->sum_hi >= 0);
+}
+
+/* One unit of the current histogram series; false when it is finished. */
+static bool render_histogram_unit(lm_expo *e)
+{
+    const lm_family *f = e->fam;
+    size_t nb = f->nbounds;
+    char num[NUM_MAX];
+    if (e->step <= nb) {
+        e->cumulative += e->buckets[e->step];
+        render_sample_head(e, f, e->cur, "_bucket", e->step < nb ? f->le[e->step] : "+Inf");
+        put_u64(e, e->cumulative);
+        put(e, "\n", 1);
+        e->step++;
+        return true;
+    }
+    if (!e->with_sum || e->step > nb + 2)
+        return false;
+    if (e->step == nb + 1) {
+        render_sample_head(e, f, e->cur, "_sum", NULL);
+        put(e, num, lm__fmt_scaled(num, sizeof num, e->sum_hi, e->sum_lo, f->unit_scale));
+    } else {
+        render_sample_head(e, f, e->cur, "_count", NULL);
+        put_u64(e, e->hcount);
+    }
+    put(e, "\n", 1);
+    e->step++;
+    return true;
+}
+
+/* The next series of the current family, in creation order, then the
+ * overflow series; NULL when the family is done. */
+static const lm_series *next_series(lm_expo *e)
+{
+    if (e->si < e->nseries)
+        return e->fam->series[e->si++];
+    if (e->si == e->nseries) {
+        e->si++;
+        return atomic_load_explicit(&((lm_family *)e->fam)->overflow, memory_order_acquire);
+    }
+    return NULL;
+}
+
+/* One unit of the current family's series; false when the family is done. */
+static bool render_series_unit(lm_expo *e)
+{
+    const lm_family *f = e->fam;
+    for (;;) {
+        if (e->cur == NULL) {
+            e->cur = next_series(e);
+            if (e->cur == NULL)
+                return false;
+            e->step = 0;
+            if (f->type == LM_HISTOGRAM)
+                start_histogram(e, e->cur);
+        }
+        if (f->type == LM_HISTOGRAM) {
+            if (render_histogram_unit(e))
+                return true;
+            e->cur = NULL;
+            continue;
+        }
+        char num[NUM_MAX];
+        size_t n;
+        if (f->type == LM_COUNTER) {
+            render_sample_head(e, f, e->cur, counter_suffix(e, f->name.ptr, f->name.len, f->type),
+                               NULL);
+            n = lm__fmt_u64(num, lm__cell_total(f->reg, e->cur->slot));
+        } else {
+            render_sample_head(e, f, e->cur, "", NULL);
+            n = lm__fmt_i64(num, atomic_load_explicit(&((lm_series *)e->cur)->gauge,
+                                                      memory_order_relaxed));
+        }
+        put(e, num, n);
+        put(e, "\n", 1);
+        e->cur = NULL;
+        return true;
+    }
+}
+
+/* Integral gauges (bytes, descriptors, threads) as integers; anything else
+ * (fractions, RLIM_INFINITY's 2^64-1) as a canonical double. */
+static void put_process_value(lm_expo *e, double v)
+{
+    char num[NUM_MAX];
+    if (v >= 0 && v < 9007199254740992.0 && v == (double)(uint64_t)v)
+        put(e, num, lm__fmt_u64(num, (uint64_t)v));
+    else
+        put(e, num, lm__fmt_double(num, v));
+}
+
+static double process_value(const lm_process_stats *p, unsigned i)
+{
+    switch ((enum proc_value)i) {
+    case P_CPU:
+        return p->cpu_seconds;
+    case P_RESIDENT:
+        return p->resident_bytes;
+    case P_VIRTUAL:
+        return p->virtual_bytes;
+    case P_OPEN_FDS:
+        return p->open_fds;
+    case P_MAX_FDS:
+        return p->max_fds;
+    case P_START:
+        return p->start_time_seconds;
+    case P_THREADS:
+    case P_COUNT:
+        break;
+    }
+    return p->threads;
+}
+
+/* Renders the next unit into the staging buffer; false when the
+ * exposition is complete. Steps that render nothing (an empty HELP, a
+ * family without series) just advance. */
+static bool render_unit(lm_expo *e)
+{
+    e->len = e->off = 0;
+    while (e->len == 0 && !e->failed) {
+        switch (e->phase) {
+        case PH_FAMILY:
+            for (; e->fi < e->nfam; e->fi++) {
+                if (e->famstate[e->fi] == FAM_SKIP)
+                    continue;
+                const lm_family *f = e->reg->families[e->fi];
+                size_t n = atomic_load_explicit(&((lm_family *)f)->nseries, memory_order_acquire);
+                if (n == 0)
+                    continue; /* nothing to show; the overflow needs a full family */
+                e->famstate[e->fi] = FAM_EXPOSED;
+                e->nexposed++;
+                e->fam = f;
+                e->nseries = n;
+                e->si = 0;
+                e->cur = NULL;
+                e->step = 0;
+                e->phase = PH_FAMILY_META;
+                break;
+            }
+            if (e->phase == PH_FAMILY) {
+                e->phase = PH_FOLDED_META;
+                e->step = 0;
+            }
+            break;
+        case PH_FAMILY_META:
+            if (e->step < 2) {
+                render_meta(e, e->step, e->fam->name.ptr, e->fam->name.len, e->fam->type,
+                            e->fam->help.ptr, e->fam->help.len);
+                e->step++;
+            } else {
+                e->phase = PH_SERIES;
+            }
+            break;
+        case PH_SERIES:
+            if (!render_series_unit(e)) {
+                e->fi++;
+                e->phase = PH_FAMILY;
+            }
+            break;
+        case PH_FOLDED_META:
+            if (e->nexposed == 0 || e->step >= 2) {
+                e->phase = e->nexposed ? PH_FOLDED : PH_PROCESS;
+                e->fi = 0;
+                e->pi = 0;
+                e->step = 0;
+            } else {
+                render_meta(e, e->step++, FOLDED_NAME, strlen(FOLDED_NAME), LM_COUNTER,
+                            FOLDED_HELP, strlen(FOLDED_HELP));
+            }
+            break;
+        case PH_FOLDED:
+            while (e->fi < e->nfam && e->famstate[e->fi] != FAM_EXPOSED)
+                e->fi++;
+            if (e->fi == e->nfam) {
+                e->phase = PH_PROCESS;
+                e->pi = 0;
+                e->step = 0;
+                break;
+            }
+            {
+                const lm_family *f = e->reg->families[e->fi++];
+                puts_(e, FOLDED_NAME "{family=\"");
+                put_label_value(e, f->name.ptr, f->name.len);
+                puts_(e, "\"} ");
+                put_u64(e, atomic_load_explicit(&((lm_family *)f)->folded, memory_order_relaxed));
+                put(e, "\n", 1);
+            }
+            break;
+        case PH_PROCESS:
+            while (e->pi < P_COUNT && !(e->proc_mask & (1u << e->pi)))
+                e->pi++;
+            if (e->pi == P_COUNT) {
+                e->phase = PH_EOF;
+                break;
+            }
+            {
+                const char *name = k_process[e->pi].name;
+                lm_type type = k_process[e->pi].type;
+                if (e->step < 2) {
+                    render_meta(e, e->step++, name, strlen(name), type, k_process[e->pi].help,
+                                strlen(k_process[e->pi].help));
+                } else {
+                    puts_(e, name);
+                    puts_(e, counter_suffix(e, name, strlen(name), type));
+                    put(e, " ", 1);
+                    put_process_value(e, process_value(&e->proc, e->pi));
+                    put(e, "\n", 1);
+                    e->pi++;
+                    e->step = 0;
+                }
+            }
+            break;
+        case PH_EOF:
+            if (is_om(e))
+                puts_(e, "# EOF\n");
+            e->phase = PH_DONE;
+            break;
+        case PH_DONE:
+            return false;
+        }
+    }
+    return !e->failed;
+}
+
+/* ------------------------------------------------------------- sizing */
+
+/* Longest unit any family of the snapshot can produce, from its fixed
+ * parts and the registry's label value limit (values are cut to
+ * max_label_value_len bytes when sanitised; the overflow series' value is
+ * "_overflow"). Escaping at most doubles a value. */
+static size_t family_unit_bound(const lm_registry *reg, const lm_family *f)
+{
+    size_t vmax = reg->opts.max_label_value_len;
+    if (vmax < sizeof LM_OVERFLOW_VALUE - 1)
+        vmax = sizeof LM_OVERFLOW_VALUE - 1;
+    size_t meta = sizeof "# HELP  \n" + f->name.len + 2 * f->help.len;
+    size_t type = sizeof "# TYPE  histogram\n" + f->name.len;
+    size_t sample = f->name.len + sizeof "_bucket{}" + sizeof ",le=\"\"" + LE_MAX + 1 + NUM_MAX + 1;
+    for (size_t i = 0; i < f->nlabels; i++)
+        sample += f->label_names[i].len + sizeof ",=\"\"" + 2 * vmax;
+    size_t folded = sizeof FOLDED_NAME "{family=\"\"} \n" + 2 * f->name.len + NUM_MAX;
+    size_t m = meta > type ? meta : type;
+    m = m > sample ? m : sample;
+    return m > folded ? m : folded;
+}
+
+/* Whether a user family already exposes the name a built-in metric would
+ * use: the same exposed names the core refuses between user families (a
+ * counter's base, base_total, base_created; a histogram's name with
+ * _bucket/_count/_sum/_created; a gauge's name). The built-in is then left
+ * out rather than exposed twice. */
+static bool name_taken(const lm_family *f, const char *name, lm_type type)
+{
+    const char *fn = f->name.ptr;
+    size_t fl = f->name.len;
+    static const char *const counter_sfx[] = {"", "_total", "_created", NULL};
+    static const char *const hist_sfx[] = {"", "_bucket", "_count", "_sum", "_created", NULL};
+    static const char *const gauge_sfx[] = {"", NULL};
+    const char *const *fs = f->type == LM_COUNTER     ? counter_sfx
+                            : f->type == LM_HISTOGRAM ? hist_sfx
+                                                      : gauge_sfx;
+    if (f->type == LM_COUNTER && fl > 6)
+        fl -= 6;
+    size_t nl = strlen(name);
+    const char *const *ns = type == LM_COUNTER ? counter_sfx : gauge_sfx;
+    if (type == LM_COUNTER)
+        nl -= 6;
+    for (size_t a = 0; fs[a]; a++)
+        for (size_t b = 0; ns[b]; b++) {
+            size_t la = strlen(fs[a]), lb = strlen(ns[b]);
+            if (fl + la != nl + lb)
+                continue;
+            /* compare fn[0..fl)+fs[a] with name[0..nl)+ns[b] */
+            bool eq = true;
+            for (size_t i = 0; i < fl + la && eq; i++) {
+                char ca = i < fl ? fn[i] : fs[a][i - fl];
+                char cb = i < nl ? name[i] : ns[b][i - nl];
+                eq = ca == cb;
+            }
+            if (eq)
+                return true;
+        }
+    return false;
+}
+
+/* -------------------------------------------------------------- public */
+
+static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_expo **out,
+                           lm_error *err);
+
+lm_expo *lm_expo_begin(lm_registry *reg, lm_format fmt, unsigned flags, lm_error *err)
+{
+    lm_expo *e = NULL;
+    expo_open(reg, fmt, flags, &e, err);
+    return e;
+}
+
+static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_expo **out,
+                           lm_error *err)
+{
+    *out = NULL;
+    if (reg == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "registry is NULL");
+        return LM_ERR_INVALID;
+    }
+    if (fmt != LM_FORMAT_TEXT && fmt != LM_FORMAT_OPENMETRICS) {
+        lm__set_error(err, LM_ERR_INVALID,
+                      "exposition format %d is neither LM_FORMAT_TEXT (0) nor "
+                      "LM_FORMAT_OPENMETRICS (1)",
+                      (int)fmt);
+        return LM_ERR_INVALID;
+    }
+    if (flags & ~LM_EXPO_PROCESS) {
+        lm__set_error(err, LM_ERR_INVALID, "exposition flags 0x%x contain unknown bits 0x%x",
+                      flags, flags & ~LM_EXPO_PROCESS);
+        return LM_ERR_INVALID;
+    }
+    lm_expo *e = calloc(1, sizeof *e);
+    if (e == NULL) {
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory allocating an exposition cursor");
+        return LM_ERR_NOMEM;
+    }
+    e->reg = reg;
+    e->fmt = fmt;
+    e->flags = flags;
+    e->phase = PH_FAMILY;
+    e->nfam = atomic_load_explicit(&reg->nfamilies, memory_order_acquire);
+    e->famstate = calloc(e->nfam ? e->nfam : 1, 1);
+
+    /* Process metrics and the end line are short fixed strings. */
+    size_t cap = 512;
+    for (size_t i = 0; i < e->nfam && e->famstate; i++) {
+        const lm_family *f = reg->families[i];
+        if (atomic_load_explicit(&((lm_family *)f)->retired, memory_order_relaxed))
+            continue;
+        e->famstate[i] = FAM_LIVE;
+        size_t b = family_unit_bound(reg, f);
+        if (b > cap)
+            cap = b;
+    }
+    if (flags & LM_EXPO_PROCESS) {
+        lm__process_read(&e->proc);
+        if (e->proc.ok)
+            for (unsigned p = 0; p < P_COUNT; p++) {
+                bool taken = false;
+                for (size_t i = 0; i < e->nfam && !taken && e->famstate; i++)
+                    taken = e->famstate[i] != FAM_SKIP &&
+                            name_taken(reg->families[i], k_process[p].name, k_process[p].type);
+                if (!taken)
+                    e->proc_mask |= 1u << p;
+            }
+    }
+    e->cap = cap;
+    e->buf = e->famstate ? malloc(cap) : NULL;
+    if (e->buf == NULL) {
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory allocating a %zu-byte exposition buffer",
+                      cap);
+        lm_expo_end(e);
+        return LM_ERR_NOMEM;
+    }
+    *out = e;
+    return LM_OK;
+}
+
+size_t lm_expo_read(lm_expo *e, char *buf, size_t cap)
+{
+    if (e == NULL || buf == NULL)
+        return 0;
+    size_t n = 0;
+    while (n < cap) {
+        if (e->off == e->len && !render_unit(e))
+            break;
+        size_t k = e->len - e->off;
+        if (k > cap - n)
+            k = cap - n;
+        memcpy(buf + n, e->buf + e->off, k);
+        e->off += k;
+        n += k;
+    }
+    return n;
+}
+
+void lm_expo_end(lm_expo *e)
+{
+    if (e == NULL)
+        return;
+    free(e->buf);
+    free(e->famstate);
+    free(e);
+}
+
+lm_status lm_expo_write(lm_registry *reg, lm_format fmt, unsigned flags, lm_write_fn fn,
+                        void *ctx, lm_error *err)
+{
+    if (fn == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "writer callback is NULL");
+        return LM_ERR_INVALID;
+    }
+    lm_expo *e;
+    lm_status st = expo_open(reg, fmt, flags, &e, err);
+    if (st != LM_OK)
+        return st;
+    char chunk[LM_EXPO_CHUNK];
+    uint64_t total = 0;
+    size_t n;
+    while ((n = lm_expo_read(e, chunk, sizeof chunk)) > 0) {
+        int rc = fn(ctx, chunk, n);
+        if (rc != 0) {
+            lm__set_error(err, LM_ERR_IO,
+                          "exposition writer returned %d after %llu bytes had been written", rc,
+                          (unsigned long long)total);
+            st = LM_ERR_IO;
+            break;
+        }
+        total += n;
+    }
+    if (st == LM_OK && e->failed) {
+        lm__set_error(err, LM_ERR_LIMIT,
+                      "exposition line longer than the %zu-byte staging buffer (a libmetrics "
+                      "bug); output cut after %llu bytes",
+                      e->cap, (unsigned long long)total);
+        st = LM_ERR_LIMIT;
+    }
+    lm_expo_end(e);
+    return st;
+}
