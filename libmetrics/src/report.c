@@ -141,14 +141,14 @@ static void md_escape(out *o, const char *s, size_t n)
         case '&':
             out_str(o, "&amp;");
             break;
+        /* Arrows rather than the control pictures (U+240A...): common
+         * fonts (DejaVu) have glyphs for these. */
         case '\n':
-            out_str(o, "\xE2\x90\x8A"); /* U+240A SYMBOL FOR LINE FEED */
+        case '\r':
+            out_str(o, "\xE2\x86\xB5"); /* U+21B5 ↵ */
             break;
         case '\t':
-            out_str(o, "\xE2\x90\x89"); /* U+2409 SYMBOL FOR HORIZONTAL TAB */
-            break;
-        case '\r':
-            out_str(o, "\xE2\x90\x8D"); /* U+240D SYMBOL FOR CARRIAGE RETURN */
+            out_str(o, "\xE2\x87\xA5"); /* U+21E5 ⇥ */
             break;
         case '\\': case '`': case '*': case '_': case '[': case ']': case '|': case '~':
         case '!':

@@ -1,0 +1,510 @@
+/*
+ * The status report: numbers against hand-computed values, sort order,
+ * error split, escaping of hostile names in both Markdown and HTML, writer
+ * failures, chunk bounds and the HTML truncation bound.
+ */
+#include "internal.h"
+#include "lm_test.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MS 1000000LL /* recorded units are nanoseconds */
+
+/* ------------------------------------------------------------ helpers */
+
+typedef struct sink {
+    char *p;
+    size_t len, cap;
+    size_t max_chunk;
+    size_t calls;
+    size_t fail_after; /* 0: never fail */
+} sink;
+
+static int sink_write(void *ctx, const char *buf, size_t len)
+{
+    sink *s = ctx;
+    s->calls++;
+    if (s->fail_after && s->calls >= s->fail_after)
+        return 1;
+    if (len > s->max_chunk)
+        s->max_chunk = len;
+    if (s->len + len + 1 > s->cap) {
+        size_t cap = s->cap ? s->cap : 4096;
+        while (cap < s->len + len + 1)
+            cap *= 2;
+        char *p = realloc(s->p, cap);
+        if (!p)
+            return 1;
+        s->p = p;
+        s->cap = cap;
+    }
+    memcpy(s->p + s->len, buf, len);
+    s->len += len;
+    s->p[s->len] = '\0';
+    return 0;
+}
+
+static void sink_reset(sink *s)
+{
+    free(s->p);
+    memset(s, 0, sizeof *s);
+}
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++) {
+        size_t i = 0;
+        while (i < n && hay[i] && tolower((unsigned char)hay[i]) == tolower((unsigned char)needle[i]))
+            i++;
+        if (i == n)
+            return true;
+    }
+    return false;
+}
+
+/* The Markdown table row whose second cell is exactly `name`, split into
+ * cells at unescaped pipes (the same rule the HTML renderer uses). Returns
+ * the number of cells, 0 when no such row exists. */
+#define MAX_CELLS 16
+static size_t find_row(const char *md, const char *name, char cells[MAX_CELLS][256])
+{
+    for (const char *line = md; line && *line; line = strchr(line, '\n'), line = line ? line + 1 : NULL) {
+        if (line[0] != '|')
+            continue;
+        size_t n = 0, k = 0;
+        const char *p = line + 1;
+        while (*p && *p != '\n' && n < MAX_CELLS) {
+            if (*p == '\\' && p[1] && p[1] != '\n') {
+                if (k < 254) {
+                    cells[n][k++] = p[0];
+                    cells[n][k++] = p[1];
+                }
+                p += 2;
+                continue;
+            }
+            if (*p == '|') {
+                cells[n][k] = '\0';
+                n++;
+                k = 0;
+                p++;
+                continue;
+            }
+            if (k < 255)
+                cells[n][k++] = *p;
+            p++;
+        }
+        /* trim */
+        for (size_t i = 0; i < n; i++) {
+            char *c = cells[i];
+            size_t len = strlen(c);
+            while (len && c[len - 1] == ' ')
+                c[--len] = '\0';
+            size_t a = 0;
+            while (c[a] == ' ')
+                a++;
+            memmove(c, c + a, len - a + 1);
+        }
+        if (n >= 2 && strcmp(cells[1], name) == 0)
+            return n;
+    }
+    return 0;
+}
+
+enum { C_STATE, C_ROUTE, C_REQ, C_RATE, C_5XX, C_4XX, C_P50, C_P95, C_P99, C_INFLIGHT, C_BAR };
+
+static void record_n(lm_route *r, int n, int status, int64_t ns)
+{
+    for (int i = 0; i < n; i++)
+        lm_route_record(r, LM_METHOD_GET, status, ns, 100, NULL, 0);
+}
+
+/* -------------------------------------------------------------- fixture */
+
+/* Buckets (ms): <=10, <=20, <=50, <=100, +Inf. */
+static const double bounds[] = {0.010, 0.020, 0.050, 0.100};
+
+static const char hostile1[] = "/<script>alert(1)</script>";
+/* pipe, backticks, newline, invalid UTF-8 (0xFF), a leading list marker */
+static const char hostile2[] = "- pipe|tick`x`\nnl\xff" "end";
+
+static lm_registry *fixture(void)
+{
+    lm_error err;
+    lm_registry *reg = lm_registry_new(NULL, &err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return NULL;
+    lm_http_options ho = {.prefix = "", .bounds = bounds, .nbounds = 4};
+    lm_http *http = lm_http_register(reg, &ho, &err);
+    CHECK(http != NULL);
+    if (!http)
+        return reg;
+#define ROUTE(s) lm_http_route(http, (lm_str){s, sizeof s - 1}, &err)
+    lm_route *home = ROUTE("home"), *api = ROUTE("api"), *slow = ROUTE("slow"),
+             *contact = ROUTE("contact"), *idle = ROUTE("idle"), *h1 = ROUTE(hostile1),
+             *h2 = ROUTE(hostile2);
+    CHECK(home && api && slow && contact && idle && h1 && h2);
+    if (!(home && api && slow && contact && idle && h1 && h2))
+        return reg;
+
+    /* home: 100 x 200. 40 at 5 ms, 40 at 15 ms, 15 at 40 ms, 5 at 80 ms.
+     * Cumulative counts (<=10, <=20, <=50, <=100, +Inf) = 40, 80, 95, 100, 100.
+     *   p50: rank 0.5*100 = 50; first cum >= 50 is <=20 (80); inside it
+     *        10 + (20-10) * (50-40)/(80-40) = 10 + 10*0.25 = 12.5 ms
+     *   p95: rank 95; first cum >= 95 is <=50 (95);
+     *        20 + (50-20) * (95-80)/(95-80) = 50 ms
+     *   p99: rank 99; first cum >= 99 is <=100 (100);
+     *        50 + (100-50) * (99-95)/(100-95) = 50 + 50*0.8 = 90 ms */
+    record_n(home, 40, 200, 5 * MS);
+    record_n(home, 40, 200, 15 * MS);
+    record_n(home, 15, 200, 40 * MS);
+    record_n(home, 5, 200, 80 * MS);
+
+    /* api: 20 requests, 15 x 200, 3 x 500, 2 x 404, all at 30 ms, so every
+     * observation sits in (20, 50]; cum = 0, 0, 20, 20, 20.
+     *   5xx = 3/20 = 15 %, 4xx = 2/20 = 10 %
+     *   p50: rank 10 -> 20 + 30 * 10/20   = 35 ms
+     *   p95: rank 19 -> 20 + 30 * 19/20   = 48.5 ms
+     *   p99: rank 19.8 -> 20 + 30 * 19.8/20 = 49.7 ms */
+    record_n(api, 15, 200, 30 * MS);
+    record_n(api, 3, 500, 30 * MS);
+    record_n(api, 2, 404, 30 * MS);
+    int64_t *inflight = lm_route_inflight_cell(api);
+    __atomic_add_fetch(inflight, 2, __ATOMIC_RELAXED);
+
+    /* slow: 10 x 200, 2 at 5 ms and 8 at 500 ms (+Inf bucket);
+     * cum = 2, 2, 2, 2, 10. Ranks 5, 9.5, 9.9 all exceed every finite
+     * cumulative count (2), so histogram_quantile returns the upper bound
+     * of the last finite bucket: 100 ms, shown as "≥ 100". */
+    record_n(slow, 2, 200, 5 * MS);
+    record_n(slow, 8, 200, 500 * MS);
+
+    /* contact: 200 requests, 199 x 200 and 1 x 503 (0.5 % 5xx: warn, not
+     * FAIL), all at 1 ms: cum = 200 in the first bucket, interpolated
+     * from 0: p50 = 10 * 100/200 = 5 ms, p95 = 10 * 190/200 = 9.5 ms,
+     * p99 = 10 * 198/200 = 9.9 ms. */
+    record_n(contact, 199, 200, 1 * MS);
+    record_n(contact, 1, 503, 1 * MS);
+
+    /* hostile names: one request each at 1 ms (p99 = 10 * 0.99 = 9.9 ms). */
+    record_n(h1, 1, 200, 1 * MS);
+    record_n(h2, 1, 200, 1 * MS);
+
+    /* Business counters: one kept, the excluded kinds beside it. */
+    const char *kind[] = {"kind"};
+    lm_family_options fo = {.type = LM_COUNTER,
+                            .name = "orders_total",
+                            .help = "Orders <b>placed</b> | *bold* [x](javascript:alert(1))",
+                            .label_names = kind,
+                            .nlabels = 1};
+    lm_family *orders = lm_family_register(reg, &fo, &err);
+    CHECK(orders != NULL);
+    if (orders) {
+        lm_str v1 = {"<img src=x onerror=alert(1)>", 28}, v2 = {"book", 4};
+        lm_counter_add(lm_series_get(orders, &v1, &err), 7);
+        lm_counter_add(lm_series_get(orders, &v2, &err), 3);
+    }
+    static const char *const excluded[] = {"libmetrics_internal_total", "process_extra_total",
+                                           "go_things_total"};
+    for (size_t i = 0; i < 3; i++) {
+        lm_family_options x = {.type = LM_COUNTER, .name = excluded[i], .help = "x"};
+        lm_family *f = lm_family_register(reg, &x, &err);
+        CHECK(f != NULL);
+        if (f)
+            lm_counter_add(lm_series_get(f, NULL, &err), 1);
+    }
+    lm_family_options g = {.type = LM_GAUGE, .name = "queue_depth", .help = "gauge"};
+    CHECK(lm_family_register(reg, &g, &err) != NULL);
+    return reg;
+}
+
+/* ---------------------------------------------------------------- tests */
+
+static void test_markdown_numbers(lm_registry *reg)
+{
+    sink s = {0};
+    lm_error err;
+    lm_report_options o = {.http_prefix = "", .title = "Shop <script>x</script>"};
+    CHECK(lm_report_markdown(reg, &o, sink_write, &s, &err) == LM_OK);
+    if (!s.p)
+        return;
+    char c[MAX_CELLS][256];
+
+    CHECK(find_row(s.p, "home", c) == 11);
+    CHECK_STR(c[C_STATE], "ok");
+    CHECK_STR(c[C_REQ], "100");
+    CHECK_STR(c[C_5XX], "0");
+    CHECK_STR(c[C_4XX], "0");
+    CHECK_STR(c[C_P50], "12.5");
+    CHECK_STR(c[C_P95], "50");
+    CHECK_STR(c[C_P99], "90");
+    CHECK_STR(c[C_INFLIGHT], "0");
+    /* 40, 40, 15, 5, 0 against the max 40: levels 1+7*c/40 -> 8, 8, 3, 1,
+     * empty: █ █ ▃ ▁ · */
+    CHECK_STR(c[C_BAR], "`\xE2\x96\x88\xE2\x96\x88\xE2\x96\x83\xE2\x96\x81\xC2\xB7`");
+
+    CHECK(find_row(s.p, "api", c) == 11);
+    CHECK_STR(c[C_STATE], "**FAIL**");
+    CHECK_STR(c[C_REQ], "20");
+    CHECK_STR(c[C_5XX], "15");
+    CHECK_STR(c[C_4XX], "10");
+    CHECK_STR(c[C_P50], "35");
+    CHECK_STR(c[C_P95], "48.5");
+    CHECK_STR(c[C_P99], "49.7");
+    CHECK_STR(c[C_INFLIGHT], "2");
+
+    CHECK(find_row(s.p, "slow", c) == 11);
+    CHECK_STR(c[C_P50], "\xE2\x89\xA5 100");
+    CHECK_STR(c[C_P99], "\xE2\x89\xA5 100");
+
+    CHECK(find_row(s.p, "contact", c) == 11);
+    CHECK_STR(c[C_STATE], "warn");
+    CHECK_STR(c[C_5XX], "0.5");
+    CHECK_STR(c[C_4XX], "0");
+    CHECK_STR(c[C_P50], "5");
+    CHECK_STR(c[C_P95], "9.5");
+    CHECK_STR(c[C_P99], "9.9");
+
+    CHECK(find_row(s.p, "idle", c) == 11);
+    CHECK_STR(c[C_STATE], "idle");
+    CHECK_STR(c[C_REQ], "0");
+    CHECK_STR(c[C_5XX], "\xE2\x80\x93");
+    CHECK_STR(c[C_P99], "\xE2\x80\x93");
+
+    /* Worst first: 5xx share (api 15 % > contact 0.5 % > the rest 0 %),
+     * then p99 (slow 100 > home 90 > hostile ones 9.9), idle last. */
+    const char *order[] = {"| **FAIL** | api |", "| warn | contact |", "| ok | slow |",
+                           "| ok | home |", "| idle | idle |"};
+    const char *prev = s.p;
+    for (size_t i = 0; i < sizeof order / sizeof order[0]; i++) {
+        const char *at = strstr(s.p, order[i]);
+        CHECK(at != NULL && at > prev);
+        if (at)
+            prev = at;
+    }
+    CHECK(strstr(s.p, "7 routes") != NULL);
+    /* Totals: 100+20+10+200+1+1 = 332 requests; 5xx 3+1 = 4 -> 1.2 %;
+     * 4xx 2 -> 0.602 % shown as 0.6. */
+    CHECK(strstr(s.p, "332 requests \xC2\xB7 1.2 % 5xx \xC2\xB7 0.6 % 4xx \xC2\xB7 2 in flight") !=
+          NULL);
+    CHECK(strstr(s.p, "1 failing") != NULL);
+    CHECK(strstr(s.p, "histogram_quantile") != NULL);
+    CHECK(strstr(s.p, "upper bounds in ms: 10, 20, 50, 100, +Inf.") != NULL);
+
+    /* Business counters: orders only, escaped; the excluded kinds absent. */
+    CHECK(strstr(s.p, "### orders\\_total") != NULL);
+    CHECK(strstr(s.p, "| kind=\"book\" | 3 |") != NULL);
+    CHECK(strstr(s.p, "| kind=\"&lt;img src=x onerror=alert(1)&gt;\" | 7 |") != NULL);
+    CHECK(strstr(s.p, "Orders &lt;b&gt;placed&lt;/b&gt; \\| \\*bold\\* \\[x\\](javascript:alert(1))") !=
+          NULL);
+    CHECK(strstr(s.p, "libmetrics\\_internal") == NULL);
+    CHECK(strstr(s.p, "process\\_extra") == NULL);
+    CHECK(strstr(s.p, "go\\_things") == NULL);
+    CHECK(strstr(s.p, "queue\\_depth") == NULL);
+    CHECK(strstr(s.p, "http\\_requests") == NULL);
+    CHECK(strstr(s.p, "## Process") != NULL);
+    CHECK(strstr(s.p, "| Resident memory | ") != NULL);
+
+    /* Escaping in the Markdown itself: nothing from outside as markup. */
+    CHECK(!contains_ci(s.p, "<script"));
+    CHECK(!contains_ci(s.p, "<img"));
+    CHECK(!contains_ci(s.p, "<b>"));
+    CHECK(strstr(s.p, "# Shop &lt;script&gt;x&lt;/script&gt;\n") != NULL);
+    CHECK(find_row(s.p, "/&lt;script&gt;alert(1)&lt;/script&gt;", c) == 11);
+    /* The leading "-" escaped (no list), pipe and backticks escaped, the
+     * newline a visible ↵, 0xFF replaced by U+FFFD: still one cell. */
+    CHECK(find_row(s.p, "\\- pipe\\|tick\\`x\\`\xE2\x86\xB5nl\xEF\xBF\xBD" "end", c) == 11);
+    CHECK(s.max_chunk <= 4096);
+    sink_reset(&s);
+}
+
+static size_t count(const char *hay, const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = hay; (p = strstr(p, needle)); p += strlen(needle))
+        n++;
+    return n;
+}
+
+static void test_html(lm_registry *reg)
+{
+    sink s = {0};
+    lm_error err;
+    lm_report_options o = {.http_prefix = "", .title = "Shop <script>x</script>", .refresh_seconds = 5};
+    CHECK(lm_report_html(reg, &o, sink_write, &s, &err) == LM_OK);
+    if (!s.p)
+        return;
+    CHECK(strncmp(s.p, "<!doctype html>\n", 16) == 0);
+    CHECK(strstr(s.p, "<meta charset=\"utf-8\">") != NULL);
+    CHECK(strstr(s.p, "<meta http-equiv=\"refresh\" content=\"5\">") != NULL);
+    CHECK(strstr(s.p, "<a href=\"?format=html&amp;refresh=5\" aria-current=\"true\">5 s</a>") != NULL);
+    CHECK(strstr(s.p, "<title>Shop &lt;script&gt;x&lt;/script&gt;</title>") != NULL);
+    CHECK(strstr(s.p, "</html>\n") != NULL);
+
+    /* Belt and braces: no markup from outside survives, the escaped text
+     * is there for a person to read. */
+    CHECK(!contains_ci(s.p, "<script"));
+    CHECK(!contains_ci(s.p, "<img"));
+    CHECK(!contains_ci(s.p, "<b>"));
+    CHECK(!contains_ci(s.p, "href=\"javascript"));
+    CHECK(!contains_ci(s.p, "<a href=\"x\""));
+    CHECK(strstr(s.p, "<td>/&lt;script&gt;alert(1)&lt;/script&gt;</td>") != NULL);
+    CHECK(strstr(s.p, "<td>- pipe|tick`x`\xE2\x86\xB5nl\xEF\xBF\xBD" "end</td>") != NULL);
+    CHECK(strstr(s.p, "kind=&quot;&lt;img src=x onerror=alert(1)&gt;&quot;") != NULL);
+    CHECK(strstr(s.p, "Orders &lt;b&gt;placed&lt;/b&gt; | *bold* [x](javascript:alert(1))") != NULL);
+    CHECK(strstr(s.p, "<h1>Shop &lt;script&gt;x&lt;/script&gt;</h1>") != NULL);
+
+    /* Table structure: the routes table has a header and 7 rows of 11
+     * cells each (a pipe in a name did not split a cell). */
+    const char *tb = strstr(s.p, "<table>");
+    const char *te = tb ? strstr(tb, "</table>") : NULL;
+    CHECK(tb && te);
+    if (tb && te) {
+        size_t n = (size_t)(te - tb);
+        char *t = malloc(n + 1);
+        memcpy(t, tb, n);
+        t[n] = '\0';
+        CHECK_EQ_U64(count(t, "<tr"), 8);
+        CHECK_EQ_U64(count(t, "<th>") + count(t, "<th class="), 11);
+        CHECK_EQ_U64(count(t, "<td"), 77);
+        CHECK_EQ_U64(count(t, "<th class=\"num\">"), 8);
+        free(t);
+    }
+    CHECK(strstr(s.p, "<tr class=\"fail\"><td><strong>FAIL</strong></td><td>api</td>") != NULL);
+    CHECK(strstr(s.p, "<tr class=\"warn\"><td>warn</td><td>contact</td>") != NULL);
+    CHECK(strstr(s.p, "<tr class=\"idle\"><td>idle</td><td>idle</td>") != NULL);
+    CHECK(strstr(s.p, "<td class=\"num\">12.5</td>") != NULL);
+    CHECK(strstr(s.p, "<td class=\"num\">\xE2\x89\xA5 100</td>") != NULL);
+    CHECK(!contains_ci(s.p, "raw HTML omitted")); /* nothing even tried */
+    sink_reset(&s);
+
+    o.refresh_seconds = 0;
+    CHECK(lm_report_html(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(s.p && strstr(s.p, "http-equiv") == NULL);
+    CHECK(s.p && strstr(s.p, "refresh=0\" aria-current=\"true\">off</a>") != NULL);
+    sink_reset(&s);
+
+    o.refresh_seconds = 42;
+    CHECK(lm_report_html(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(s.p && strstr(s.p, "refresh=42\" aria-current=\"true\">42 s</a>") != NULL);
+    sink_reset(&s);
+}
+
+/* cmark in safe mode must drop raw HTML even if the Markdown writer ever
+ * let some through: render a route name made only of entity-looking text
+ * and check the entity is shown, not decoded into markup. */
+static void test_entities_not_decoded(void)
+{
+    lm_error err;
+    lm_registry *reg = lm_registry_new(NULL, &err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return;
+    lm_http *http = lm_http_register(reg, NULL, &err);
+    const char name[] = "&lt;script&gt;&#60;b&#62;";
+    lm_route *r = http ? lm_http_route(http, (lm_str){name, sizeof name - 1}, &err) : NULL;
+    CHECK(r != NULL);
+    if (r)
+        record_n(r, 1, 200, MS);
+    sink s = {0};
+    CHECK(lm_report_html(reg, NULL, sink_write, &s, &err) == LM_OK);
+    CHECK(s.p && !contains_ci(s.p, "<script") && !contains_ci(s.p, "<b>"));
+    CHECK(s.p && strstr(s.p, "<td>&amp;lt;script&amp;gt;&amp;#60;b&amp;#62;</td>") != NULL);
+    sink_reset(&s);
+    lm_registry_free(reg);
+}
+
+static void test_errors(lm_registry *reg)
+{
+    sink s = {0};
+    lm_error err;
+    CHECK(lm_report_markdown(NULL, NULL, sink_write, &s, &err) == LM_ERR_INVALID);
+    CHECK(strstr(err.message, "registry") != NULL);
+    CHECK(lm_report_html(reg, NULL, NULL, NULL, &err) == LM_ERR_INVALID);
+    CHECK(strstr(err.message, "writer") != NULL);
+
+    s.fail_after = 1;
+    CHECK(lm_report_markdown(reg, NULL, sink_write, &s, &err) == LM_ERR_IO);
+    CHECK(err.code == LM_ERR_IO);
+    sink_reset(&s);
+    s.fail_after = 2;
+    CHECK(lm_report_html(reg, NULL, sink_write, &s, &err) == LM_ERR_IO);
+    sink_reset(&s);
+
+    /* A prefix with no HTTP set: the page still renders and says so. */
+    lm_report_options o = {.http_prefix = "nope_"};
+    CHECK(lm_report_markdown(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(s.p && strstr(s.p, "No HTTP metrics are registered with the prefix \"nope\\_\"") != NULL);
+    CHECK(s.p && strstr(s.p, "### orders\\_total") != NULL);
+    sink_reset(&s);
+}
+
+/* Many routes stream in chunks of at most 4 KiB; HTML of a report longer
+ * than LM_REPORT_HTML_MARKDOWN_MAX is cut at a line and says so. */
+static void test_bounds(bool small)
+{
+    lm_error err;
+    lm_registry *reg = lm_registry_new(NULL, &err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return;
+    lm_http *http = lm_http_register(reg, NULL, &err);
+    CHECK(http != NULL);
+    size_t nroutes = small ? 200 : 1000;
+    char name[32];
+    for (size_t i = 0; http && i < nroutes; i++) {
+        int n = snprintf(name, sizeof name, "/r/%zu", i);
+        lm_route *r = lm_http_route(http, (lm_str){name, (size_t)n}, &err);
+        CHECK(r != NULL);
+        if (r)
+            lm_route_record(r, LM_METHOD_GET, i % 7 ? 200 : 500, (int64_t)(i % 50) * MS, 1, NULL, 0);
+    }
+    sink s = {0};
+    CHECK(lm_report_markdown(reg, NULL, sink_write, &s, &err) == LM_OK);
+    CHECK(s.max_chunk <= 4096);
+    CHECK(s.calls > 1);
+    CHECK(s.p && strstr(s.p, small ? "200 routes" : "1000 routes") != NULL);
+    sink_reset(&s);
+
+    /* Label values of 250 '<' become 1000 bytes of "&lt;" each: 5000
+     * series make a Markdown document of about 5 MB > 4 MiB. */
+    const char *lbl[] = {"v"};
+    lm_family_options fo = {.type = LM_COUNTER, .name = "big_total", .help = "h",
+                            .label_names = lbl, .nlabels = 1, .max_series = 6000};
+    lm_family *big = lm_family_register(reg, &fo, &err);
+    CHECK(big != NULL);
+    char val[256];
+    memset(val, '<', 250);
+    for (size_t i = 0; big && i < 5000; i++) {
+        int n = snprintf(val + 250, 6, "%zu", i);
+        lm_str v = {val, 250 + (size_t)n};
+        lm_counter_add(lm_series_get(big, &v, &err), 1);
+    }
+    CHECK(lm_report_markdown(reg, NULL, sink_write, &s, &err) == LM_OK);
+    CHECK(s.len > LM_REPORT_HTML_MARKDOWN_MAX);
+    sink_reset(&s);
+    CHECK(lm_report_html(reg, NULL, sink_write, &s, &err) == LM_OK);
+    CHECK(s.p && strstr(s.p, "This page is truncated") != NULL);
+    CHECK(s.p && strstr(s.p, "</html>\n") != NULL);
+    CHECK(s.p && !contains_ci(s.p, "<script"));
+    sink_reset(&s);
+    lm_registry_free(reg);
+}
+
+int main(void)
+{
+    bool small = getenv("LM_TEST_SMALL") != NULL;
+    lm_registry *reg = fixture();
+    if (reg) {
+        test_markdown_numbers(reg);
+        test_html(reg);
+        test_errors(reg);
+        lm_registry_free(reg);
+    }
+    test_entities_not_decoded();
+    test_bounds(small);
+    TEST_MAIN_END();
+}
