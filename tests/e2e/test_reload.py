@@ -1,0 +1,182 @@
+"""Twenty config reloads under a steady background load: counters survive
+every reload (never go down between successive scrapes), no scrape ever
+holds the same series twice, Caddy answers every request of the load, and at
+the end the per-route totals equal exactly what the load sent."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import pytest
+
+import helpers as h
+
+RELOADS = 20
+FORM = b"name=reload&message=hi"
+LOAD_PLAN = [
+    ("GET", "/", None),
+    ("GET", "/api/x", None),
+    ("POST", "/contact", FORM),
+    ("GET", "/e2e-missing", None),
+    ("HEAD", "/api/x", None),
+    ("PURGE", "/contact", None),
+]
+ENDPOINT = {"/": "home", "/api/x": "api", "/contact": "contact", "/e2e-missing": "other"}
+METHOD_LABEL = {"PURGE": "OTHER"}
+MONOTONIC = ("http_requests_total", "http_response_size_bytes_total", "http_request_duration_seconds_count",
+             "http_request_duration_seconds_sum", "http_request_duration_seconds_bucket",
+             "contact_submissions_total", "libmetrics_series_folded_total")
+
+
+def _normalise(values: dict) -> dict:
+    """Makes keys comparable across formats: OpenMetrics may spell a bucket
+    bound '1.0' where text says '1'."""
+    out = {}
+    for (name, labels), v in values.items():
+        labels = tuple((k, repr(float(x)) if k == "le" else x) for k, x in labels)
+        out[(name, labels)] = v
+    return out
+
+
+@pytest.fixture(scope="module")
+def reload_run(example_caddy):
+    c = example_caddy
+    adapted = h.adapt(c.config_path, env=c.env())
+    first = h.scrape(c.internal_metrics_url)
+    before = _normalise(first.values())
+    load = h.Load(c.site, LOAD_PLAN, max_requests=30000, max_seconds=150)
+    load.start()
+    assert h.wait_until(lambda: load.sent > 50, 10), "load did not start"
+    reloads, scrapes, problems = [], [], []
+    prev = before
+    try:
+        for i in range(RELOADS):
+            t0 = time.monotonic()
+            if i % 2 == 0:
+                p = c.reload_cli()
+                reloads.append(("cli", p.returncode, p.stderr[-500:], time.monotonic() - t0))
+            else:
+                r = c.reload_admin(adapted)
+                reloads.append(("admin", r.status, r.body[-500:].decode(errors="replace"), time.monotonic() - t0))
+            fmt = "openmetrics" if i % 2 else "text"
+            s = h.scrape(c.internal_metrics_url, fmt=fmt)
+            samples = s.samples()
+            dups = h.duplicate_series(samples)
+            if dups:
+                problems.append("reload %d (%s): duplicate series %s" % (i, fmt, dups[:5]))
+            cur = _normalise({(n, l): v for n, l, v in samples})
+            for key, v in prev.items():
+                if key[0] in MONOTONIC and cur.get(key, -1) < v:
+                    problems.append("reload %d (%s): %s went from %s to %s" % (i, fmt, key, v, cur.get(key)))
+            for labels, g in h.series(cur, "http_requests_in_progress").items():
+                if not 0 <= g <= 2:  # one client thread: at most its request plus one finishing
+                    problems.append("reload %d: in-flight %s = %s" % (i, labels, g))
+            scrapes.append(s)
+            prev = cur
+    finally:
+        load.stop()
+    # The last answered request may still be leaving the route when the
+    # client has its bytes; wait for the in-flight gauges to settle.
+    def settled():
+        v = h.scrape(c.internal_metrics_url).values()
+        return all(g == 0 for g in h.series(v, "http_requests_in_progress").values())
+    h.wait_until(settled, 5)
+    final_scrape = h.scrape(c.internal_metrics_url)
+    final = _normalise(final_scrape.values())
+    for key, v in prev.items():
+        if key[0] in MONOTONIC and final.get(key, -1) < v:
+            problems.append("final: %s went from %s to %s" % (key, v, final.get(key)))
+    return dict(before=before, final=final, load=load, reloads=reloads, problems=problems, scrapes=scrapes,
+                final_scrape=final_scrape, caddy=c)
+
+
+def test_every_reload_succeeded(reload_run):
+    bad = [r for r in reload_run["reloads"] if r[1] not in (0, 200)]
+    assert not bad, bad
+    assert len(reload_run["reloads"]) == RELOADS
+
+
+# A connection the old server closes during its graceful stop fails on the
+# client side with one of these; stock Caddy 2.11.9 (no metrics module)
+# shows the same few per twenty reloads. Refused or timed-out requests
+# would mean Caddy was not listening or hung: those are never allowed.
+CLOSED_BY_SERVER = ("RemoteDisconnected", "ConnectionResetError", "BrokenPipeError")
+
+
+def test_load_fully_answered(reload_run):
+    load = reload_run["load"]
+    assert load.sent >= RELOADS * 5, "the load was too thin to overlap the reloads: %d requests" % load.sent
+    assert sum(load.answered.values()) + len(load.failures) == load.sent
+    bad = [f for f in load.failures if not f[2].startswith(CLOSED_BY_SERVER)]
+    assert not bad, "requests failed other than by a server-side close: %s" % bad[:10]
+    assert len(load.failures) <= max(5, load.sent // 100), "%d of %d requests failed: %s" % (
+        len(load.failures), load.sent, load.failures[:10])
+    assert reload_run["caddy"].alive()
+    statuses = Counter(st for (_m, _p, st) in load.answered.elements())
+    # 502: the demo upstream is part of the reloaded config; a proxied
+    # request that meets it mid-swap gets a Bad Gateway, which is answered
+    # and counted like any other status.
+    assert set(statuses) <= {200, 201, 404, 502}, statuses
+
+
+def test_counters_monotonic_and_no_duplicates(reload_run):
+    assert not reload_run["problems"], "\n".join(reload_run["problems"][:30])
+
+
+def _route_slack(load) -> Counter:
+    """Failed requests per (method label, endpoint): each may or may not
+    have been recorded before its connection was closed."""
+    slack = Counter()
+    for method, path, _err in load.failures:
+        slack[(METHOD_LABEL.get(method, method), ENDPOINT[path])] += 1
+    return slack
+
+
+def test_final_totals_exact(reload_run):
+    """Every answered request is counted under its status; beyond that, a
+    route may only hold as many extra requests as the load saw fail on it
+    (zero failures: exact equality)."""
+    load = reload_run["load"]
+    expected = Counter()
+    for (method, path, status), n in load.answered.items():
+        expected[(METHOD_LABEL.get(method, method), ENDPOINT[path], str(status))] += n
+    slack = _route_slack(load)
+    d = h.delta(reload_run["before"], reload_run["final"], ["http_requests_total",
+                                                            "http_request_duration_seconds_count"])
+    for name in ("http_requests_total", "http_request_duration_seconds_count"):
+        got = Counter()
+        for (n, labels), v in d.items():
+            if n == name:
+                lab = dict(labels)
+                got[(lab["method"], lab["endpoint"], lab["status"])] = int(v)
+        under = {k: (got[k], n) for k, n in expected.items() if got[k] < n}
+        assert not under, "%s: answered requests missing (got, answered): %s" % (name, under)
+        extra = Counter()
+        for k, v in got.items():
+            extra[k[:2]] += v - expected[k]
+        over = {k: (n, slack[k]) for k, n in extra.items() if n > slack[k]}
+        assert not over, "%s: more requests than sent (extra, failed) per route: %s" % (name, over)
+        if not slack:
+            assert got == expected, name
+
+
+def test_contact_total_exact(reload_run):
+    load = reload_run["load"]
+    ok = sum(n for (m, p, st), n in load.answered.items() if m == "POST" and p == "/contact" and 200 <= st < 300)
+    failed = _route_slack(load)[("POST", "contact")]
+    key = ("contact_submissions_total", h.labels_key(**h.CONTACT_LABELS))
+    moved = reload_run["final"].get(key, 0) - reload_run["before"].get(key, 0)
+    assert ok <= moved <= ok + failed, (moved, ok, failed)
+
+
+def test_in_flight_settles_to_zero(reload_run):
+    g = h.series(reload_run["final"], "http_requests_in_progress")
+    assert g and all(v == 0 for v in g.values()), g
+
+
+def test_exposition_valid_after_reloads(reload_run):
+    c = reload_run["caddy"]
+    problems = h.exposition_problems(h.scrape(c.internal_metrics_url),
+                                     h.scrape(c.internal_metrics_url, fmt="openmetrics"), "reload")
+    assert not problems, "\n".join(problems)

@@ -1,0 +1,71 @@
+"""`caddy validate` rejects each bad Caddyfile in bad_caddyfiles/ with a
+message naming the file, the line and the reason, and accepts
+Caddyfile.example.
+
+Each bad file starts with
+    # expect line N: <substring of the error message>
+and may add
+    # fix: <text> => <replacement>
+which, applied once to the rest of the file, must make it validate: that
+proves the file fails because of the one defect it is about."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+import helpers as h
+
+BAD_DIR = Path(__file__).resolve().parent / "bad_caddyfiles"
+BAD_FILES = sorted(BAD_DIR.glob("*.Caddyfile"))
+HEADER = re.compile(r"^# expect line (\d+): (.+?)\s*$")
+FIX = re.compile(r"^# fix: (.+?) => (.*?)\s*$")
+# The defects the spec names; each must be covered by at least one file.
+REQUIRED_CASES = ("unknown_subdirective", "bad_buckets", "bad_metric_name", "bad_label_name",
+                  "duplicate_route", "bad_cidr")
+
+
+def _case(path: Path):
+    lines = path.read_text().splitlines()
+    m = HEADER.match(lines[0]) if lines else None
+    assert m, "%s: first line must be '# expect line N: <message substring>'" % path.name
+    fix = FIX.match(lines[1]) if len(lines) > 1 else None
+    return int(m.group(1)), m.group(2), (fix.group(1), fix.group(2)) if fix else None
+
+
+def test_required_cases_exist():
+    names = [p.stem for p in BAD_FILES]
+    missing = [c for c in REQUIRED_CASES if not any(n.startswith(c) for n in names)]
+    assert not missing, "no bad Caddyfile for %s in %s" % (missing, BAD_DIR)
+
+
+def test_example_validates(caddy_binary):
+    p = h.validate(h.EXAMPLE)
+    assert p.returncode == 0, "Caddyfile.example does not validate:\n%s" % p.stderr[-3000:]
+
+
+@pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])
+def test_bad_caddyfile_rejected(caddy_binary, path):
+    line, reason, _fix = _case(path)
+    p = h.validate(path)
+    err = p.stderr + p.stdout
+    assert p.returncode != 0, "%s validated but must fail with %r" % (path.name, reason)
+    assert reason in err, "%s: message lacks %r:\n%s" % (path.name, reason, err[-2000:])
+    assert "%s:%d" % (path, line) in err, "%s: message does not name %s:%d:\n%s" % (
+        path.name, path.name, line, err[-2000:])
+    assert "panic" not in err.lower(), err[-3000:]
+
+
+@pytest.mark.parametrize("path", [p for p in BAD_FILES if _case(p)[2]],
+                         ids=[p.stem for p in BAD_FILES if _case(p)[2]])
+def test_bad_caddyfile_fixed_validates(caddy_binary, path, tmp_path):
+    _line, _reason, (old, new) = _case(path)
+    lines = path.read_text().split("\n")
+    body = "\n".join(lines[2:])  # past the two header comments, which quote the fix
+    assert old in body, "%s: fix text %r not found" % (path.name, old)
+    fixed = tmp_path / path.name
+    fixed.write_text("\n".join(lines[:2]) + "\n" + body.replace(old, new, 1))
+    p = h.validate(fixed)
+    assert p.returncode == 0, "%s with its one defect fixed still fails:\n%s" % (path.name, p.stderr[-2000:])
