@@ -7,10 +7,12 @@ parser do not (or not in both formats):
   - every line parses (metadata, samples, label escaping per format);
   - HELP and TYPE at most once per family, both before the family's samples;
   - families are not interleaved, and neither are the series of a histogram;
-  - no duplicate series (same sample name and label set);
+  - no duplicate series (same sample name and label set), no two families
+    owning the same name (e.g. counter foo_total and gauge foo in OpenMetrics);
   - histograms: le strictly increasing and ending with +Inf, bucket counts
     cumulative (non-decreasing) integers, +Inf == _count, _sum and _count
-    present for every series (OpenMetrics: no _sum with negative buckets);
+    present for every series (OpenMetrics: both or neither, and no _sum with
+    negative thresholds or a negative value);
   - counters' values are non-negative and not NaN;
   - OpenMetrics ends with exactly one "# EOF" line (then at most one LF).
 
@@ -69,6 +71,7 @@ class Checker:
         self.order = []  # family names in order of appearance
         self.current = None
         self.series = set()
+        self.claimed = {}  # sample/family name -> family that owns it
         self.nsamples = 0
         self.nhist_series = 0
 
@@ -289,6 +292,16 @@ class Checker:
         if fam.get("closed"):
             return
         fam["closed"] = True
+        # Names a family owns (OpenMetrics: also the bare family name); two
+        # families owning one name are ambiguous to every ingestor.
+        owned = {name + suf for suf in suffixes(self.fmt, fam["type"] or "untyped")}
+        if self.fmt == "openmetrics":
+            owned.add(name)
+        for n in sorted(owned):
+            other = self.claimed.get(n)
+            if other is not None and other != name:
+                self.err(fam["line"], "family %s clashes with family %s on the name %s" % (name, other, n))
+            self.claimed[n] = name
         if fam["type"] in ("histogram", "gaugehistogram"):
             self.check_histogram(name, fam)
 
@@ -345,15 +358,20 @@ class Checker:
             if self.fmt == "openmetrics" and b[-1][2] != "+Inf" and b[-1][1] == math.inf:
                 self.err(b[-1][0], "%s: +Inf bucket spelled %r, canonical is \"+Inf\"" % (where, b[-1][2]))
             negative = any(le < 0 for _, le, _, _ in b)
-            if st["count"] is None:
-                if not (self.fmt == "openmetrics" and negative and st["sum"] is None):
-                    self.err(st["line"], "%s has no %s" % (where, count_sfx))
-            elif b[-1][1] == math.inf and st["count"][1] != b[-1][3]:
-                self.err(st["count"][0], "%s: %s %g != +Inf bucket %g" % (where, count_sfx, st["count"][1], b[-1][3]))
-            if st["sum"] is None:
-                if not (self.fmt == "openmetrics" and negative):
-                    self.err(st["line"], "%s has no %s" % (where, sum_sfx))
-            elif self.fmt == "openmetrics" and negative and fam["type"] == "histogram":
+            # OpenMetrics makes Sum a SHOULD (and forbids it with negative
+            # thresholds or a negative value), and the count is the +Inf
+            # bucket: a buckets-only series is valid, a lone _sum or _count
+            # is not. Text 0.0.4 series always carry both.
+            buckets_only = self.fmt == "openmetrics" and st["count"] is None and st["sum"] is None
+            if st["count"] is None and not buckets_only:
+                self.err(st["line"], "%s has no %s" % (where, count_sfx))
+            elif st["count"] is not None and b[-1][1] == math.inf and st["count"][1] != b[-1][3]:
+                self.err(st["count"][0], "%s: %s %g != +Inf bucket %g"
+                         % (where, count_sfx, st["count"][1], b[-1][3]))
+            if st["sum"] is None and not buckets_only:
+                self.err(st["line"], "%s has no %s" % (where, sum_sfx))
+            elif st["sum"] is not None and self.fmt == "openmetrics" and negative \
+                    and fam["type"] == "histogram":
                 self.err(st["sum"][0], "%s: _sum with negative bucket thresholds" % where)
             self.nhist_series += 1
 
