@@ -212,7 +212,9 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
             if (i > 0 && sh->ubounds[i] <= sh->ubounds[i - 1]) {
                 lm__set_error(err, LM_ERR_INVALID,
                               "histogram %s: bounds %.17g and %.17g collide after scaling by "
-                              "unit_scale %g (both %lld recorded units)",
+                              "unit_scale %g (both %lld recorded units); observations are "
+                              "integers, so pick a finer unit (e.g. unit_scale 1e9 for "
+                              "nanoseconds when bounds are seconds)",
                               q, b[i - 1], b[i], scale, (long long)sh->ubounds[i]);
                 return -1;
             }

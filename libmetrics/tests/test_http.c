@@ -1,0 +1,339 @@
+/* The HTTP fast path: method parsing, the four families and their label
+ * sets, route handles, lm_route_record into the right (method, status)
+ * series (out-of-range statuses and methods bounded), business counters in
+ * the same call, re-registration (same prefix, new bounds with route slots
+ * moved to the new histogram), and the limits. */
+#include "core.h"
+#include "lm_test.h"
+
+#include <stdlib.h>
+
+static lm_str S(const char *s)
+{
+    return (lm_str){s, strlen(s)};
+}
+
+static lm_family *fam(lm_registry *r, const char *name)
+{
+    size_t n = atomic_load(&r->nfamilies);
+    for (size_t i = 0; i < n; i++)
+        if (!atomic_load(&r->families[i]->retired) && strcmp(r->families[i]->name.ptr, name) == 0)
+            return r->families[i];
+    return NULL;
+}
+
+/* The series of f with exactly these label values, or NULL. */
+static lm_series *find(lm_family *f, const char *a, const char *b, const char *c)
+{
+    const char *v[3] = {a, b, c};
+    size_t n = atomic_load(&f->nseries);
+    for (size_t i = 0; i < n; i++) {
+        lm_series *s = f->series[i];
+        bool eq = true;
+        for (size_t k = 0; k < f->nlabels && eq; k++)
+            eq = strcmp(s->values[k].ptr, v[k]) == 0;
+        if (eq)
+            return s;
+    }
+    return NULL;
+}
+
+static void test_methods(void)
+{
+    static const struct {
+        const char *s;
+        lm_method m;
+    } t[] = {{"GET", LM_METHOD_GET},        {"HEAD", LM_METHOD_HEAD},
+             {"POST", LM_METHOD_POST},      {"PUT", LM_METHOD_PUT},
+             {"DELETE", LM_METHOD_DELETE},  {"CONNECT", LM_METHOD_CONNECT},
+             {"OPTIONS", LM_METHOD_OPTIONS}, {"TRACE", LM_METHOD_TRACE},
+             {"PATCH", LM_METHOD_PATCH},    {"get", LM_METHOD_OTHER},
+             {"GETX", LM_METHOD_OTHER},     {"GE", LM_METHOD_OTHER},
+             {"", LM_METHOD_OTHER},         {"PROPFIND", LM_METHOD_OTHER},
+             {"OTHER", LM_METHOD_OTHER}};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++)
+        CHECK(lm_method_parse(S(t[i].s)) == t[i].m);
+    CHECK(lm_method_parse((lm_str){"GET\0", 4}) == LM_METHOD_OTHER);
+    CHECK(lm_method_parse((lm_str){"GETTING", 3}) == LM_METHOD_GET); /* length is what counts */
+    CHECK(lm_method_parse((lm_str){NULL, 0}) == LM_METHOD_OTHER);
+    CHECK(lm_method_parse((lm_str){NULL, 3}) == LM_METHOD_OTHER);
+}
+
+static void test_register(void)
+{
+    lm_error e = {0};
+    lm_registry *r = lm_registry_new(NULL, NULL);
+    lm_http *h = lm_http_register(r, NULL, &e);
+    CHECK(h != NULL);
+    lm_family *rq = fam(r, "http_requests_total"), *du = fam(r, "http_request_duration_seconds"),
+              *by = fam(r, "http_response_size_bytes_total"),
+              *in = fam(r, "http_requests_in_progress");
+    CHECK(rq && du && by && in);
+    CHECK(rq->type == LM_COUNTER && du->type == LM_HISTOGRAM && by->type == LM_COUNTER &&
+          in->type == LM_GAUGE);
+    CHECK(rq->nlabels == 3 && du->nlabels == 3 && by->nlabels == 3 && in->nlabels == 1);
+    CHECK_STR(rq->label_names[0].ptr, "method");
+    CHECK_STR(rq->label_names[1].ptr, "endpoint");
+    CHECK_STR(rq->label_names[2].ptr, "status");
+    CHECK_STR(in->label_names[0].ptr, "endpoint");
+    CHECK(du->unit_scale == 1e9 && du->nbounds == 14);
+    CHECK_EQ_U64(rq->max_series, 10000);
+    CHECK_EQ_U64(h->max_routes, 1000);
+    CHECK(h->requests == rq && atomic_load(&h->duration) == du);
+
+    /* same prefix: same handle, nothing new */
+    size_t nf = atomic_load(&r->nfamilies);
+    CHECK(lm_http_register(r, &(lm_http_options){.prefix = ""}, &e) == h);
+    CHECK_EQ_U64(atomic_load(&r->nfamilies), nf);
+    /* another prefix: its own set */
+    lm_http *h2 = lm_http_register(r, &(lm_http_options){.prefix = "app_", .max_routes = 2,
+                                                         .max_series = 50},
+                                   &e);
+    CHECK(h2 != NULL && h2 != h);
+    CHECK(fam(r, "app_http_requests_total") != NULL);
+    CHECK(fam(r, "app_http_requests_in_progress") != NULL);
+    CHECK_EQ_U64(fam(r, "app_http_requests_total")->max_series, 50);
+    /* caps cannot change on the fly */
+    CHECK(lm_http_register(r, &(lm_http_options){.prefix = "app_", .max_routes = 3,
+                                                 .max_series = 50},
+                           &e) == NULL);
+    CHECK(e.code == LM_ERR_EXISTS && strstr(e.message, "max_routes 2"));
+
+    /* bad arguments */
+    CHECK(lm_http_register(NULL, NULL, &e) == NULL && e.code == LM_ERR_INVALID);
+    CHECK(lm_http_register(r, &(lm_http_options){.prefix = "9x_"}, &e) == NULL);
+    CHECK(e.code == LM_ERR_INVALID && strstr(e.message, "\"9x_\""));
+    CHECK(lm_http_register(r, &(lm_http_options){.prefix = "a-b"}, &e) == NULL);
+    CHECK(lm_http_register(r, &(lm_http_options){.prefix = "z_", .nbounds = 2}, &e) == NULL);
+    CHECK(e.code == LM_ERR_INVALID && strstr(e.message, "bounds is NULL but nbounds is 2"));
+    double bad[] = {1, 0.5};
+    CHECK(lm_http_register(r, &(lm_http_options){.prefix = "y_", .bounds = bad, .nbounds = 2},
+                           &e) == NULL);
+    CHECK(e.code == LM_ERR_INVALID && strstr(e.message, "strictly increasing"));
+    /* a clash with a family the host made under one of the names */
+    lm_family_register(r, &(lm_family_options){.type = LM_GAUGE, .name = "x_http_requests_total"},
+                       NULL);
+    CHECK(lm_http_register(r, &(lm_http_options){.prefix = "x_"}, &e) == NULL);
+    CHECK(e.code == LM_ERR_EXISTS && strstr(e.message, "x_http_requests_total"));
+    /* at most 16 prefixes */
+    int ok = 0;
+    for (int i = 0; i < 20; i++) {
+        char p[16];
+        snprintf(p, sizeof p, "p%d_", i);
+        if (lm_http_register(r, &(lm_http_options){.prefix = p, .max_series = 10}, &e))
+            ok++;
+    }
+    CHECK_EQ_U64(ok, 16 - 2); /* "" and "app_" already there */
+    CHECK(e.code == LM_ERR_LIMIT && strstr(e.message, "at most 16 prefixes"));
+    lm_registry_free(r);
+}
+
+static void test_routes_and_record(void)
+{
+    lm_error e = {0};
+    lm_registry *r = lm_registry_new(NULL, NULL);
+    lm_http *h = lm_http_register(r, &(lm_http_options){.prefix = "t_", .max_routes = 3}, &e);
+    CHECK(h != NULL);
+    lm_family *rq = fam(r, "t_http_requests_total"), *du = fam(r, "t_http_request_duration_seconds"),
+              *by = fam(r, "t_http_response_size_bytes_total"), *in = fam(r, "t_http_requests_in_progress");
+
+    lm_route *a = lm_http_route(h, S("/api"), &e);
+    CHECK(a != NULL && lm_http_route(h, S("/api"), &e) == a);
+    lm_route *b = lm_http_route(h, S("/b\xff"), &e); /* sanitised name */
+    CHECK(b != NULL && lm_http_route(h, S("/b\xfe"), &e) == b);
+    CHECK_STR(b->name.ptr, "/b\xEF\xBF\xBD");
+    lm_route *c = lm_http_route(h, S(""), &e); /* the empty name is a name */
+    CHECK(c != NULL);
+    CHECK(lm_http_route(h, S("/d"), &e) == NULL);
+    CHECK(e.code == LM_ERR_LIMIT && strstr(e.message, "route \"/d\" not registered: max_routes (3)"));
+    CHECK(lm_http_route(h, S("/api"), &e) == a); /* existing ones still resolve */
+    CHECK(lm_http_route(NULL, S("/x"), &e) == NULL && e.code == LM_ERR_INVALID);
+    CHECK(lm_http_route(h, (lm_str){NULL, 2}, &e) == NULL && e.code == LM_ERR_INVALID);
+
+    /* in-flight gauge: one series per route, a cell the host adds to */
+    int64_t *ia = lm_route_inflight_cell(a);
+    CHECK(ia != NULL && ia != lm_route_inflight_cell(b));
+    __atomic_fetch_add(ia, 1, __ATOMIC_RELAXED);
+    lm_series *ias = find(in, "/api", NULL, NULL);
+    CHECK(ias != NULL && lm_series_count(ias) == 1);
+    __atomic_fetch_sub(ia, 1, __ATOMIC_RELAXED);
+    CHECK(lm_route_inflight_cell(NULL) == NULL);
+
+    /* nothing is created until a (method, status) is first recorded */
+    CHECK_EQ_U64(atomic_load(&rq->nseries), 0);
+    lm_route_record(a, LM_METHOD_GET, 200, 1500000, 100, NULL, 0); /* 1.5 ms */
+    lm_route_record(a, LM_METHOD_GET, 200, 2500000, 50, NULL, 0);  /* 2.5 ms: on the edge */
+    lm_route_record(a, LM_METHOD_GET, 200, -5, 0, NULL, 0);        /* negative: 0 */
+    lm_route_record(a, LM_METHOD_POST, 201, 20000000000, 7, NULL, 0); /* 20 s: +Inf */
+    CHECK_EQ_U64(atomic_load(&rq->nseries), 2);
+    lm_series *g200 = find(rq, "GET", "/api", "200");
+    CHECK(g200 != NULL && lm_series_count(g200) == 3);
+    lm_series *g200b = find(by, "GET", "/api", "200");
+    CHECK(g200b != NULL && lm_series_count(g200b) == 150);
+    lm_series *g200d = find(du, "GET", "/api", "200");
+    CHECK(g200d != NULL);
+    uint64_t bk[15], cnt, lo;
+    int64_t hi;
+    lm__histogram_read(g200d, bk, &cnt, &hi, &lo);
+    CHECK_EQ_U64(cnt, 3);
+    CHECK_EQ_U64(bk[0], 1); /* 0 ns */
+    CHECK_EQ_U64(bk[1], 2); /* 1.5 ms and exactly 2.5 ms (le is inclusive) */
+    CHECK(hi == 0 && lo == 4000000);
+    lm_series *p201d = find(du, "POST", "/api", "201");
+    lm__histogram_read(p201d, bk, &cnt, &hi, &lo);
+    CHECK_EQ_U64(bk[14], 1);
+    CHECK(lo == 20000000000ULL);
+
+    /* statuses: 100..599 are themselves, anything else is "other" */
+    int statuses[] = {99, 600, 0, -1, 1000, 2147483647, -2147483647 - 1, 100, 599};
+    for (size_t i = 0; i < sizeof statuses / sizeof *statuses; i++)
+        lm_route_record(b, LM_METHOD_GET, statuses[i], 1, 1, NULL, 0);
+    CHECK(find(rq, "GET", "/b\xEF\xBF\xBD", "other") != NULL);
+    CHECK_EQ_U64(lm_series_count(find(rq, "GET", "/b\xEF\xBF\xBD", "other")), 7);
+    CHECK_EQ_U64(lm_series_count(find(rq, "GET", "/b\xEF\xBF\xBD", "100")), 1);
+    CHECK_EQ_U64(lm_series_count(find(rq, "GET", "/b\xEF\xBF\xBD", "599")), 1);
+    CHECK(find(rq, "GET", "/b\xEF\xBF\xBD", "99") == NULL);
+    CHECK(find(rq, "GET", "/b\xEF\xBF\xBD", "600") == NULL);
+
+    /* methods: each index is its own label; out-of-range enums are OTHER */
+    static const char *const names[] = {"GET",     "HEAD",  "POST",  "PUT",  "DELETE",
+                                        "CONNECT", "OPTIONS", "TRACE", "PATCH", "OTHER"};
+    for (int m = 0; m < LM_METHOD_COUNT; m++)
+        lm_route_record(c, (lm_method)m, 404, 1, 0, NULL, 0);
+    lm_route_record(c, (lm_method)42, 404, 1, 0, NULL, 0);
+    lm_route_record(c, (lm_method)-1, 404, 1, 0, NULL, 0);
+    for (int m = 0; m < LM_METHOD_COUNT; m++) {
+        lm_series *s = find(rq, names[m], "", "404");
+        CHECK(s != NULL);
+        CHECK_EQ_U64(lm_series_count(s), m == LM_METHOD_OTHER ? 3 : 1);
+    }
+
+    /* business counters ride along; NULLs and wrong types are skipped */
+    lm_family *biz = lm_family_register(
+        r, &(lm_family_options){.type = LM_COUNTER, .name = "orders_total",
+                                .label_names = (const char *const[]){"kind"}, .nlabels = 1},
+        &e);
+    lm_series *o1 = lm_series_get(biz, (lm_str[]){S("paid")}, &e);
+    lm_series *o2 = lm_series_get(biz, (lm_str[]){S("big")}, &e);
+    lm_series *gauge = lm_series_get(in, (lm_str[]){S("zz")}, &e);
+    lm_registry *other = lm_registry_new(NULL, NULL);
+    lm_family *of = lm_family_register(other, &(lm_family_options){.type = LM_COUNTER,
+                                                                    .name = "x_total"}, &e);
+    lm_series *foreign = lm_series_get(of, NULL, &e);
+    lm_series *const cs[] = {o1, o2, NULL, gauge, o1, foreign};
+    lm_route_record(a, LM_METHOD_GET, 200, 1, 0, cs, 6);
+    lm_route_record(a, LM_METHOD_GET, 200, 1, 0, cs, 1);
+    lm_route_record(NULL, LM_METHOD_GET, 200, 1, 0, cs, 6); /* no route: nothing */
+    CHECK_EQ_U64(lm_series_count(o1), 3);
+    CHECK_EQ_U64(lm_series_count(o2), 1);
+    CHECK_EQ_U64(lm_series_count(gauge), 0);
+    CHECK_EQ_U64(lm_series_count(foreign), 1); /* into its own registry's shard */
+    CHECK_EQ_U64(lm_series_count(g200), 5);
+    lm_registry_free(other);
+    lm_registry_free(r);
+}
+
+static void test_rebounds(void)
+{
+    lm_error e = {0};
+    lm_registry *r = lm_registry_new(NULL, NULL);
+    lm_http *h = lm_http_register(r, NULL, &e);
+    lm_route *a = lm_http_route(h, S("/a"), &e);
+    lm_route_record(a, LM_METHOD_GET, 200, 3000000, 10, NULL, 0);
+    lm_route_record(a, LM_METHOD_PUT, 500, 3000000, 10, NULL, 0);
+    lm_family *old = atomic_load(&h->duration);
+    lm_family *rq = h->requests;
+    lm_series *olds = find(old, "GET", "/a", "200");
+
+    /* identical bounds given explicitly: nothing changes */
+    size_t nb;
+    const double *def = lm_default_latency_bounds(&nb);
+    CHECK(lm_http_register(r, &(lm_http_options){.bounds = def, .nbounds = nb}, &e) == h);
+    CHECK(atomic_load(&h->duration) == old);
+
+    double nbnds[] = {0.002, 0.004};
+    CHECK(lm_http_register(r, &(lm_http_options){.bounds = nbnds, .nbounds = 2}, &e) == h);
+    lm_family *nf = atomic_load(&h->duration);
+    CHECK(nf != old && nf->nbounds == 2);
+    CHECK(atomic_load(&old->retired));
+    CHECK(h->requests == rq && !atomic_load(&rq->retired)); /* counters kept */
+    CHECK_EQ_U64(atomic_load(&nf->nseries), 2); /* both slots moved */
+    CHECK(atomic_load(&a->slots[LM_METHOD_GET][100]->duration) == find(nf, "GET", "/a", "200"));
+    lm_route_record(a, LM_METHOD_GET, 200, 3000000, 10, NULL, 0);
+    lm_series *news = find(nf, "GET", "/a", "200");
+    uint64_t bk[3], cnt, lo;
+    int64_t hi;
+    lm__histogram_read(news, bk, &cnt, &hi, &lo);
+    CHECK_EQ_U64(cnt, 1);
+    CHECK_EQ_U64(bk[1], 1); /* 3 ms is in (2 ms, 4 ms] */
+    CHECK_EQ_U64(lm_series_count(olds), 1); /* old data stays where it was */
+    CHECK_EQ_U64(lm_series_count(find(rq, "GET", "/a", "200")), 2);
+    /* a slot created after the swap lands in the new family */
+    lm_route_record(a, LM_METHOD_HEAD, 204, 1, 0, NULL, 0);
+    CHECK(find(nf, "HEAD", "/a", "204") != NULL);
+    CHECK(find(old, "HEAD", "/a", "204") == NULL);
+    /* and back to the defaults */
+    CHECK(lm_http_register(r, NULL, &e) == h);
+    CHECK(atomic_load(&h->duration)->nbounds == 14);
+    CHECK_EQ_U64(atomic_load(&atomic_load(&h->duration)->nseries), 3);
+    lm_registry_free(r);
+}
+
+static void test_folded_routes(void)
+{
+    /* cap 2 per family: the third (method, status) of the route folds */
+    lm_error e = {0};
+    lm_registry *r = lm_registry_new(NULL, NULL);
+    lm_http *h = lm_http_register(r, &(lm_http_options){.max_series = 2}, &e);
+    lm_route *a = lm_http_route(h, S("/a"), &e);
+    for (int st = 200; st < 205; st++)
+        lm_route_record(a, LM_METHOD_GET, st, 1, 1, NULL, 0);
+    lm_route_record(a, LM_METHOD_GET, 204, 1, 1, NULL, 0);
+    CHECK_EQ_U64(atomic_load(&h->requests->nseries), 2);
+    CHECK_EQ_U64(atomic_load(&h->requests->folded), 3); /* once per slot, not per request */
+    lm_series *ov = atomic_load(&h->requests->overflow);
+    CHECK(ov != NULL && lm_series_count(ov) == 4);
+    lm_family *d = atomic_load(&h->duration);
+    CHECK(lm_series_count(atomic_load(&d->overflow)) == 4);
+    /* replacing the histogram keeps folded slots on the new overflow */
+    double b[] = {1};
+    CHECK(lm_http_register(r, &(lm_http_options){.max_series = 2, .bounds = b, .nbounds = 1},
+                           &e) == h);
+    lm_family *nd = atomic_load(&h->duration);
+    CHECK(nd != d && atomic_load(&nd->overflow) != NULL);
+    CHECK_EQ_U64(atomic_load(&nd->folded), 0);
+    lm_route_record(a, LM_METHOD_GET, 203, 1, 1, NULL, 0);
+    CHECK(lm_series_count(atomic_load(&nd->overflow)) == 1);
+    lm_registry_free(r);
+}
+
+static void test_rebounds_limit(void)
+{
+    /* not enough cells to move the slots: refused before anything changes */
+    lm_error e = {0};
+    lm_registry *r = lm_registry_new(&(lm_registry_options){.slot_capacity = 60}, NULL);
+    lm_http *h = lm_http_register(r, &(lm_http_options){.max_series = 5}, &e);
+    CHECK(h != NULL); /* 1 + 17 + 1 cells of overflow reserves */
+    lm_route *a = lm_http_route(h, S("/a"), &e);
+    lm_route_record(a, LM_METHOD_GET, 200, 1, 1, NULL, 0); /* 19 more: 38 */
+    lm_family *d = atomic_load(&h->duration);
+    double big[40];
+    for (int i = 0; i < 40; i++)
+        big[i] = i + 1;
+    CHECK(lm_http_register(r, &(lm_http_options){.max_series = 5, .bounds = big, .nbounds = 40},
+                           &e) == NULL);
+    CHECK(e.code == LM_ERR_LIMIT && strstr(e.message, "needs 86 cells"));
+    CHECK(atomic_load(&h->duration) == d && !atomic_load(&d->retired));
+    lm_registry_free(r);
+}
+
+int main(void)
+{
+    test_methods();
+    test_register();
+    test_routes_and_record();
+    test_rebounds();
+    test_folded_routes();
+    test_rebounds_limit();
+    TEST_MAIN_END();
+}
