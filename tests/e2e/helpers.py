@@ -471,6 +471,29 @@ def delta(before: dict, after: dict, names) -> dict[tuple[str, tuple], float]:
     return out
 
 
+def settled_scrape(url: str, done, timeout: float = 5.0, fmt: str = "text") -> Scrape:
+    """Scrapes until done(values) holds or timeout, and returns the last
+    scrape. A client can hold its answer a moment before the server has left
+    the handler and recorded the request; exact assertions must not race
+    that. done should test a lower bound (e.g. total reached), so an
+    overshoot still shows up in the caller's exact comparison."""
+    deadline = time.monotonic() + timeout
+    while True:
+        s = scrape(url, fmt=fmt)
+        try:
+            if done(s.values()):
+                return s
+        except AssertionError:
+            return s  # duplicates: let the caller's assertions report them
+        if time.monotonic() > deadline:
+            return s
+        time.sleep(0.02)
+
+
+def in_flight_zero(values: dict) -> bool:
+    return all(v == 0 for v in series(values, "http_requests_in_progress").values())
+
+
 def labels_key(**labels) -> tuple:
     return tuple(sorted((k, str(v)) for k, v in labels.items()))
 

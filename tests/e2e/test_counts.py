@@ -55,7 +55,7 @@ def traffic(example_caddy):
     # in-flight gauges exist; the before-scrape happens after it.
     for method, path, body, *_ in PLAN:
         h.request(method, c.url("site", path), body=body)
-    before = h.scrape(c.internal_metrics_url).values()
+    before = h.settled_scrape(c.internal_metrics_url, h.in_flight_zero).values()
     expected = Counter()  # (method label, endpoint, status) -> n
     sizes = Counter()
     observed = {}
@@ -69,7 +69,12 @@ def traffic(example_caddy):
             sizes[(mlabel, endpoint, str(r.status))] += len(r.body)
             if method == "POST" and path == "/contact" and 200 <= r.status < 300:
                 contact_ok += 1
-    after_text = h.scrape(c.internal_metrics_url)
+    total_before = sum(h.series(before, "http_requests_total").values())
+
+    def done(v):
+        return (sum(h.series(v, "http_requests_total").values()) - total_before >= sum(expected.values())
+                and h.in_flight_zero(v))
+    after_text = h.settled_scrape(c.internal_metrics_url, done)
     after_om = h.scrape(c.internal_metrics_url, fmt="openmetrics")
     return dict(before=before, after=after_text.values(), after_text=after_text, after_om=after_om,
                 expected=expected, sizes=sizes, observed=observed, contact_ok=contact_ok)

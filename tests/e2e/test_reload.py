@@ -76,13 +76,11 @@ def reload_run(example_caddy):
             prev = cur
     finally:
         load.stop()
-    # The last answered request may still be leaving the route when the
-    # client has its bytes; wait for the in-flight gauges to settle.
-    def settled():
-        v = h.scrape(c.internal_metrics_url).values()
-        return all(g == 0 for g in h.series(v, "http_requests_in_progress").values())
-    h.wait_until(settled, 5)
-    final_scrape = h.scrape(c.internal_metrics_url)
+    answered = sum(load.answered.values())
+    total_before = sum(h.series(before, "http_requests_total").values())
+    final_scrape = h.settled_scrape(
+        c.internal_metrics_url,
+        lambda v: h.in_flight_zero(v) and sum(h.series(v, "http_requests_total").values()) - total_before >= answered)
     final = _normalise(final_scrape.values())
     for key, v in prev.items():
         if key[0] in MONOTONIC and final.get(key, -1) < v:
