@@ -1,0 +1,312 @@
+package routemetrics
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// UnmarshalCaddyfile parses
+//
+//	route_metrics [<matcher>] [<name>] {
+//	    namespace <prefix>
+//	    buckets   <seconds...>
+//	    counter <name_total> {
+//	        help   <text>
+//	        label  <name> <value>     # repeatable
+//	        method <METHOD...>        # repeatable
+//	        status <2xx|201...>       # repeatable
+//	    }
+//	}
+//
+// Every error names the file and line of the offending token.
+func (h *RouteMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	args := d.RemainingArgs()
+	switch len(args) {
+	case 0:
+	case 1:
+		h.Name = args[0]
+		if h.Name == "" {
+			return d.Err("route_metrics: the route name must not be empty")
+		}
+	default:
+		return d.Errf("route_metrics takes at most one argument, the route name; got %d: %q", len(args), args)
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		switch sub {
+		case "namespace":
+			if seen[sub] {
+				return d.Err("route_metrics: namespace given twice")
+			}
+			if !d.NextArg() {
+				return d.Err("route_metrics: namespace needs one argument, a metric name prefix like myapp_")
+			}
+			h.Namespace = d.Val()
+			if d.NextArg() {
+				return d.Errf("route_metrics: namespace takes one argument; unexpected %q", d.Val())
+			}
+			if err := validateNamespace(h.Namespace); err != nil {
+				return d.Errf("route_metrics: %v", err)
+			}
+		case "buckets":
+			if seen[sub] {
+				return d.Err("route_metrics: buckets given twice")
+			}
+			b, err := parseBuckets(d.RemainingArgs())
+			if err != nil {
+				return d.Errf("route_metrics: %v", err)
+			}
+			h.Buckets = b
+		case "counter":
+			c, err := parseCounter(d)
+			if err != nil {
+				return err
+			}
+			for _, prev := range h.Counters {
+				if prev.Name == c.Name {
+					return d.Errf("route_metrics: counter %s declared twice in the same block", c.Name)
+				}
+			}
+			h.Counters = append(h.Counters, c)
+		default:
+			return d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets or counter)", sub)
+		}
+		seen[sub] = true
+	}
+	for _, c := range h.Counters {
+		if err := checkReservedName(c.Name, h.Namespace); err != nil {
+			return d.Errf("route_metrics: %v", err)
+		}
+	}
+	return nil
+}
+
+func parseCounter(d *caddyfile.Dispenser) (BusinessCounter, error) {
+	var c BusinessCounter
+	if !d.NextArg() {
+		return c, d.Err("counter needs a metric name ending in _total")
+	}
+	c.Name = d.Val()
+	if err := validateCounterName(c.Name); err != nil {
+		return c, d.Errf("counter: %v", err)
+	}
+	if d.NextArg() {
+		return c, d.Errf("counter %s: unexpected %q; help, labels and conditions go in a block", c.Name, d.Val())
+	}
+	helpSet := false
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "help":
+			if helpSet {
+				return c, d.Errf("counter %s: help given twice", c.Name)
+			}
+			if !d.NextArg() {
+				return c, d.Errf("counter %s: help needs one (quoted) text", c.Name)
+			}
+			c.Help = d.Val()
+			if d.NextArg() {
+				return c, d.Errf("counter %s: help takes one argument; quote the text (unexpected %q)", c.Name, d.Val())
+			}
+			helpSet = true
+		case "label":
+			var name, value string
+			if !d.AllArgs(&name, &value) {
+				return c, d.Errf("counter %s: label needs exactly two arguments, a name and a value", c.Name)
+			}
+			if err := validateLabelName(name); err != nil {
+				return c, d.Errf("counter %s: %v", c.Name, err)
+			}
+			if _, dup := c.Labels[name]; dup {
+				return c, d.Errf("counter %s: label %s given twice", c.Name, name)
+			}
+			if len(c.Labels) == maxLabels {
+				return c, d.Errf("counter %s: at most %d labels allowed", c.Name, maxLabels)
+			}
+			if c.Labels == nil {
+				c.Labels = map[string]string{}
+			}
+			c.Labels[name] = value
+		case "method":
+			ms := d.RemainingArgs()
+			if len(ms) == 0 {
+				return c, d.Errf("counter %s: method needs at least one HTTP method", c.Name)
+			}
+			for _, m := range ms {
+				if err := validateMethodCond(m); err != nil {
+					return c, d.Errf("counter %s: %v", c.Name, err)
+				}
+				if !slices.Contains(c.Methods, m) {
+					c.Methods = append(c.Methods, m)
+				}
+			}
+		case "status":
+			ss := d.RemainingArgs()
+			if len(ss) == 0 {
+				return c, d.Errf("counter %s: status needs at least one condition like 2xx or 201", c.Name)
+			}
+			for _, s := range ss {
+				if _, err := parseStatusCond(s); err != nil {
+					return c, d.Errf("counter %s: %v", c.Name, err)
+				}
+				if !slices.Contains(c.Statuses, s) {
+					c.Statuses = append(c.Statuses, s)
+				}
+			}
+		default:
+			return c, d.Errf("counter %s: unknown subdirective %q (expected help, label, method or status)", c.Name, sub)
+		}
+	}
+	return c, nil
+}
+
+// UnmarshalCaddyfile parses
+//
+//	metrics_endpoint [<matcher>] {
+//	    allow <cidr...>    # repeatable; adds to loopback and private ranges
+//	}
+func (m *MetricsEndpoint) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if d.NextArg() {
+		return d.Errf("metrics_endpoint takes no arguments (put allowed ranges in an allow line inside a block); unexpected %q", d.Val())
+	}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "allow":
+			list := d.RemainingArgs()
+			if len(list) == 0 {
+				return d.Err("metrics_endpoint: allow needs at least one CIDR")
+			}
+			if _, err := parseAllow(list); err != nil {
+				return d.Errf("metrics_endpoint: %v", err)
+			}
+			m.Allow = append(m.Allow, list...)
+		default:
+			return d.Errf("metrics_endpoint: unknown subdirective %q (expected allow)", sub)
+		}
+	}
+	return nil
+}
+
+// Names the registry already uses; a business counter of the same name
+// would be refused by libmetrics at provision time, so say it at adapt
+// time.
+func checkReservedName(name, namespace string) error {
+	reserved := []string{
+		namespace + "http_requests_total",
+		namespace + "http_response_size_bytes_total",
+		"go_gc_cycles_total",
+		"libmetrics_series_folded_total",
+	}
+	if slices.Contains(reserved, name) {
+		return fmt.Errorf("counter name %q is already used by a built-in metric", name)
+	}
+	return nil
+}
+
+// Keys of Helper.State, which lives for one adaptation of the whole
+// Caddyfile (all site blocks).
+const (
+	stateRoutes   = "routemetrics.routes"
+	stateBuckets  = "routemetrics.buckets"
+	stateCounters = "routemetrics.counters"
+)
+
+type declared struct {
+	sig  string
+	file string
+	line int
+}
+
+func (d declared) at() string { return fmt.Sprintf("%s:%d", d.file, d.line) }
+
+func stateMap(h httpcaddyfile.Helper, key string) map[string]declared {
+	m, ok := h.State[key].(map[string]declared)
+	if !ok {
+		m = map[string]declared{}
+		h.State[key] = m
+	}
+	return m
+}
+
+// directivePos returns where the directive token of this segment is and
+// leaves the dispenser as it found it.
+func directivePos(h httpcaddyfile.Helper) (string, int) {
+	h.Next()
+	file, line := h.File(), h.Line()
+	h.Reset()
+	return file, line
+}
+
+func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	file, line := directivePos(h)
+	rm := new(RouteMetrics)
+	if err := rm.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	here := func(sig string) declared { return declared{sig: sig, file: file, line: line} }
+
+	// One route name, one meaning: two blocks that disagree would make the
+	// endpoint label mean different things depending on the site.
+	sig, err := json.Marshal(struct {
+		Namespace string            `json:"namespace"`
+		Buckets   []float64         `json:"buckets"`
+		Counters  []BusinessCounter `json:"counters"`
+	}{rm.Namespace, rm.Buckets, rm.Counters})
+	if err != nil {
+		return nil, err
+	}
+	routes := stateMap(h, stateRoutes)
+	key := rm.Namespace + "\x00" + rm.routeName()
+	if prev, ok := routes[key]; ok && prev.sig != string(sig) {
+		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets or counters); give one of them another name, at %s:%d",
+			rm.routeName(), prev.at(), file, line)
+	} else if !ok {
+		routes[key] = here(string(sig))
+	}
+
+	// A namespace has one latency histogram, hence one bucket list.
+	if len(rm.Buckets) > 0 {
+		buckets := stateMap(h, stateBuckets)
+		bk := bucketsKey(rm.Buckets)
+		if prev, ok := buckets[rm.Namespace]; ok && prev.sig != bk {
+			return nil, fmt.Errorf("route_metrics: namespace %q already has other buckets (set at %s); every route_metrics of a namespace must list the same buckets, at %s:%d",
+				rm.Namespace, prev.at(), file, line)
+		} else if !ok {
+			buckets[rm.Namespace] = here(bk)
+		}
+	}
+
+	// A counter name is one family: help and label names must agree.
+	counters := stateMap(h, stateCounters)
+	for i := range rm.Counters {
+		c := &rm.Counters[i]
+		if prev, ok := counters[c.Name]; ok && prev.sig != c.shape() {
+			return nil, fmt.Errorf("route_metrics: counter %s is already declared at %s with a different help text or label names, at %s:%d",
+				c.Name, prev.at(), file, line)
+		} else if !ok {
+			counters[c.Name] = here(c.shape())
+		}
+	}
+	return rm, nil
+}
+
+func parseMetricsEndpointDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	m := new(MetricsEndpoint)
+	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// Interface guards
+var (
+	_ caddyfile.Unmarshaler = (*RouteMetrics)(nil)
+	_ caddyfile.Unmarshaler = (*MetricsEndpoint)(nil)
+)

@@ -1,0 +1,363 @@
+package routemetrics
+
+// This is the only file that imports "C": everything else in the package
+// talks to libmetrics through the small typed wrapper below, so the cgo
+// pointer rules are checked in one place.
+//
+// Compiler and linker flags come from pkg-config (libmetrics.pc, installed
+// by `cmake --install`). xcaddy.sh and tests/go.sh point PKG_CONFIG_PATH at
+// a private install prefix and add the run-time search path through
+// CGO_LDFLAGS, so no path is baked into this file.
+
+/*
+#cgo pkg-config: libmetrics
+#cgo noescape lm_route_record
+#cgo nocallback lm_route_record
+#cgo noescape lm_expo_read
+#cgo nocallback lm_expo_read
+#cgo nocallback lm_counter_add
+#include <stdlib.h>
+#include <libmetrics.h>
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unsafe"
+)
+
+// methodIndex mirrors lm_method so the request method is mapped in Go and
+// handed to lm_route_record without a second crossing.
+type methodIndex uint8
+
+const (
+	methodGet     = methodIndex(C.LM_METHOD_GET)
+	methodHead    = methodIndex(C.LM_METHOD_HEAD)
+	methodPost    = methodIndex(C.LM_METHOD_POST)
+	methodPut     = methodIndex(C.LM_METHOD_PUT)
+	methodDelete  = methodIndex(C.LM_METHOD_DELETE)
+	methodConnect = methodIndex(C.LM_METHOD_CONNECT)
+	methodOptions = methodIndex(C.LM_METHOD_OPTIONS)
+	methodTrace   = methodIndex(C.LM_METHOD_TRACE)
+	methodPatch   = methodIndex(C.LM_METHOD_PATCH)
+	methodOther   = methodIndex(C.LM_METHOD_OTHER)
+	methodCount   = int(C.LM_METHOD_COUNT)
+)
+
+// lmError turns a filled lm_error into a Go error carrying the library's
+// sentence, which already names the offending value.
+func lmError(what string, e *C.lm_error) error {
+	msg := C.GoString(&e.message[0])
+	if msg == "" {
+		msg = C.GoString(C.lm_status_string(e.code))
+	}
+	return fmt.Errorf("libmetrics: %s: %s", what, msg)
+}
+
+// lmVersion reports the linked library's version string.
+func lmVersion() string { return C.GoString(C.lm_version()) }
+
+// cStrings copies Go strings into C memory; the caller frees them with free.
+type cStrings []*C.char
+
+func newCStrings(ss []string) cStrings {
+	out := make(cStrings, len(ss))
+	for i, s := range ss {
+		out[i] = C.CString(s)
+	}
+	return out
+}
+
+func (cs cStrings) free() {
+	for _, p := range cs {
+		C.free(unsafe.Pointer(p))
+	}
+}
+
+// lmRegistry is the process-wide registry. It is never freed: handles into
+// it are cached by Caddy modules of configurations that may still be
+// draining requests.
+type lmRegistry struct {
+	p *C.lm_registry
+}
+
+func newLMRegistry() (*lmRegistry, error) {
+	var e C.lm_error
+	p := C.lm_registry_new(nil, &e)
+	if p == nil {
+		return nil, lmError("creating the registry", &e)
+	}
+	return &lmRegistry{p: p}, nil
+}
+
+// family is a registered metric family.
+type family struct {
+	p    *C.lm_family
+	name string
+}
+
+// series is one resolved label set of a family.
+type series struct {
+	p *C.lm_series
+}
+
+type familyKind int
+
+const (
+	kindCounter = familyKind(C.LM_COUNTER)
+	kindGauge   = familyKind(C.LM_GAUGE)
+)
+
+// registerFamily registers (or gets back, on reload) a counter or gauge
+// family with the default cardinality cap.
+func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNames []string) (*family, error) {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	chelp := C.CString(help)
+	defer C.free(unsafe.Pointer(chelp))
+	var opts C.lm_family_options
+	opts._type = C.lm_type(kind)
+	opts.name = cname
+	opts.help = chelp
+	var labels cStrings
+	if len(labelNames) > 0 {
+		// The pointer array lives in C memory so the struct handed to C
+		// holds no Go pointer.
+		labels = newCStrings(labelNames)
+		defer labels.free()
+		arr := (**C.char)(C.malloc(C.size_t(len(labels)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		defer C.free(unsafe.Pointer(arr))
+		copy(unsafe.Slice(arr, len(labels)), labels)
+		opts.label_names = arr
+		opts.nlabels = C.size_t(len(labels))
+	}
+	var e C.lm_error
+	p := C.lm_family_register(r.p, &opts, &e)
+	if p == nil {
+		return nil, lmError(fmt.Sprintf("registering %q", name), &e)
+	}
+	return &family{p: p, name: name}, nil
+}
+
+// series resolves a label set once; the returned handle is updated without
+// hashing or locking.
+func (f *family) series(values []string) (*series, error) {
+	var e C.lm_error
+	var p *C.lm_series
+	if len(values) == 0 {
+		p = C.lm_series_get(f.p, nil, &e)
+	} else {
+		cvals := newCStrings(values)
+		defer cvals.free()
+		strs := (*C.lm_str)(C.malloc(C.size_t(len(values)) * C.size_t(unsafe.Sizeof(C.lm_str{}))))
+		defer C.free(unsafe.Pointer(strs))
+		sl := unsafe.Slice(strs, len(values))
+		for i := range sl {
+			sl[i].ptr = cvals[i]
+			sl[i].len = C.size_t(len(values[i]))
+		}
+		p = C.lm_series_get(f.p, strs, &e)
+	}
+	if p == nil {
+		return nil, lmError(fmt.Sprintf("resolving a series of %q", f.name), &e)
+	}
+	return &series{p: p}, nil
+}
+
+func (s *series) counterAdd(v uint64) { C.lm_counter_add(s.p, C.uint64_t(v)) }
+
+// gaugeCell exposes the gauge's cell for Go's sync/atomic.
+func (s *series) gaugeCell() *int64 { return (*int64)(unsafe.Pointer(C.lm_gauge_cell(s.p))) }
+
+// count reads the series back (counter value, gauge value, histogram
+// count); tests use it.
+func (s *series) count() uint64 { return uint64(C.lm_series_count(s.p)) }
+
+// httpFamilies is one lm_http set (a namespace). Route handles are cached
+// on the Go side so handlers that inherit an enclosing namespace find their
+// route with a map read instead of a crossing.
+type httpFamilies struct {
+	p      *C.lm_http
+	prefix string
+	routes sync.Map // string -> *route
+	mu     sync.Mutex
+}
+
+// registerHTTP registers the four HTTP families under prefix. bounds nil
+// selects libmetrics' default latency buckets; different bounds than last
+// time replace the duration histogram and keep the counters.
+func (r *lmRegistry) registerHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
+	var opts C.lm_http_options
+	cprefix := C.CString(prefix)
+	defer C.free(unsafe.Pointer(cprefix))
+	opts.prefix = cprefix
+	if len(bounds) > 0 {
+		cb := (*C.double)(C.malloc(C.size_t(len(bounds)) * C.size_t(unsafe.Sizeof(C.double(0)))))
+		defer C.free(unsafe.Pointer(cb))
+		sl := unsafe.Slice(cb, len(bounds))
+		for i, b := range bounds {
+			sl[i] = C.double(b)
+		}
+		opts.bounds = cb
+		opts.nbounds = C.size_t(len(bounds))
+	}
+	var e C.lm_error
+	p := C.lm_http_register(r.p, &opts, &e)
+	if p == nil {
+		return nil, lmError(fmt.Sprintf("registering the HTTP metrics (namespace %q)", prefix), &e)
+	}
+	return &httpFamilies{p: p, prefix: prefix}, nil
+}
+
+// rebind points an existing Go-side set at the handle libmetrics returned
+// for a new registration of the same prefix (always the same pointer; kept
+// defensive so cached routes can never go stale).
+func (h *httpFamilies) rebind(p *C.lm_http) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.p != p {
+		h.p = p
+		h.routes.Clear()
+	}
+}
+
+// route returns the handle for an endpoint name, resolving it in libmetrics
+// the first time only.
+func (h *httpFamilies) route(name string) (*route, error) {
+	if v, ok := h.routes.Load(name); ok {
+		return v.(*route), nil
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if v, ok := h.routes.Load(name); ok {
+		return v.(*route), nil
+	}
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	var e C.lm_error
+	p := C.lm_http_route(h.p, C.lm_str{ptr: cname, len: C.size_t(len(name))}, &e)
+	if p == nil {
+		return nil, lmError(fmt.Sprintf("resolving route %q", name), &e)
+	}
+	rt := &route{
+		p:        p,
+		inflight: (*int64)(unsafe.Pointer(C.lm_route_inflight_cell(p))),
+		name:     name,
+	}
+	h.routes.Store(name, rt)
+	return rt, nil
+}
+
+// route is one endpoint of an httpFamilies set.
+type route struct {
+	p *C.lm_route
+	// inflight is the C gauge cell; Go updates it with sync/atomic so a
+	// request's start costs no crossing.
+	inflight *int64
+	name     string
+}
+
+// maxBatch bounds the business counters one lm_route_record call feeds; the
+// rare request that matches more spills over into lm_counter_add calls.
+const maxBatch = 32
+
+// counterBatch is the array of business counter series handed to
+// lm_route_record. It holds only C pointers, so passing it to C is allowed.
+type counterBatch struct {
+	s [maxBatch]*C.lm_series
+	n int
+}
+
+// add queues s once per request even when several handlers declare it;
+// it reports false when the batch is full.
+func (b *counterBatch) add(s *series) bool {
+	for i := 0; i < b.n; i++ {
+		if b.s[i] == s.p {
+			return true
+		}
+	}
+	if b.n == maxBatch {
+		return false
+	}
+	b.s[b.n] = s.p
+	b.n++
+	return true
+}
+
+// record is the per-request crossing: counts, latency, bytes and the
+// batched business counters in one call.
+func (rt *route) record(m methodIndex, status int, d time.Duration, bytes uint64, b *counterBatch) {
+	var counters **C.lm_series
+	var n C.size_t
+	if b != nil && b.n > 0 {
+		counters = &b.s[0]
+		n = C.size_t(b.n)
+	}
+	C.lm_route_record(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(bytes), counters, n)
+}
+
+// expoFormat selects the exposition format.
+type expoFormat int
+
+const (
+	formatText        = expoFormat(C.LM_FORMAT_TEXT)
+	formatOpenMetrics = expoFormat(C.LM_FORMAT_OPENMETRICS)
+)
+
+func (f expoFormat) contentType() string {
+	return C.GoString(C.lm_format_content_type(C.lm_format(f)))
+}
+
+// expo is an open exposition cursor; always end it.
+type expo struct {
+	p *C.lm_expo
+}
+
+var errExpoClosed = errors.New("libmetrics: exposition cursor already ended")
+
+func (r *lmRegistry) expoBegin(f expoFormat, process bool) (*expo, error) {
+	var flags C.uint
+	if process {
+		flags |= C.LM_EXPO_PROCESS
+	}
+	var e C.lm_error
+	p := C.lm_expo_begin(r.p, C.lm_format(f), flags, &e)
+	if p == nil {
+		return nil, lmError("starting the exposition", &e)
+	}
+	return &expo{p: p}, nil
+}
+
+// read fills buf with the next chunk; 0 means the exposition is complete.
+func (x *expo) read(buf []byte) (int, error) {
+	if x.p == nil {
+		return 0, errExpoClosed
+	}
+	if len(buf) == 0 {
+		return 0, errors.New("libmetrics: exposition read into an empty buffer")
+	}
+	n := C.lm_expo_read(x.p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	return int(n), nil
+}
+
+func (x *expo) end() {
+	if x.p != nil {
+		C.lm_expo_end(x.p)
+		x.p = nil
+	}
+}
+
+// defaultLatencyBounds returns libmetrics' default buckets (documentation
+// and tests compare against them).
+func defaultLatencyBounds() []float64 {
+	var n C.size_t
+	p := C.lm_default_latency_bounds(&n)
+	out := make([]float64, int(n))
+	for i, v := range unsafe.Slice(p, int(n)) {
+		out[i] = float64(v)
+	}
+	return out
+}

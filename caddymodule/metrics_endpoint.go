@@ -1,0 +1,224 @@
+package routemetrics
+
+import (
+	"compress/gzip"
+	"io"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// MetricsEndpoint (http.handlers.metrics_endpoint) serves the process-wide
+// registry: every route_metrics namespace, business counters, process_*
+// and go_* metrics. Prometheus text 0.0.4 by default, OpenMetrics 1.0 when
+// the Accept header asks for application/openmetrics-text, gzip when the
+// client accepts it. The body is streamed from libmetrics' cursor through
+// a fixed 32 KiB buffer and never built in memory.
+//
+// Secure by default: clients outside loopback and private ranges get 403.
+// The client address is Caddy's client_ip, so a server's trusted_proxies
+// setting is honoured.
+type MetricsEndpoint struct {
+	// Extra client ranges (CIDR or single address) allowed to scrape, on
+	// top of loopback, 10/8, 172.16/12, 192.168/16, fc00::/7, fe80::/10.
+	Allow []string `json:"allow,omitempty"`
+
+	allow []netip.Prefix
+	reg   *lmRegistry
+}
+
+// CaddyModule returns the Caddy module information.
+func (*MetricsEndpoint) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.metrics_endpoint",
+		New: func() caddy.Module { return new(MetricsEndpoint) },
+	}
+}
+
+// Provision parses the allow list and opens the shared registry.
+func (m *MetricsEndpoint) Provision(caddy.Context) error {
+	allow, err := parseAllow(m.Allow)
+	if err != nil {
+		return err
+	}
+	m.allow = allow
+	m.reg, err = sharedRegistry()
+	return err
+}
+
+// Validate reports a bad allow list.
+func (m *MetricsEndpoint) Validate() error {
+	_, err := parseAllow(m.Allow)
+	return err
+}
+
+// expoBufSize is the chunk size pulled from the cursor per write.
+const expoBufSize = 32 << 10
+
+var (
+	expoBufs = sync.Pool{New: func() any { return new([expoBufSize]byte) }}
+	// gzip writers carry large compressor state; reuse them across scrapes.
+	gzipWriters = sync.Pool{New: func() any {
+		zw, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed)
+		return zw
+	}}
+)
+
+// ServeHTTP implements caddyhttp.MiddlewareHandler; it always responds.
+func (m *MetricsEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
+	if a, ok := clientAddr(r); !ok || !addrAllowed(a, m.allow) {
+		return plainError(w, http.StatusForbidden, "403 Forbidden: metrics are served to internal clients only\n")
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		return plainError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed: use GET\n")
+	}
+
+	var f expoFormat
+	switch q := r.URL.Query().Get("format"); q {
+	case "":
+		f = negotiateFormat(r.Header.Get("Accept"))
+	case "text", "prometheus":
+		f = formatText
+	case "openmetrics":
+		f = formatOpenMetrics
+	case "html", "markdown":
+		// Reserved for the human-readable status page (libmetrics'
+		// lm_report_*), which this build does not serve yet.
+		return plainError(w, http.StatusNotImplemented, "501 Not Implemented: format="+q+" is not available in this build\n")
+	default:
+		return plainError(w, http.StatusBadRequest,
+			"400 Bad Request: format must be text or openmetrics, got "+strconv.Quote(q)+"\n")
+	}
+	return m.serveExposition(w, r, f)
+}
+
+func (m *MetricsEndpoint) serveExposition(w http.ResponseWriter, r *http.Request, f expoFormat) error {
+	refreshGoRuntime()
+	x, err := m.reg.expoBegin(f, true)
+	if err != nil {
+		return caddyhttp.Error(http.StatusInternalServerError, err)
+	}
+	defer x.end()
+
+	hdr := w.Header()
+	hdr.Set("Content-Type", f.contentType())
+	hdr.Set("Cache-Control", "no-store")
+	hdr.Add("Vary", "Accept")
+	hdr.Add("Vary", "Accept-Encoding")
+	hdr.Del("Content-Length")
+	gz := acceptsGzip(r.Header.Get("Accept-Encoding"))
+	if gz {
+		hdr.Set("Content-Encoding", "gzip")
+	}
+	w.WriteHeader(http.StatusOK)
+	if r.Method == http.MethodHead {
+		return nil
+	}
+
+	out := io.Writer(w)
+	var zw *gzip.Writer
+	if gz {
+		zw = gzipWriters.Get().(*gzip.Writer)
+		zw.Reset(w)
+		defer gzipWriters.Put(zw)
+		out = zw
+	}
+	buf := expoBufs.Get().(*[expoBufSize]byte)
+	defer expoBufs.Put(buf)
+	for {
+		n, err := x.read(buf[:])
+		if err != nil || n == 0 {
+			break
+		}
+		if _, err := out.Write(buf[:n]); err != nil {
+			// The scraper went away; nothing useful left to send.
+			return nil
+		}
+	}
+	if zw != nil {
+		_ = zw.Close()
+	}
+	return nil
+}
+
+func plainError(w http.ResponseWriter, code int, body string) error {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, body)
+	return nil
+}
+
+// mediaRanges yields (token, q) for each element of an Accept or
+// Accept-Encoding header; a malformed q counts as 0 (not acceptable).
+func mediaRanges(header string, fn func(token string, q float64)) {
+	for elem := range strings.SplitSeq(header, ",") {
+		token, params, _ := strings.Cut(elem, ";")
+		token = strings.ToLower(strings.TrimSpace(token))
+		if token == "" {
+			continue
+		}
+		q := 1.0
+		for p := range strings.SplitSeq(params, ";") {
+			k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+			if ok && strings.EqualFold(strings.TrimSpace(k), "q") {
+				parsed, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+				if err != nil || parsed < 0 || parsed > 1 {
+					parsed = 0
+				}
+				q = parsed
+			}
+		}
+		fn(token, q)
+	}
+}
+
+// negotiateFormat picks OpenMetrics when the client prefers it at least as
+// much as plain text (Prometheus ranks it first), else text 0.0.4.
+func negotiateFormat(accept string) expoFormat {
+	qOM, qText := -1.0, -1.0
+	mediaRanges(accept, func(t string, q float64) {
+		switch t {
+		case "application/openmetrics-text":
+			qOM = max(qOM, q)
+		case "text/plain", "text/*", "*/*":
+			qText = max(qText, q)
+		}
+	})
+	if qOM > 0 && qOM >= qText {
+		return formatOpenMetrics
+	}
+	return formatText
+}
+
+// acceptsGzip reports whether gzip is acceptable (explicitly or through
+// "*") and not refused with q=0.
+func acceptsGzip(ae string) bool {
+	qGzip, qStar := -1.0, -1.0
+	mediaRanges(ae, func(t string, q float64) {
+		switch t {
+		case "gzip", "x-gzip":
+			qGzip = max(qGzip, q)
+		case "*":
+			qStar = max(qStar, q)
+		}
+	})
+	if qGzip >= 0 {
+		return qGzip > 0
+	}
+	return qStar > 0
+}
+
+// Interface guards
+var (
+	_ caddy.Provisioner           = (*MetricsEndpoint)(nil)
+	_ caddy.Validator             = (*MetricsEndpoint)(nil)
+	_ caddyhttp.MiddlewareHandler = (*MetricsEndpoint)(nil)
+)

@@ -1,0 +1,173 @@
+package routemetrics
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+)
+
+// A request is counted exactly once, under the innermost route_metrics it
+// passed through. The outermost handler creates a tracker, wraps the
+// response writer and records when the chain returns (or panics); handlers
+// nested inside only retarget the tracker, moving the in-flight count from
+// the previous route's cell to theirs, and add their business counters.
+
+// trackerVar is the key of the tracker in Caddy's per-request vars table.
+// That table is a mutable map already in the request context, so attaching
+// the tracker costs no request copy.
+const trackerVar = "routemetrics.tracker"
+
+type trackerCtxKey struct{}
+
+// maxNesting bounds how many handlers' business counters one request
+// evaluates; deeper nesting than this is not a real configuration.
+const maxNesting = 8
+
+type tracker struct {
+	http  *httpFamilies // namespace chosen by the outermost handler
+	route *route        // innermost route so far; its in-flight cell holds our +1
+
+	// handlers whose business counters apply, outermost first.
+	handlers  [maxNesting]*RouteMetrics
+	nhandlers int
+
+	// done is set once the request was recorded; a route_metrics reached
+	// afterwards (e.g. inside handle_errors) must not count it again.
+	done bool
+
+	rec recorder
+}
+
+// trackerOf finds the request's tracker, if an enclosing route_metrics made
+// one.
+func trackerOf(r *http.Request) *tracker {
+	ctx := r.Context()
+	if vars, ok := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		if t, ok := vars[trackerVar].(*tracker); ok {
+			return t
+		}
+		return nil
+	}
+	t, _ := ctx.Value(trackerCtxKey{}).(*tracker)
+	return t
+}
+
+// attach makes t visible to nested handlers. Inside Caddy the vars table
+// always exists; the context fallback serves callers outside a Caddy server.
+func (t *tracker) attach(r *http.Request) *http.Request {
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		vars[trackerVar] = t
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), trackerCtxKey{}, t))
+}
+
+func (t *tracker) enter(rt *route) {
+	atomic.AddInt64(rt.inflight, 1)
+	t.route = rt
+}
+
+// retarget moves the request to a more specific route.
+func (t *tracker) retarget(rt *route) {
+	if rt == t.route {
+		return
+	}
+	atomic.AddInt64(rt.inflight, 1)
+	atomic.AddInt64(t.route.inflight, -1)
+	t.route = rt
+}
+
+func (t *tracker) addHandler(h *RouteMetrics) {
+	if len(h.rules) == 0 || t.nhandlers == maxNesting {
+		return
+	}
+	for i := 0; i < t.nhandlers; i++ {
+		if t.handlers[i] == h {
+			return
+		}
+	}
+	t.handlers[t.nhandlers] = h
+	t.nhandlers++
+}
+
+// finish records the request once and leaves the in-flight gauge.
+func (t *tracker) finish(method string, status int, d time.Duration) {
+	if t.done {
+		return
+	}
+	t.done = true
+	atomic.AddInt64(t.route.inflight, -1)
+	var batch counterBatch
+	for i := 0; i < t.nhandlers; i++ {
+		for j := range t.handlers[i].rules {
+			rule := &t.handlers[i].rules[j]
+			if rule.matches(method, status) && !batch.add(rule.series) {
+				rule.series.counterAdd(1) // batch full: rare, one extra crossing
+			}
+		}
+	}
+	t.route.record(methodOf(method), status, d, t.rec.bytes, &batch)
+}
+
+// statusFromError is the status Caddy's error handling will send for an
+// error returned by the handler chain.
+func statusFromError(err error) int {
+	var he caddyhttp.HandlerError
+	if errors.As(err, &he) && he.StatusCode != 0 {
+		return he.StatusCode
+	}
+	return http.StatusInternalServerError
+}
+
+// recorder observes the final status and the body bytes written. Flush,
+// Hijack and friends reach the real writer through Unwrap, which
+// http.ResponseController (used by reverse_proxy) follows.
+type recorder struct {
+	caddyhttp.ResponseWriterWrapper
+	status      int
+	bytes       uint64
+	wroteHeader bool
+}
+
+func (rw *recorder) WriteHeader(code int) {
+	// 1xx other than 101 are interim responses; the final one follows.
+	if !rw.wroteHeader && (code >= 200 || code == http.StatusSwitchingProtocols) {
+		rw.status = code
+		rw.wroteHeader = true
+	}
+	rw.ResponseWriter.WriteHeader(code)
+}
+
+func (rw *recorder) Write(b []byte) (int, error) {
+	if !rw.wroteHeader {
+		rw.status = http.StatusOK
+		rw.wroteHeader = true
+	}
+	n, err := rw.ResponseWriter.Write(b)
+	rw.bytes += uint64(n)
+	return n, err
+}
+
+// ReadFrom keeps the underlying writer's sendfile/splice path (used by
+// file_server and reverse_proxy) while counting what it sent.
+func (rw *recorder) ReadFrom(src io.Reader) (int64, error) {
+	if !rw.wroteHeader {
+		rw.status = http.StatusOK
+		rw.wroteHeader = true
+	}
+	n, err := rw.ResponseWriterWrapper.ReadFrom(src)
+	if n > 0 {
+		rw.bytes += uint64(n)
+	}
+	return n, err
+}
+
+var (
+	_ http.ResponseWriter = (*recorder)(nil)
+	_ io.ReaderFrom       = (*recorder)(nil)
+)
