@@ -74,7 +74,8 @@ struct lm_expo {
     lm_registry *reg;
     lm_format fmt;
     unsigned flags;
-    bool failed;            /* a unit did not fit the staging buffer: a bug, stream cut */
+    bool failed;            /* the stream was cut: see fail_code */
+    lm_status fail_code;    /* LM_ERR_NOMEM (growing the buffer) or LM_ERR_LIMIT (a bug) */
     enum phase phase;
     unsigned step;          /* meta line index, or unit index within a histogram series */
 
@@ -116,12 +117,37 @@ const char *lm_format_content_type(lm_format fmt)
 
 /* ------------------------------------------------------ bounded writer */
 
-/* Appends refuse (and mark the cursor failed) instead of overrunning; the
- * staging size computed in lm_expo_begin makes that unreachable. */
+/* Makes room for a unit of up to `need` bytes. lm_expo_begin sizes the
+ * buffer from the registry's limits so this does not allocate in practice;
+ * it is the guarantee that a value longer than those limits (should the
+ * core ever admit one) still renders whole instead of being cut. */
+static void ensure(lm_expo *e, size_t need)
+{
+    if (need <= e->cap || e->failed)
+        return;
+    char *nb = realloc(e->buf, need);
+    if (nb == NULL) {
+        e->failed = true;
+        e->fail_code = LM_ERR_NOMEM;
+        return;
+    }
+    e->buf = nb;
+    e->cap = need;
+}
+
+/* Appends refuse (and mark the cursor failed) instead of overrunning;
+ * ensure() before each unit makes that unreachable. */
+static void overrun(lm_expo *e)
+{
+    if (!e->failed)
+        e->fail_code = LM_ERR_LIMIT;
+    e->failed = true;
+}
+
 static void put(lm_expo *e, const char *s, size_t n)
 {
     if (n > e->cap - e->len) {
-        e->failed = true;
+        overrun(e);
         return;
     }
     memcpy(e->buf + e->len, s, n);
@@ -136,7 +162,7 @@ static void puts_(lm_expo *e, const char *s)
 static void put_label_value(lm_expo *e, const char *s, size_t n)
 {
     if (n > (e->cap - e->len) / 2) {
-        e->failed = true;
+        overrun(e);
         return;
     }
     e->len += lm__escape_label(e->buf + e->len, s, n);
@@ -145,7 +171,7 @@ static void put_label_value(lm_expo *e, const char *s, size_t n)
 static void put_help(lm_expo *e, const char *s, size_t n)
 {
     if (n > (e->cap - e->len) / 2) {
-        e->failed = true;
+        overrun(e);
         return;
     }
     e->len += lm__escape_help(e->buf + e->len, s, n, e->fmt);
@@ -204,6 +230,7 @@ static void render_meta(lm_expo *e, unsigned step, const char *name, size_t len,
 {
     bool help_line = is_om(e) ? step == 1 : step == 0;
     size_t mlen = meta_name_len(e, name, len, type);
+    ensure(e, sizeof "# HELP  histogram\n" + mlen + 2 * hlen);
     if (help_line) {
         if (hlen == 0)
             return;
@@ -225,6 +252,10 @@ static void render_meta(lm_expo *e, unsigned step, const char *name, size_t len,
 static void render_sample_head(lm_expo *e, const lm_family *f, const lm_series *s,
                                const char *suffix, const char *le)
 {
+    size_t need = f->name.len + strlen(suffix) + sizeof "{,le=\"\"} \n" + LE_MAX + NUM_MAX;
+    for (size_t i = 0; i < f->nlabels; i++)
+        need += f->label_names[i].len + sizeof ",=\"\"" + 2 * s->values[i].len;
+    ensure(e, need);
     put(e, f->name.ptr, f->name.len);
     puts_(e, suffix);
     if (f->nlabels > 0 || le) {
@@ -442,6 +473,7 @@ static bool render_unit(lm_expo *e)
             }
             {
                 const lm_family *f = e->reg->families[e->fi++];
+                ensure(e, sizeof FOLDED_NAME "{family=\"\"} \n" + 2 * f->name.len + NUM_MAX);
                 puts_(e, FOLDED_NAME "{family=\"");
                 put_label_value(e, f->name.ptr, f->name.len);
                 puts_(e, "\"} ");
@@ -487,15 +519,16 @@ static bool render_unit(lm_expo *e)
 
 /* ------------------------------------------------------------- sizing */
 
-/* Longest unit any family of the snapshot can produce, from its fixed
- * parts and the registry's label value limit (values are cut to
- * max_label_value_len bytes when sanitised; the overflow series' value is
- * "_overflow"). Escaping at most doubles a value. */
+/* Longest unit a family of the snapshot can produce, from its fixed parts
+ * and the registry's label value limit (values are cut to
+ * max_label_value_len bytes when sanitised; fixed values such as
+ * "_overflow" or an HTTP method are short). Escaping at most doubles a
+ * value. ensure() covers anything longer. */
 static size_t family_unit_bound(const lm_registry *reg, const lm_family *f)
 {
     size_t vmax = reg->opts.max_label_value_len;
-    if (vmax < sizeof LM_OVERFLOW_VALUE - 1)
-        vmax = sizeof LM_OVERFLOW_VALUE - 1;
+    if (vmax < 16) /* "_overflow", HTTP methods and statuses are not cut */
+        vmax = 16;
     size_t meta = sizeof "# HELP  \n" + f->name.len + 2 * f->help.len;
     size_t type = sizeof "# TYPE  histogram\n" + f->name.len;
     size_t sample = f->name.len + sizeof "_bucket{}" + sizeof ",le=\"\"" + LE_MAX + 1 + NUM_MAX + 1;
@@ -678,11 +711,17 @@ lm_status lm_expo_write(lm_registry *reg, lm_format fmt, unsigned flags, lm_writ
         total += n;
     }
     if (st == LM_OK && e->failed) {
-        lm__set_error(err, LM_ERR_LIMIT,
-                      "exposition line longer than the %zu-byte staging buffer (a libmetrics "
-                      "bug); output cut after %llu bytes",
-                      e->cap, (unsigned long long)total);
-        st = LM_ERR_LIMIT;
+        st = e->fail_code;
+        if (st == LM_ERR_NOMEM)
+            lm__set_error(err, st,
+                          "out of memory growing the exposition buffer; output cut after %llu "
+                          "bytes",
+                          (unsigned long long)total);
+        else
+            lm__set_error(err, st,
+                          "exposition line longer than its %zu-byte buffer (a libmetrics bug); "
+                          "output cut after %llu bytes",
+                          e->cap, (unsigned long long)total);
     }
     lm_expo_end(e);
     return st;
