@@ -379,7 +379,8 @@ void lm__http_free(lm_http *h)
 
 /* First request of a (method, status) on a route: resolves its three series
  * once; afterwards the slot pointer is all the hot path needs. */
-static lm_route_slot *slot_create(lm_route *r, unsigned m, unsigned st)
+__attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, unsigned m,
+                                                                  unsigned st)
 {
     lm_http *h = r->http;
     lm_registry *reg = h->reg;
@@ -411,6 +412,12 @@ static lm_route_slot *slot_create(lm_route *r, unsigned m, unsigned st)
     return slot;
 }
 
+static inline void plain_add(lm_cell *c, uint64_t v)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + v,
+                          memory_order_relaxed);
+}
+
 void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
                      uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
 {
@@ -427,11 +434,29 @@ void lm_route_record(lm_route *route, lm_method method, int status, int64_t dura
     lm_route_slot *slot = atomic_load_explicit(&route->slots[m][st], memory_order_acquire);
     if (LM_UNLIKELY(slot == NULL))
         slot = slot_create(route, m, st);
+    lm_cell *cells = sh->cells;
     if (LM_LIKELY(slot != NULL)) {
         lm_series *d = atomic_load_explicit(&slot->duration, memory_order_acquire);
-        lm__cell_add(sh, slot->requests->slot, 1);
-        lm__cell_add(sh, slot->bytes->slot, response_bytes);
-        lm__histogram_add(sh, d, duration_ns < 0 ? 0 : duration_ns);
+        uint32_t rq = slot->requests->slot, by = slot->bytes->slot;
+        if (LM_LIKELY(sh->exclusive)) {
+            /* The common case written out: one thread owns these cells, so
+             * each update is a plain load + add + store. */
+            const lm_family *df = d->family;
+            size_t nb = df->nbounds;
+            uint64_t u = duration_ns < 0 ? 0 : (uint64_t)duration_ns;
+            lm_cell *hc = &cells[d->slot];
+            plain_add(&cells[rq], 1);
+            plain_add(&cells[by], response_bytes);
+            plain_add(&hc[lm__bucket_index(df->ubounds, nb, (int64_t)u)], 1);
+            uint64_t old = atomic_load_explicit(&hc[nb + 1], memory_order_relaxed);
+            atomic_store_explicit(&hc[nb + 1], old + u, memory_order_relaxed);
+            if (LM_UNLIKELY(old + u < old))
+                plain_add(&hc[nb + 2], 1); /* carry into the high word */
+        } else {
+            lm__cell_add(sh, rq, 1);
+            lm__cell_add(sh, by, response_bytes);
+            lm__histogram_add(sh, d, duration_ns < 0 ? 0 : duration_ns);
+        }
     }
     for (size_t i = 0; i < ncounters; i++) {
         lm_series *c = counters[i];

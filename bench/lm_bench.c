@@ -1,0 +1,463 @@
+/*
+ * libmetrics micro-benchmark: ns per recording call on one thread, the
+ * aggregate on two threads (same series and different series) against the
+ * one-thread figure, a plain shared atomic as the reference point, and the
+ * time to render 1k / 10k / 100k series with lm_expo_write.
+ *
+ * Every figure is the median of REPS repetitions (min and max beside it),
+ * each repetition timing a whole loop with CLOCK_MONOTONIC. Only public API
+ * calls through the shared library are timed.
+ *
+ * Usage: lm_bench [reps]          (reps >= 5, default 7)
+ * Env:   LM_BENCH_SCALE=0.1       shrink loop sizes (quick look, noisier)
+ */
+#include "libmetrics.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef LM_BENCH_BUILD_TYPE
+#define LM_BENCH_BUILD_TYPE "unknown"
+#define LM_BENCH_COMPILER "unknown"
+#define LM_BENCH_OPT_FLAGS ""
+#endif
+#ifndef LM_BENCH_SANITIZE
+#define LM_BENCH_SANITIZE ""
+#endif
+
+#define MAX_REPS 50
+#define NDUR 4096 /* durations cycled through, so bucket choice varies */
+
+static int reps = 7;
+static double scale = 1.0;
+
+static double now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+/* CPU time of the calling thread: on a shared machine it leaves out the
+ * time the thread spent descheduled, which wall time cannot. */
+static double cpu_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+typedef struct stats {
+    double med, min, max;
+} stats;
+
+static stats summarize(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    stats s = {n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2, v[0], v[n - 1]};
+    return s;
+}
+
+static long scaled(long n)
+{
+    long s = (long)((double)n * scale);
+    return s < 1000 ? 1000 : s;
+}
+
+/* ------------------------------------------------------------ fixture */
+
+typedef struct fixture {
+    lm_registry *reg;
+    lm_series *counter[2]; /* two series of one family */
+    lm_series *hist;
+    lm_series *gauge;
+    lm_series *biz[2];
+    lm_route *route[2];
+    int64_t dur[NDUR];
+} fixture;
+
+static void die(const char *what, const lm_error *e)
+{
+    fprintf(stderr, "lm_bench: %s: %s\n", what, e->message);
+    exit(1);
+}
+
+static lm_str S(const char *s)
+{
+    return (lm_str){s, strlen(s)};
+}
+
+static void fixture_init(fixture *f)
+{
+    lm_error e = {0};
+    f->reg = lm_registry_new(NULL, &e);
+    if (!f->reg)
+        die("registry", &e);
+    static const char *const lbl[] = {"kind"};
+    lm_family *c = lm_family_register(
+        f->reg, &(lm_family_options){.type = LM_COUNTER, .name = "bench_ops_total",
+                                     .label_names = lbl, .nlabels = 1},
+        &e);
+    lm_family *h = lm_family_register(
+        f->reg, &(lm_family_options){.type = LM_HISTOGRAM, .name = "bench_latency_seconds",
+                                     .label_names = lbl, .nlabels = 1, .unit_scale = 1e9},
+        &e);
+    lm_family *g = lm_family_register(
+        f->reg, &(lm_family_options){.type = LM_GAUGE, .name = "bench_level"}, &e);
+    if (!c || !h || !g)
+        die("families", &e);
+    f->counter[0] = lm_series_get(c, (lm_str[]){S("a")}, &e);
+    f->counter[1] = lm_series_get(c, (lm_str[]){S("b")}, &e);
+    f->biz[0] = lm_series_get(c, (lm_str[]){S("biz1")}, &e);
+    f->biz[1] = lm_series_get(c, (lm_str[]){S("biz2")}, &e);
+    f->hist = lm_series_get(h, (lm_str[]){S("a")}, &e);
+    f->gauge = lm_series_get(g, NULL, &e);
+    lm_http *http = lm_http_register(f->reg, NULL, &e);
+    if (!http)
+        die("http", &e);
+    f->route[0] = lm_http_route(http, S("/api/a"), &e);
+    f->route[1] = lm_http_route(http, S("/api/b"), &e);
+    if (!f->counter[0] || !f->hist || !f->gauge || !f->route[0] || !f->route[1])
+        die("series", &e);
+    /* Log-uniform 50 us .. 20 s: every bucket of the default layout sees
+     * traffic, so the bucket search is not trained on one answer. */
+    uint64_t x = 0x9E3779B97F4A7C15ULL;
+    for (int i = 0; i < NDUR; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        double u = (double)(x >> 11) / 9007199254740992.0;
+        f->dur[i] = (int64_t)exp(log(50e3) + u * (log(20e9) - log(50e3)));
+    }
+}
+
+/* ---------------------------------------------------------- the loops */
+
+typedef enum op {
+    OP_COUNTER,
+    OP_GAUGE,
+    OP_HIST_CONST,
+    OP_HIST_VARIED,
+    OP_ROUTE,
+    OP_ROUTE_BIZ2,
+    OP_ATOMIC, /* reference: one C11 atomic fetch_add cell */
+} op;
+
+typedef struct job {
+    const fixture *f;
+    op op;
+    int which;             /* series/route index: 0 for "same", thread id for "different" */
+    long n;
+    _Atomic uint64_t *cell; /* OP_ATOMIC */
+    pthread_barrier_t *bar;
+    double t0, t1, c0, c1;
+} job;
+
+static void run(job *j)
+{
+    const fixture *f = j->f;
+    long n = j->n;
+    switch (j->op) {
+    case OP_COUNTER: {
+        lm_series *s = f->counter[j->which];
+        for (long i = 0; i < n; i++)
+            lm_counter_add(s, 1);
+        break;
+    }
+    case OP_GAUGE:
+        for (long i = 0; i < n; i++)
+            lm_gauge_add(f->gauge, 1);
+        break;
+    case OP_HIST_CONST:
+        for (long i = 0; i < n; i++)
+            lm_histogram_observe(f->hist, 3000000);
+        break;
+    case OP_HIST_VARIED:
+        for (long i = 0; i < n; i++)
+            lm_histogram_observe(f->hist, f->dur[i & (NDUR - 1)]);
+        break;
+    case OP_ROUTE: {
+        lm_route *r = f->route[j->which];
+        for (long i = 0; i < n; i++)
+            lm_route_record(r, LM_METHOD_GET, 200, f->dur[i & (NDUR - 1)], 512, NULL, 0);
+        break;
+    }
+    case OP_ROUTE_BIZ2: {
+        lm_route *r = f->route[j->which];
+        for (long i = 0; i < n; i++)
+            lm_route_record(r, LM_METHOD_GET, 200, f->dur[i & (NDUR - 1)], 512, f->biz, 2);
+        break;
+    }
+    case OP_ATOMIC:
+        for (long i = 0; i < n; i++)
+            atomic_fetch_add_explicit(j->cell, 1, memory_order_relaxed);
+        break;
+    }
+}
+
+static void *thread_main(void *arg)
+{
+    job *j = arg;
+    run(j); /* warm: claims the shard, creates route slots, faults pages */
+    pthread_barrier_wait(j->bar);
+    j->t0 = now_ns();
+    j->c0 = cpu_ns();
+    run(j);
+    j->c1 = cpu_ns();
+    j->t1 = now_ns();
+    return NULL;
+}
+
+/* One repetition with nthreads threads. wall: ns per op in aggregate (wall
+ * time from the first start to the last end, divided by all ops); cpu: the
+ * mean over threads of each thread's CPU ns per op. */
+typedef struct sample {
+    double wall, cpu;
+} sample;
+
+static sample rep_threads(const fixture *f, op o, int nthreads, bool same, long n,
+                          _Atomic uint64_t *cell)
+{
+    pthread_t t[2];
+    job jobs[2];
+    pthread_barrier_t bar;
+    pthread_barrier_init(&bar, NULL, (unsigned)nthreads);
+    for (int i = 0; i < nthreads; i++) {
+        jobs[i] = (job){.f = f, .op = o, .which = same ? 0 : i, .n = n, .cell = cell, .bar = &bar};
+        pthread_create(&t[i], NULL, thread_main, &jobs[i]);
+    }
+    for (int i = 0; i < nthreads; i++)
+        pthread_join(t[i], NULL);
+    pthread_barrier_destroy(&bar);
+    double t0 = jobs[0].t0, t1 = jobs[0].t1, cpu = 0;
+    for (int i = 0; i < nthreads; i++) {
+        if (jobs[i].t0 < t0)
+            t0 = jobs[i].t0;
+        if (jobs[i].t1 > t1)
+            t1 = jobs[i].t1;
+        cpu += (jobs[i].c1 - jobs[i].c0) / (double)n;
+    }
+    return (sample){(t1 - t0) / ((double)n * nthreads), cpu / nthreads};
+}
+
+typedef struct result {
+    stats wall, cpu;
+} result;
+
+static result measure(const fixture *f, op o, int nthreads, bool same, long n)
+{
+    double w[MAX_REPS], c[MAX_REPS];
+    _Atomic uint64_t cell[16] __attribute__((aligned(64)));
+    atomic_init(&cell[0], 0);
+    for (int r = 0; r < reps; r++) {
+        sample s = rep_threads(f, o, nthreads, same, n, &cell[0]);
+        w[r] = s.wall;
+        c[r] = s.cpu;
+    }
+    return (result){summarize(w, reps), summarize(c, reps)};
+}
+
+static void print_row(const char *name, result r)
+{
+    printf("  %-42s %6.2f [%6.2f .. %6.2f]   %6.2f [%6.2f .. %6.2f]\n", name, r.cpu.med,
+           r.cpu.min, r.cpu.max, r.wall.med, r.wall.min, r.wall.max);
+}
+
+/* ------------------------------------------------------------ exposition */
+
+typedef struct sink {
+    size_t bytes;
+    unsigned check;
+} sink;
+
+static int discard(void *ctx, const char *buf, size_t len)
+{
+    sink *s = ctx;
+    s->bytes += len;
+    s->check += (unsigned char)buf[0] + (unsigned char)buf[len - 1];
+    return 0;
+}
+
+static void bench_expo(bool histograms, size_t nseries, lm_format fmt)
+{
+    lm_error e = {0};
+    lm_registry *reg = lm_registry_new(NULL, &e);
+    if (!reg)
+        die("registry", &e);
+    static const char *const lbl[] = {"endpoint"};
+    lm_family_options o = {.type = histograms ? LM_HISTOGRAM : LM_COUNTER,
+                           .name = histograms ? "render_latency_seconds" : "render_requests_total",
+                           .help = "Series for the rendering benchmark.",
+                           .label_names = lbl,
+                           .nlabels = 1,
+                           .max_series = nseries,
+                           .unit_scale = histograms ? 1e9 : 0};
+    lm_family *fam = lm_family_register(reg, &o, &e);
+    if (!fam)
+        die("render family", &e);
+    for (size_t i = 0; i < nseries; i++) {
+        char v[48];
+        snprintf(v, sizeof v, "/api/v1/item/%zu", i);
+        lm_series *s = lm_series_get(fam, (lm_str[]){S(v)}, &e);
+        if (!s)
+            die("render series", &e);
+        if (histograms) {
+            lm_histogram_observe(s, (int64_t)(i * 7919 % 3000000000ULL));
+            lm_histogram_observe(s, 1234567);
+        } else {
+            lm_counter_add(s, i * 2654435761ULL % 1000000);
+        }
+    }
+    double v[MAX_REPS];
+    sink sk = {0};
+    lm_expo_write(reg, fmt, 0, discard, &sk, &e); /* warm */
+    size_t bytes = sk.bytes;
+    for (int r = 0; r < reps; r++) {
+        sk.bytes = 0;
+        double t0 = now_ns();
+        lm_status st = lm_expo_write(reg, fmt, 0, discard, &sk, &e);
+        double t1 = now_ns();
+        if (st != LM_OK)
+            die("lm_expo_write", &e);
+        v[r] = (t1 - t0) / 1e6;
+    }
+    stats s = summarize(v, reps);
+    printf("  %6zu %-10s %-11s %9.2f ms [%8.2f .. %8.2f] %10.1f MB %7.0f ns/series\n",
+           nseries, histograms ? "histogram" : "counter",
+           fmt == LM_FORMAT_TEXT ? "text" : "openmetrics", s.med, s.min, s.max,
+           (double)bytes / 1e6, s.med * 1e6 / (double)nseries);
+    lm_registry_free(reg);
+}
+
+/* --------------------------------------------------------------- main */
+
+static void machine(void)
+{
+    char model[256] = "unknown";
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    if (f) {
+        char line[512];
+        while (fgets(line, sizeof line, f)) {
+            if (strncmp(line, "model name", 10) == 0) {
+                char *c = strchr(line, ':');
+                if (c) {
+                    snprintf(model, sizeof model, "%s", c + 2);
+                    model[strcspn(model, "\n")] = '\0';
+                }
+                break;
+            }
+        }
+        fclose(f);
+    }
+    char load[128] = "unknown";
+    f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fgets(load, sizeof load, f))
+            load[strcspn(load, "\n")] = '\0';
+        fclose(f);
+    }
+    printf("machine: nproc=%ld, cpu \"%s\", loadavg at start %s\n", sysconf(_SC_NPROCESSORS_ONLN),
+           model, load);
+    printf("build:   %s, %s, flags \"%s\"%s%s, libmetrics %s\n", LM_BENCH_BUILD_TYPE,
+           LM_BENCH_COMPILER, LM_BENCH_OPT_FLAGS, LM_BENCH_SANITIZE[0] ? ", SANITIZED: " : "",
+           LM_BENCH_SANITIZE, lm_version());
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 1)
+        reps = atoi(argv[1]);
+    if (reps < 5 || reps > MAX_REPS) {
+        fprintf(stderr, "usage: %s [reps 5..%d]\n", argv[0], MAX_REPS);
+        return 2;
+    }
+    const char *sc = getenv("LM_BENCH_SCALE");
+    if (sc)
+        scale = atof(sc);
+    if (!(scale > 0))
+        scale = 1;
+
+    printf("libmetrics micro-benchmark\n");
+    machine();
+    printf("reproduce: cmake -S <repo> -B build/bench -DCMAKE_BUILD_TYPE=RelWithDebInfo "
+           "-DLM_BUILD_TESTS=OFF && cmake --build build/bench --target lm_bench && "
+           "build/bench/bench/lm_bench %d%s\n",
+           reps, sc ? "   (with LM_BENCH_SCALE set)" : "");
+    printf("method: median of %d repetitions [min .. max]; each repetition times a whole loop;\n"
+           "        durations cycle through %d log-uniform values 50us..20s (all buckets hit)\n\n",
+           reps, NDUR);
+
+    fixture f;
+    fixture_init(&f);
+    const long N = scaled(20000000);
+
+    printf("one thread, ns per call                     thread CPU time             "
+           "wall time\n");
+    struct {
+        const char *name;
+        op o;
+        long n;
+    } singles[] = {
+        {"lm_counter_add", OP_COUNTER, N},
+        {"lm_gauge_add (shared atomic cell)", OP_GAUGE, N / 2},
+        {"lm_histogram_observe, constant value", OP_HIST_CONST, N / 2},
+        {"lm_histogram_observe, varied values", OP_HIST_VARIED, N / 2},
+        {"lm_route_record, varied durations", OP_ROUTE, N / 4},
+        {"lm_route_record + 2 business counters", OP_ROUTE_BIZ2, N / 4},
+        {"reference: C11 atomic_fetch_add, one cell", OP_ATOMIC, N / 2},
+    };
+    result one[8];
+    for (size_t i = 0; i < sizeof singles / sizeof *singles; i++) {
+        one[i] = measure(&f, singles[i].o, 1, true, singles[i].n);
+        print_row(singles[i].name, one[i]);
+    }
+
+    printf("\ntwo threads: aggregate ns per call = wall time / all calls of both threads;\n"
+           "ratio = two-thread throughput / one-thread throughput, both on wall time (2.00 is\n"
+           "perfect scaling; only meaningful when two cores are free); cpu = each thread's CPU\n"
+           "ns per call, which grows when the threads fight over cache lines\n");
+    struct {
+        const char *name;
+        op o;
+        bool same;
+        long n;
+        int base; /* index into one[] */
+    } twos[] = {
+        {"lm_counter_add, same series", OP_COUNTER, true, N, 0},
+        {"lm_counter_add, different series", OP_COUNTER, false, N, 0},
+        {"lm_histogram_observe, same series", OP_HIST_VARIED, true, N / 2, 3},
+        {"lm_route_record, same route and status", OP_ROUTE, true, N / 4, 4},
+        {"lm_route_record, different routes", OP_ROUTE, false, N / 4, 4},
+        {"reference: atomic_fetch_add, same cell", OP_ATOMIC, true, N / 2, 6},
+    };
+    for (size_t i = 0; i < sizeof twos / sizeof *twos; i++) {
+        result r = measure(&f, twos[i].o, 2, twos[i].same, twos[i].n);
+        printf("  %-42s %6.2f [%6.2f .. %6.2f]  ratio %.2f  cpu %6.2f\n", twos[i].name,
+               r.wall.med, r.wall.min, r.wall.max, one[twos[i].base].wall.med / r.wall.med,
+               r.cpu.med);
+    }
+    lm_registry_free(f.reg);
+
+    printf("\nexposition: lm_expo_write to a writer that discards, median of %d [min .. max]\n",
+           reps);
+    size_t sizes[] = {1000, 10000, 100000};
+    for (int h = 0; h < 2; h++)
+        for (size_t i = 0; i < 3; i++)
+            bench_expo(h, sizes[i], LM_FORMAT_TEXT);
+    bench_expo(false, 100000, LM_FORMAT_OPENMETRICS);
+    bench_expo(true, 10000, LM_FORMAT_OPENMETRICS);
+    return 0;
+}
