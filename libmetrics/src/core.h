@@ -41,11 +41,20 @@ LM_HIDDEN void lm__family_free(lm_family *fam);
 LM_HIDDEN void lm__http_free(lm_http *http);
 
 /* Index of the bucket that counts v: the first i with v <= ub[i], or n for
- * +Inf. Branchless binary search: the loop trip count depends only on n, so
- * it is predicted perfectly whatever the latency distribution, and each step
- * is a compare + conditional move. n >= 1. */
+ * +Inf. Up to 16 bounds a linear scan with early exit: latencies crowd the
+ * low buckets, the exit branch is well predicted, and lm_bench measured it
+ * faster than a binary search for the 14 default bounds even with values
+ * spread log-uniformly over every bucket (histogram_observe 3.3 vs 4.9 ns
+ * constant, 4.3 vs 5.0 ns varied). Beyond that, a binary search whose trip
+ * count depends only on n. n >= 1. */
 static inline size_t lm__bucket_index(const int64_t *ub, size_t n, int64_t v)
 {
+    if (n <= 16) {
+        size_t i = 0;
+        while (i < n && v > ub[i])
+            i++;
+        return i;
+    }
     const int64_t *base = ub;
     size_t len = n;
     while (len > 1) {
