@@ -136,8 +136,9 @@ static void on_sample(void *ctx, const expo_sample *x)
         return;
     }
     int r;
-    char le[32];
-    if (sscanf(x->labels, "route=\"r%d\"", &r) != 1 || r < 0 || r >= ROUTES)
+    char le[32], labels[128]; /* the sample's fields point into the body: not terminated */
+    snprintf(labels, sizeof labels, "%.*s", (int)x->labels_len, x->labels);
+    if (sscanf(labels, "route=\"r%d\"", &r) != 1 || r < 0 || r >= ROUTES)
         return;
     if (name_is(x, "c_requests_total")) {
         if (v < s->counter[r])
@@ -152,7 +153,7 @@ static void on_sample(void *ctx, const expo_sample *x)
     } else if (name_is(x, "c_latency_seconds_sum")) {
         snprintf(s->sum[r], sizeof s->sum[r], "%.*s", (int)x->value_len, x->value);
     } else if (name_is(x, "c_latency_seconds_bucket") &&
-               sscanf(x->labels, "route=\"r%*d\",le=\"%31[^\"]\"", le) == 1) {
+               sscanf(labels, "route=\"r%*d\",le=\"%31[^\"]\"", le) == 1) {
         int j = s->nbounds;
         for (int k = 0; k < s->nbounds; k++)
             if (strtod(le, NULL) == s->bounds[k])
