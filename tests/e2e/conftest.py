@@ -28,7 +28,7 @@ def run_caddy(request, text: str, ports=None, name: str | None = None, probes=he
     """Starts Caddy for a fixture and registers its teardown: stop, then fail
     the teardown if the log shows a crash (a panic after the last assertion
     would otherwise go unnoticed)."""
-    name = name or request.node.name.replace(".py", "")
+    name = name or request.module.__name__.rsplit(".", 1)[-1]
     try:
         caddy = helpers.start_caddy(text, name=name, ports=ports, probes=probes)
     except helpers.CaddyError as e:

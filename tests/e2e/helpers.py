@@ -308,6 +308,24 @@ def validate(config_path: Path, timeout: float = 60.0, env: dict | None = None) 
                           capture_output=True, text=True, timeout=timeout, env=env)
 
 
+def log_messages(output: str) -> str:
+    """Caddy logs JSON lines, so a quote in a message arrives escaped. Returns
+    the output with each JSON line replaced by its msg and error fields, as
+    a person reading the log would see them."""
+    out = []
+    for line in output.splitlines():
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            out.append(line)
+            continue
+        if isinstance(rec, dict):
+            out.append(" ".join(str(rec[k]) for k in ("msg", "error") if k in rec))
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
 def default_probes(caddy: Caddy) -> dict[str, callable]:
     """Readiness checks for a config shaped like Caddyfile.example: every
     listener answers HTTP."""

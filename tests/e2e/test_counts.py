@@ -239,7 +239,8 @@ def test_openmetrics_negotiation(example_caddy):
         assert text.content_type.startswith("text/plain") and "version=0.0.4" in text.content_type, (
             text.content_type)
         assert b"# EOF" not in text.body
-        # Accept with only text, or a browser's Accept, stays text.
-        for accept in ("text/plain", "text/html,application/xhtml+xml,*/*;q=0.8", "*/*"):
+        # Scrapers that do not ask for OpenMetrics get text. (A browser's
+        # text/html Accept gets the status page: test_status_page.py.)
+        for accept in ("text/plain", "text/plain;version=0.0.4;q=1,*/*;q=0.1", "*/*"):
             r = h.scrape(url, headers={"Accept": accept})
             assert r.content_type.startswith("text/plain"), (accept, r.content_type)

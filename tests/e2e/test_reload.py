@@ -85,6 +85,9 @@ def reload_run(example_caddy):
     for key, v in prev.items():
         if key[0] in MONOTONIC and final.get(key, -1) < v:
             problems.append("final: %s went from %s to %s" % (key, v, final.get(key)))
+    (h.OUT / "reload-summary.json").write_text(h.json_dumps({
+        "sent": load.sent, "answered": {"%s %s %d" % k: n for k, n in load.answered.items()},
+        "failures": load.failures, "reloads": reloads, "problems": problems}))
     return dict(before=before, final=final, load=load, reloads=reloads, problems=problems, scrapes=scrapes,
                 final_scrape=final_scrape, caddy=c)
 

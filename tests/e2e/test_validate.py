@@ -50,7 +50,7 @@ def test_example_validates(caddy_binary):
 def test_bad_caddyfile_rejected(caddy_binary, path):
     line, reason, _fix = _case(path)
     p = h.validate(path)
-    err = p.stderr + p.stdout
+    err = h.log_messages(p.stderr + p.stdout)
     assert p.returncode != 0, "%s validated but must fail with %r" % (path.name, reason)
     assert reason in err, "%s: message lacks %r:\n%s" % (path.name, reason, err[-2000:])
     assert "%s:%d" % (path, line) in err, "%s: message does not name %s:%d:\n%s" % (
