@@ -181,3 +181,73 @@ def test_exposition_valid_after_reloads(reload_run):
     problems = h.exposition_problems(h.scrape(c.internal_metrics_url),
                                      h.scrape(c.internal_metrics_url, fmt="openmetrics"), "reload")
     assert not problems, "\n".join(problems)
+
+
+NEW_BUCKETS = ("0.05", "0.5", "5")
+
+
+def _with_buckets(text: str) -> str:
+    """The example with an explicit bucket list on its outermost
+    route_metrics (the only one without a block)."""
+    new = "\troute_metrics {\n\t\tbuckets %s\n\t}\n" % " ".join(NEW_BUCKETS)
+    assert text.count("\troute_metrics\n") == 1, "the example's bare route_metrics line moved"
+    return text.replace("\troute_metrics\n", new)
+
+
+def _le_sets(values: dict) -> set:
+    out = set()
+    by_series: dict = {}
+    for (name, labels), _v in values.items():
+        if name == "http_request_duration_seconds_bucket":
+            d = dict(labels)
+            le = d.pop("le")
+            by_series.setdefault(tuple(sorted(d.items())), set()).add(float(le))
+    for les in by_series.values():
+        out.add(frozenset(les))
+    return out
+
+
+def _send_api(c, n: int) -> None:
+    for _ in range(n):
+        assert h.request("GET", c.url("site", "/api/x")).status == 200
+
+
+def _api_counts(values: dict) -> tuple[float, float, float]:
+    key = h.labels_key(method="GET", endpoint="api", status="200")
+    inf = values.get(("http_request_duration_seconds_bucket", tuple(sorted(dict(key, le="+Inf").items()))))
+    return (values.get(("http_requests_total", key), 0), values.get(("http_request_duration_seconds_count", key), 0),
+            inf)
+
+
+def test_bucket_change_reload(reload_run):
+    """A reload that changes the latency buckets replaces the histogram (new
+    bounds, counting from zero) but keeps the counters, and requests after
+    the reload land in the new histogram; going back restores the defaults
+    the same way."""
+    c = reload_run["caddy"]
+    original = h.example_text()
+    default_les = _le_sets(h.scrape(c.internal_metrics_url).values())
+    assert len(default_les) == 1, "series disagree on bucket bounds before the reload: %s" % default_les
+    for step, text, les in (("explicit buckets", _with_buckets(original), {float(b) for b in NEW_BUCKETS}),
+                            ("back to defaults", original, None)):
+        before = h.scrape(c.internal_metrics_url).values()
+        p = c.reload_cli(text)
+        assert p.returncode == 0, "%s: reload failed: %s" % (step, p.stderr[-1500:])
+        mid = h.scrape(c.internal_metrics_url).values()
+        for name in ("http_requests_total", "http_response_size_bytes_total", "contact_submissions_total"):
+            kept = {k: v for k, v in before.items() if k[0] == name}
+            assert {k: mid.get(k) for k in kept} == kept, "%s: %s changed across the reload" % (step, name)
+        _send_api(c, 10)
+        after = h.settled_scrape(c.internal_metrics_url, lambda v: _api_counts(v)[0] >= _api_counts(before)[0] + 10)
+        v = after.values()
+        want = {frozenset(les | {float("inf")})} if les else default_les
+        assert _le_sets(v) == want, "%s: bucket bounds %s, expected %s" % (step, _le_sets(v), want)
+        total, count, inf = _api_counts(v)
+        assert total - _api_counts(before)[0] == 10, step
+        # The histogram was replaced by the reload: it holds exactly the 10
+        # requests sent since (none from before, none lost to the old one).
+        assert (count, inf) == (10, 10), "%s: histogram _count=%s +Inf=%s after 10 requests" % (step, count, inf)
+        assert after.text.count("# TYPE http_request_duration_seconds ") == 1, step
+        problems = h.exposition_problems(after, h.scrape(c.internal_metrics_url, fmt="openmetrics"),
+                                         "reload-buckets-%d" % len(want.pop()))
+        assert not problems, "%s:\n%s" % (step, "\n".join(problems))
