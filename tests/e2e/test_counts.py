@@ -4,6 +4,10 @@ both /metrics listeners and both formats tell the same story."""
 
 from __future__ import annotations
 
+import http.client
+import re
+import socket
+import threading
 from collections import Counter
 
 import pytest
@@ -244,3 +248,139 @@ def test_openmetrics_negotiation(example_caddy):
         for accept in ("text/plain", "text/plain;version=0.0.4;q=1,*/*;q=0.1", "*/*"):
             r = h.scrape(url, headers={"Accept": accept})
             assert r.content_type.startswith("text/plain"), (accept, r.content_type)
+
+
+def _settle_total(c, before: dict, n: int) -> dict:
+    base = sum(h.series(before, "http_requests_total").values())
+    return h.settled_scrape(c.internal_metrics_url, lambda v: h.in_flight_zero(v) and sum(
+        h.series(v, "http_requests_total").values()) - base >= n).values()
+
+
+def test_concurrent_keepalive_exact(example_caddy):
+    """Many client threads on keep-alive connections, so requests run on
+    several OS threads at once (several libmetrics shards): no increment may
+    be lost or doubled."""
+    c = example_caddy
+    threads_n, per_thread = 8, 150
+    plan = [("GET", "/", None), ("GET", "/api/k", None), ("POST", "/contact", FORM), ("GET", "/nope-k", None)]
+    before = h.scrape(c.internal_metrics_url).values()
+    got = Counter()
+    errors = []
+    lock = threading.Lock()
+
+    def worker(i):
+        conn = http.client.HTTPConnection("127.0.0.1", c.ports["site"], timeout=10)
+        local = Counter()
+        try:
+            for j in range(per_thread):
+                method, path, body = plan[(i + j) % len(plan)]
+                conn.request(method, path, body=body,
+                             headers={"Content-Type": "application/x-www-form-urlencoded"} if body else {})
+                r = conn.getresponse()
+                r.read()
+                local[(method, path, r.status)] += 1
+        except Exception as e:
+            errors.append(repr(e))
+        finally:
+            conn.close()
+            with lock:
+                got.update(local)
+    ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads_n)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(60)
+    assert not errors, errors[:5]
+    assert sum(got.values()) == threads_n * per_thread
+    after = _settle_total(c, before, threads_n * per_thread)
+    endpoint = {"/": "home", "/api/k": "api", "/contact": "contact", "/nope-k": "other"}
+    want = Counter()
+    for (method, path, status), n in got.items():
+        want[(method, endpoint[path], str(status))] += n
+    d = h.delta(before, after, ["http_requests_total", "http_request_duration_seconds_count"])
+    assert _by_labels(d, "http_requests_total") == dict(want)
+    assert _by_labels(d, "http_request_duration_seconds_count") == dict(want)
+    key = ("contact_submissions_total", h.labels_key(**h.CONTACT_LABELS))
+    assert after[key] - before[key] == sum(n for (m, p, s), n in got.items() if p == "/contact" and s == 201)
+
+
+def test_pipelined_requests_each_counted(example_caddy):
+    c = example_caddy
+    before = h.scrape(c.internal_metrics_url).values()
+    reqs = (b"GET /api/p1 HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            b"HEAD / HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            b"POST /contact HTTP/1.1\r\nHost: localhost\r\nContent-Length: 6\r\n\r\nname=p"
+            b"GET /api/p2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+    resp = h.raw_request("127.0.0.1", c.ports["site"], reqs)
+    assert [int(s) for s in re.findall(rb"HTTP/1\.1 (\d{3})", resp)] == [200, 200, 201, 200], resp[:500]
+    after = _settle_total(c, before, 4)
+    d = _by_labels(h.delta(before, after, ["http_requests_total"]), "http_requests_total")
+    assert d == {("GET", "api", "200"): 2, ("HEAD", "home", "200"): 1, ("POST", "contact", "201"): 1}
+
+
+def test_expect_100_continue_records_final_status(example_caddy):
+    """An interim 100 Continue must not be taken for the final status."""
+    c = example_caddy
+    before = h.scrape(c.internal_metrics_url).values()
+    body = b"name=expect&message=hi"
+    with socket.create_connection(("127.0.0.1", c.ports["site"]), timeout=10) as s:
+        s.sendall(b"POST /contact HTTP/1.1\r\nHost: localhost\r\nExpect: 100-continue\r\n"
+                  b"Content-Type: application/x-www-form-urlencoded\r\nConnection: close\r\n"
+                  b"Content-Length: %d\r\n\r\n" % len(body))
+        s.settimeout(2)
+        first = b""
+        try:
+            first = s.recv(4096)  # 100 Continue, or the final answer if the server skips it
+        except OSError:
+            pass
+        s.settimeout(10)
+        s.sendall(body)
+        rest = first
+        while True:
+            b = s.recv(65536)
+            if not b:
+                break
+            rest += b
+    finals = [int(x) for x in re.findall(rb"HTTP/1\.1 (\d{3})", rest) if not x.startswith(b"1")]
+    assert finals == [201], rest[:500]
+    after = _settle_total(c, before, 1)
+    d = _by_labels(h.delta(before, after, ["http_requests_total"]), "http_requests_total")
+    assert d == {("POST", "contact", "201"): 1}, d
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_site_scrape_recorded_with_exact_bytes(example_caddy, gz):
+    """The :8080/metrics scrape is itself a request of route "other"; its
+    response bytes are the bytes on the wire (compressed when gzip)."""
+    c = example_caddy
+    before = h.settled_scrape(c.internal_metrics_url, h.in_flight_zero).values()
+    s = h.scrape(c.metrics_url, gzip_ok=gz)
+    assert s.status == 200 and (s.content_encoding == "gzip") == gz
+    after = _settle_total(c, before, 1)
+    key = ("GET", "other", "200")
+    assert _by_labels(h.delta(before, after, ["http_requests_total"]), "http_requests_total") == {key: 1}
+    d = _by_labels(h.delta(before, after, ["http_response_size_bytes_total"]), "http_response_size_bytes_total")
+    assert d == {key: len(s.raw)}, "bytes counted %s, bytes received %d" % (d, len(s.raw))
+
+
+@pytest.mark.parametrize("ae,gz", [("gzip;q=0", False), ("identity", False), ("br, gzip;q=0.5", True),
+                                   ("*", True), ("*;q=0", False), ("deflate", False)])
+def test_gzip_negotiation(example_caddy, ae, gz):
+    s = h.scrape(example_caddy.internal_metrics_url, headers={"Accept-Encoding": ae})
+    assert s.status == 200
+    assert (s.content_encoding == "gzip") == gz, (ae, s.content_encoding)
+    h.parse_text(s.text)
+
+
+@pytest.mark.parametrize("accept,om", [
+    # Prometheus 2.x's scrape Accept header.
+    ("application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,"
+     "text/plain;version=0.0.4;q=0.5,*/*;q=0.1", True),
+    ("application/openmetrics-text;q=0, text/plain", False),
+    ("text/plain;q=0.9, application/openmetrics-text;q=0.5", False),
+    ("", False),
+])
+def test_accept_negotiation(example_caddy, accept, om):
+    s = h.scrape(example_caddy.internal_metrics_url, headers={"Accept": accept})
+    assert s.status == 200
+    assert s.content_type.startswith("application/openmetrics-text" if om else "text/plain"), (accept, s.content_type)

@@ -27,7 +27,7 @@ CONFIG = """{
 http://127.0.0.1:%(site)d {
 	bind 127.0.0.1
 	route_metrics
-	handle /slow {
+	handle /slow* {
 		route_metrics slow
 		reverse_proxy 127.0.0.1:%(upstream)d
 	}
@@ -55,6 +55,13 @@ class SlowUpstream:
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self):
+                if self.path.startswith("/slow/status/"):
+                    # Any status the test asks for, including ones outside 100..599.
+                    code = int(self.path.rsplit("/", 1)[1])
+                    self.send_response_only(code, "X")
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 with outer.lock:
                     outer.arrived += 1
                 outer.release.wait(20)  # bounded even if a test forgets to release
@@ -198,3 +205,18 @@ def test_upstream_down_recorded_as_502(request, caddy_binary):
     after = h.settled_scrape(c.internal_metrics_url, lambda v: _slow_requests(v).get("502", 0) >= 4).values()
     assert _slow_requests(after).get("502", 0) - _slow_requests(before).get("502", 0) == 4, _slow_requests(after)
     assert all(v == 0 for v in _gauges(after).values()), _gauges(after)
+
+
+@pytest.mark.parametrize("code,label", [(418, "418"), (599, "599"), (600, "other"), (777, "other"), (999, "other")])
+def test_status_label_bounded(slow_caddy, code, label):
+    """Statuses outside 100..599 (an upstream can send up to 999) are
+    recorded as status="other", so the label set stays bounded."""
+    c = slow_caddy
+    before = _values(c)
+    r = h.request("GET", c.url("site", "/slow/status/%d" % code))
+    assert r.status == code
+    after = h.settled_scrape(c.internal_metrics_url, lambda v: sum(_slow_requests(v).values()) > sum(
+        _slow_requests(before).values())).values()
+    d = {st: n - _slow_requests(before).get(st, 0) for st, n in _slow_requests(after).items()
+         if n != _slow_requests(before).get(st, 0)}
+    assert d == {label: 1}, d
