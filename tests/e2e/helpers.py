@@ -205,6 +205,7 @@ class Caddy:
     log_path: Path
     proc: subprocess.Popen | None = None
     exit_code: int | None = None
+    started_at: float = 0.0  # wall-clock time of the spawn
     _log_file: object = field(default=None, repr=False)
 
     # -- addresses
@@ -360,6 +361,7 @@ def start_caddy(text: str, name: str, ports: dict[str, int] | None = None, probe
                   log_path=workdir / "caddy.log")
     caddy.write_config(text)
     caddy._log_file = open(caddy.log_path, "wb")
+    caddy.started_at = time.time()
     caddy.proc = subprocess.Popen([str(CADDY), "run", "--config", str(caddy.config_path),
                                    "--adapter", "caddyfile"],
                                   stdout=caddy._log_file, stderr=subprocess.STDOUT,

@@ -384,3 +384,22 @@ def test_accept_negotiation(example_caddy, accept, om):
     s = h.scrape(example_caddy.internal_metrics_url, headers={"Accept": accept})
     assert s.status == 200
     assert s.content_type.startswith("application/openmetrics-text" if om else "text/plain"), (accept, s.content_type)
+
+
+def test_process_metrics_match_proc(example_caddy):
+    """process_* describe the Caddy process itself, as /proc sees it."""
+    import os
+    c = example_caddy
+    pid = c.proc.pid
+    v = {n: val for (n, labels), val in h.scrape(c.internal_metrics_url).values().items() if not labels}
+    page = os.sysconf("SC_PAGE_SIZE")
+    size, resident = (int(x) for x in open("/proc/%d/statm" % pid).read().split()[:2])
+    fds = len(os.listdir("/proc/%d/fd" % pid))
+    soft = next(line.split()[3] for line in open("/proc/%d/limits" % pid) if line.startswith("Max open files"))
+    assert abs(v["process_start_time_seconds"] - c.started_at) < 3, (v["process_start_time_seconds"], c.started_at)
+    assert abs(v["process_open_fds"] - fds) <= 5, (v["process_open_fds"], fds)
+    assert v["process_max_fds"] == float(soft), (v["process_max_fds"], soft)
+    assert 0.5 < v["process_resident_memory_bytes"] / (resident * page) < 2, (v["process_resident_memory_bytes"], resident * page)
+    assert 0.5 < v["process_virtual_memory_bytes"] / (size * page) < 2, (v["process_virtual_memory_bytes"], size * page)
+    assert 0 <= v["process_cpu_seconds_total"] < 600
+    assert v["process_threads"] >= 1 and v["go_goroutines"] >= 1 and v["go_threads"] >= 1
