@@ -125,6 +125,19 @@ def test_metrics_path_variants_leak_nothing(netns, ns_caddy, path):
     assert not _metric_words(body), "%s from outside -> %d with metrics: %r" % (path, status, body[:300])
 
 
+@pytest.mark.parametrize("args", [["-X", "POST", "-d", "x=1"], ["-I"], ["-X", "OPTIONS"], ["-X", "PURGE"],
+                                  ["--request-target", "http://127.0.0.1/metrics"],
+                                  ["-H", "Host: 127.0.0.1:9091"], ["-H", "Accept: application/openmetrics-text"],
+                                  ["-H", "Accept: text/html"], ["--http1.0"]],
+                         ids=["post", "head", "options", "purge", "absolute-form", "internal-host", "openmetrics",
+                              "browser", "http1.0"])
+def test_metrics_request_variants_forbidden(netns, ns_caddy, args):
+    rc, body, status = curl_from_ns(netns, "http://%s:%d/metrics" % (netns["host_ip"], ns_caddy.ports["site"]), *args)
+    assert rc == 0, "curl rc=%d" % rc
+    assert status == 403, "%s /metrics from outside -> %d: %r" % (args, status, body[:300])
+    assert not _metric_words(body), body[:300]
+
+
 def test_app_served_to_outside(netns, ns_caddy):
     rc, body, status = curl_from_ns(netns, "http://%s:%d/api/x" % (netns["host_ip"], ns_caddy.ports["site"]))
     assert (rc, status) == (0, 200), (rc, status, body[:300])
