@@ -18,12 +18,17 @@ package routemetrics
 #cgo nocallback lm_counter_add
 #include <stdlib.h>
 #include <libmetrics.h>
+// The status page's writer callback, exported below (a declaration only:
+// a file with //export may not define C functions in its preamble).
+extern int lmGoReportWrite(void *ctx, char *buf, size_t len);
 */
 import "C"
 
 import (
 	"errors"
 	"fmt"
+	"io"
+	"runtime/cgo"
 	"sync"
 	"time"
 	"unsafe"
@@ -360,4 +365,65 @@ func defaultLatencyBounds() []float64 {
 		out[i] = float64(v)
 	}
 	return out
+}
+
+// reportFormat selects the status page's rendering (status_page.go).
+type reportFormat int
+
+const (
+	reportMarkdown reportFormat = iota
+	reportHTML
+)
+
+// reportWriter carries the destination through libmetrics' writer
+// callback, and the first write error back.
+type reportWriter struct {
+	w   io.Writer
+	err error
+}
+
+// report streams the status page of the HTTP set `prefix` into w in chunks
+// of at most 4 KiB, written straight from C memory (io.Writer must not
+// retain them).
+func (r *lmRegistry) report(f reportFormat, prefix, title string, refreshSeconds uint32, w io.Writer) error {
+	cPrefix, cTitle := C.CString(prefix), C.CString(title)
+	defer C.free(unsafe.Pointer(cPrefix))
+	defer C.free(unsafe.Pointer(cTitle))
+	opts := C.lm_report_options{http_prefix: cPrefix, title: cTitle, refresh_seconds: C.uint(refreshSeconds)}
+	rw := &reportWriter{w: w}
+	h := cgo.NewHandle(rw)
+	defer h.Delete()
+	fn := C.lm_write_fn(C.lmGoReportWrite)
+	var e C.lm_error
+	var st C.lm_status
+	if f == reportHTML {
+		st = C.lm_report_html(r.p, &opts, fn, unsafe.Pointer(&h), &e)
+	} else {
+		st = C.lm_report_markdown(r.p, &opts, fn, unsafe.Pointer(&h), &e)
+	}
+	if rw.err != nil {
+		return rw.err
+	}
+	if st != C.LM_OK {
+		return lmError("rendering the status page", &e)
+	}
+	return nil
+}
+
+//export lmGoReportWrite
+func lmGoReportWrite(ctx unsafe.Pointer, buf *C.char, n C.size_t) (ret C.int) {
+	rw := (*(*cgo.Handle)(ctx)).Value().(*reportWriter)
+	// A panic must not unwind through libmetrics' frames (its buffers
+	// would leak): turn it into an aborted write.
+	defer func() {
+		if p := recover(); p != nil {
+			rw.err = fmt.Errorf("status page writer panicked: %v", p)
+			ret = 1
+		}
+	}()
+	if _, err := rw.w.Write(unsafe.Slice((*byte)(unsafe.Pointer(buf)), int(n))); err != nil {
+		rw.err = err
+		return 1
+	}
+	return 0
 }

@@ -78,6 +78,9 @@ func (m *MetricsEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 		w.Header().Set("Allow", "GET, HEAD")
 		return plainError(w, http.StatusMethodNotAllowed, "405 Method Not Allowed: use GET\n")
 	}
+	if served, err := m.serveStatusPage(w, r); served {
+		return err
+	}
 
 	var f expoFormat
 	switch q := r.URL.Query().Get("format"); q {

@@ -331,7 +331,7 @@ static const char css[] =
     "tr.idle td{color:#8c959f}"
     "code{font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:13px;"
     "background:#eff1f3;border-radius:4px;padding:1px 4px}"
-    "td code{white-space:pre;letter-spacing:1px;color:#0550ae;background:#eef4fb}"
+    "td code{white-space:pre;font-size:15px;letter-spacing:1px;color:#0550ae;background:#eef4fb}"
     "tr.fail td code{color:#a40e26;background:#fff5f5}";
 
 static const unsigned refresh_choices[] = {0, 5, 15, 60};
