@@ -32,6 +32,9 @@ LM_HIDDEN const char *lm__quote(char *buf, size_t cap, const char *s, size_t len
  * slots as one step). */
 LM_HIDDEN lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options *opts,
                                                 bool replace, lm_error *err);
+/* 0 if lm_family_register would accept opts as a shape (a dry run that
+ * neither locks nor registers), else -1 with err filled. */
+LM_HIDDEN int lm__family_validate(const lm_family_options *opts, lm_error *err);
 LM_HIDDEN lm_series *lm__series_get_locked(lm_family *fam, const lm_str *values, lm_error *err);
 /* The overflow series of fam, made visible (it is preallocated). */
 LM_HIDDEN lm_series *lm__family_overflow_locked(lm_family *fam);

@@ -232,6 +232,15 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
     return 0;
 }
 
+int lm__family_validate(const lm_family_options *opts, lm_error *err)
+{
+    shape sh;
+    if (validate(opts, &sh, err) != 0)
+        return -1;
+    lm__text_free(&sh.help);
+    return 0;
+}
+
 /* Describes the first difference between an existing family and a new
  * shape into msg; returns false if there is none. */
 static bool shape_differs(const lm_family *f, const shape *sh, char *msg, size_t cap)

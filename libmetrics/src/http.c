@@ -104,6 +104,8 @@ static bool bounds_equal(const lm_family *f, const double *b, size_t nb)
 static int replace_duration(lm_http *h, const lm_family_options *dopts, lm_error *err)
 {
     lm_registry *reg = h->reg;
+    if (lm__family_validate(dopts, err) != 0)
+        return -1; /* bad bounds: say so, rather than what moving them would cost */
     size_t nslots = 0;
     size_t nroutes = atomic_load_explicit(&h->nroutes, memory_order_relaxed);
     for (size_t r = 0; r < nroutes; r++)

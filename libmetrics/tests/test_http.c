@@ -272,6 +272,16 @@ static void test_rebounds(void)
     lm_route_record(a, LM_METHOD_HEAD, 204, 1, 0, NULL, 0);
     CHECK(find(nf, "HEAD", "/a", "204") != NULL);
     CHECK(find(old, "HEAD", "/a", "204") == NULL);
+    /* invalid new bounds: refused as invalid, nothing moves */
+    double badb[] = {0.5, 0.1};
+    CHECK(lm_http_register(r, &(lm_http_options){.bounds = badb, .nbounds = 2}, &e) == NULL);
+    CHECK(e.code == LM_ERR_INVALID && strstr(e.message, "strictly increasing"));
+    double many[65];
+    for (int i = 0; i < 65; i++)
+        many[i] = i + 1;
+    CHECK(lm_http_register(r, &(lm_http_options){.bounds = many, .nbounds = 65}, &e) == NULL);
+    CHECK(e.code == LM_ERR_INVALID && strstr(e.message, "65 bounds; at most 64"));
+    CHECK(atomic_load(&h->duration) == nf && !atomic_load(&nf->retired));
     /* and back to the defaults */
     CHECK(lm_http_register(r, NULL, &e) == h);
     CHECK(atomic_load(&h->duration)->nbounds == 14);
