@@ -686,7 +686,9 @@ static int sample(ck *c, const char *p, size_t n, expo_sample_fn fn, void *ctx)
     for (size_t k = 0; k < nls; k++)
         if (eq(ls[k].name, ls[k].nlen, "le"))
             le = &ls[k];
-    if (le && !is_bucket)
+    /* le is an ordinary label elsewhere; in a histogram it belongs to the
+     * buckets alone (the series' own labels must not include it). */
+    if (le && hist && !is_bucket)
         return fail(c, "label le on %.*s, which is not a histogram bucket", (int)nl, p);
     bool counter_like = f->type == EXPO_COUNTER || is_bucket || is_count || is_sum;
     if (counter_like && isnan(v))

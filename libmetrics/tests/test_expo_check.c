@@ -67,7 +67,9 @@ static const ck_case cases[] = {
     {T, "x{a=\"1\"}1\n", "space before the value"},
     {T, "# TYPE c_total counter\nc_total -1\n", "negative"},
     {OM, "# TYPE c counter\nc_total NaN\n# EOF\n", "NaN"},
-    {T, "x{le=\"1\"} 1\n", "not a histogram bucket"},
+    {T, "x{le=\"1\"} 1\n", NULL}, /* le is an ordinary label outside histograms */
+    {T, "# TYPE h histogram\nh_bucket{le=\"+Inf\"} 1\nh_sum{le=\"1\"} 1\nh_count 1\n",
+     "not a histogram bucket"},
     {T, "# TYPE h histogram\nh_bucket{le=\"1.0\"} 2\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",
      "not cumulative"},
     {T, "# TYPE h histogram\nh_bucket{le=\"1.0\"} 1\nh_bucket{le=\"0.5\"} 1\nh_bucket{le=\"+Inf\"} 1\nh_sum 1\nh_count 1\n",

@@ -271,7 +271,9 @@ class Checker:
         self.series.add(key)
         typ = fam["type"]
         suffix = name[len(famname):]
-        if "le" in labels and not (typ in ("histogram", "gaugehistogram") and suffix == "_bucket"):
+        # le is an ordinary label outside histograms; inside one it belongs
+        # to the buckets alone.
+        if "le" in labels and typ in ("histogram", "gaugehistogram") and suffix != "_bucket":
             self.err(lineno, "label le on %s, which is not a histogram bucket" % name)
         if typ == "counter" or suffix in ("_bucket", "_count", "_gcount") or \
                 (typ == "histogram" and suffix == "_sum"):

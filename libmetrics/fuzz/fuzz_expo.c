@@ -1,0 +1,279 @@
+/* libFuzzer target for the exposition: the input is cut into registry
+ * limits, families (type, name, help, label names, bucket bounds, unit
+ * scale), series (raw label values: any bytes, NUL and invalid UTF-8
+ * included), recordings and an HTTP block; whatever registers (errors are
+ * fine, crashes are not) is rendered in BOTH formats with lm_expo_write and
+ * must pass the shared structure checker (libmetrics/tests/expo_check.c).
+ * Without process metrics, reading through lm_expo_read with a small
+ * buffer must give the very same bytes. The registry is freed after every
+ * input, so leak detection reports only real leaks.
+ *
+ * Input layout (a byte reader that yields zeros once exhausted):
+ *   limits: max_label_value_len, max_series
+ *   nfam, then per family:
+ *     ctl (type, replace?), name, help, nlabels + label names,
+ *     nbounds + bounds, unit scale, nseries + per series label values and
+ *     up to 7 recordings
+ *   http?: prefix, 2 route names, records
+ *   render flags, read buffer size
+ * Names are either picked from a dictionary of valid and nearly valid
+ * names (so registrations succeed often enough to reach the renderer) or
+ * taken raw. */
+#include "expo_check.h"
+#include "libmetrics.h"
+
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct rd {
+    const uint8_t *p;
+    size_t n;
+} rd;
+
+static uint8_t u8(rd *r)
+{
+    if (r->n == 0)
+        return 0;
+    r->n--;
+    return *r->p++;
+}
+
+static uint64_t u64(rd *r)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | u8(r);
+    return v;
+}
+
+/* Up to max raw bytes, length-prefixed. */
+static size_t raw(rd *r, char *out, size_t max)
+{
+    size_t len = u8(r) % (max + 1);
+    if (len > r->n)
+        len = r->n;
+    memcpy(out, r->p, len);
+    r->p += len;
+    r->n -= len;
+    return len;
+}
+
+static const char *const k_names[] = {
+    "a_total", "b_total", "g", "h_seconds", "h_seconds_bucket", "h_seconds_count", "h_seconds_sum",
+    "h_seconds_created", "a", "a_created", "g_total", "process_open_fds", "process_cpu_seconds",
+    "process_cpu_seconds_total", "process_threads_total", "libmetrics_series_folded_total",
+    "libmetrics_series_folded", "web_http_requests_total", "x:y_total", "_total", "__g", "le", ":",
+    "9bad", "",
+};
+
+static const char *const k_labels[] = {"le", "route", "method", "a", "b", "__x", "_", "9", "", "family"};
+
+/* A NUL-terminated name: dictionary entry (+ optional digit) or raw bytes. */
+static void name(rd *r, char *out, size_t cap, const char *const *dict, size_t ndict)
+{
+    uint8_t sel = u8(r);
+    if (sel < 192) {
+        const char *base = dict[sel % ndict];
+        uint8_t d = u8(r);
+        snprintf(out, cap, "%s%s", base, d < 128 ? "" : (const char *[]){"1", "_x", "total"}[d % 3]);
+        return;
+    }
+    size_t n = raw(r, out, cap - 1);
+    out[n] = '\0';
+}
+
+static double bound(rd *r)
+{
+    static const double table[] = {-1e300, -10, -1, -0.0, 0, 1e-9, 0.001, 0.0025, 0.005, 0.1,
+                                   0.25, 1, 2.5, 10, 1e6, 1e21, 1e300, INFINITY, NAN, 5e-324};
+    uint8_t sel = u8(r);
+    if (sel < 200)
+        return table[sel % (sizeof table / sizeof table[0])];
+    uint64_t bits = u64(r);
+    double v;
+    memcpy(&v, &bits, sizeof v);
+    return v;
+}
+
+static double scale(rd *r)
+{
+    static const double table[] = {0, 1, 1e3, 1e9, 3, 1e-3, 1e38, 1e39, -1, NAN, 1024, 0.5};
+    return table[u8(r) % (sizeof table / sizeof table[0])];
+}
+
+static int64_t value(rd *r)
+{
+    static const int64_t table[] = {0, 1, -1, 1000, 5000000, 999999999, 1000000000, INT64_MAX,
+                                    INT64_MIN, 7};
+    uint8_t sel = u8(r);
+    return sel < 160 ? table[sel % (sizeof table / sizeof table[0])] : (int64_t)u64(r);
+}
+
+typedef struct buf {
+    char *p;
+    size_t len, cap;
+} buf;
+
+static int collect(void *ctx, const char *b, size_t n)
+{
+    buf *o = ctx;
+    if (o->len + n > o->cap) {
+        size_t nc = (o->len + n) * 2;
+        char *np = realloc(o->p, nc);
+        if (!np)
+            return -1;
+        o->p = np;
+        o->cap = nc;
+    }
+    memcpy(o->p + o->len, b, n);
+    o->len += n;
+    return 0;
+}
+
+static void record(rd *r, lm_series *s, lm_type t)
+{
+    int nrec = u8(r) % 8;
+    for (int k = 0; k < nrec; k++) {
+        int64_t v = value(r);
+        if (t == LM_COUNTER)
+            lm_counter_add(s, (uint64_t)v);
+        else if (t == LM_GAUGE)
+            (k & 1) ? lm_gauge_add(s, v) : lm_gauge_set(s, v);
+        else
+            lm_histogram_observe(s, v);
+    }
+}
+
+static void render_and_check(lm_registry *reg, unsigned flags, size_t readcap)
+{
+    for (int f = 0; f < 2; f++) {
+        lm_format fmt = f ? LM_FORMAT_OPENMETRICS : LM_FORMAT_TEXT;
+        buf o = {0};
+        lm_error err;
+        if (lm_expo_write(reg, fmt, flags, collect, &o, &err) != LM_OK) {
+            fprintf(stderr, "lm_expo_write failed: %s\n", err.message);
+            abort();
+        }
+        if (getenv("LM_FUZZ_DUMP")) /* to see what an input builds */
+            fprintf(stderr, "---- %s\n%.*s", f ? "OpenMetrics" : "text", (int)o.len,
+                    o.p ? o.p : "");
+        char msg[512];
+        if (expo_check(o.p ? o.p : "", o.len, fmt, NULL, NULL, NULL, msg, sizeof msg) != 0) {
+            fprintf(stderr, "invalid %s exposition: %s\n----\n%.*s\n----\n",
+                    f ? "OpenMetrics" : "text", msg, (int)(o.len > 20000 ? 20000 : o.len),
+                    o.p ? o.p : "");
+            abort();
+        }
+        if (!(flags & LM_EXPO_PROCESS)) { /* process values move between two renders */
+            lm_expo *e = lm_expo_begin(reg, fmt, flags, &err);
+            if (!e)
+                abort();
+            char *chunk = malloc(readcap);
+            size_t pos = 0, n;
+            while ((n = lm_expo_read(e, chunk, readcap)) > 0) {
+                if (n > readcap || pos + n > o.len || memcmp(o.p + pos, chunk, n) != 0) {
+                    fprintf(stderr, "lm_expo_read(cap %zu) differs at byte %zu\n", readcap, pos);
+                    abort();
+                }
+                pos += n;
+            }
+            if (pos != o.len) {
+                fprintf(stderr, "lm_expo_read gave %zu bytes, lm_expo_write %zu\n", pos, o.len);
+                abort();
+            }
+            free(chunk);
+            lm_expo_end(e);
+        }
+        free(o.p);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    rd r = {data, size};
+    lm_registry_options ro = {.max_families = 16,
+                              .slot_capacity = 1u << 12,
+                              .max_shards = 1,
+                              .max_label_value_len = 1 + u8(&r) % 48};
+    size_t max_series = 1 + u8(&r) % 5;
+    lm_registry *reg = lm_registry_new(&ro, NULL);
+    if (!reg)
+        return 0;
+
+    int nfam = u8(&r) % 9;
+    for (int i = 0; i < nfam; i++) {
+        uint8_t ctl = u8(&r);
+        lm_type type = (lm_type)(ctl % 3 + 1);
+        char fname[64], help[96], lnames[4][24];
+        const char *lptr[4];
+        name(&r, fname, sizeof fname, k_names, sizeof k_names / sizeof k_names[0]);
+        size_t hl = raw(&r, help, sizeof help - 1);
+        help[hl] = '\0';
+        size_t nlabels = u8(&r) % 4;
+        for (size_t k = 0; k < nlabels; k++) {
+            name(&r, lnames[k], sizeof lnames[k], k_labels, sizeof k_labels / sizeof k_labels[0]);
+            lptr[k] = lnames[k];
+        }
+        double bounds[6];
+        size_t nb = u8(&r) % 7;
+        for (size_t k = 0; k < nb; k++)
+            bounds[k] = bound(&r);
+        lm_family_options o = {.type = type,
+                               .name = fname,
+                               .help = help,
+                               .label_names = lptr,
+                               .nlabels = nlabels,
+                               .max_series = max_series,
+                               .bounds = nb ? bounds : NULL,
+                               .nbounds = nb,
+                               .unit_scale = scale(&r)};
+        lm_family *f = (ctl & 0x80) ? lm_family_replace(reg, &o, NULL)
+                                    : lm_family_register(reg, &o, NULL);
+        int nser = u8(&r) % 7;
+        for (int s = 0; s < nser; s++) {
+            char vb[4][64];
+            lm_str vals[4];
+            for (size_t k = 0; k < nlabels; k++)
+                vals[k] = (lm_str){vb[k], raw(&r, vb[k], sizeof vb[k])};
+            lm_series *se = f ? lm_series_get(f, vals, NULL) : NULL;
+            if (se)
+                record(&r, se, type);
+            else
+                u8(&r);
+        }
+    }
+
+    if (u8(&r) & 1) {
+        char prefix[24], rn[2][48];
+        name(&r, prefix, sizeof prefix, (const char *const[]){"", "web_", "a_", "9", "x:"}, 5);
+        double hb[4];
+        size_t nhb = u8(&r) % 5;
+        for (size_t k = 0; k < nhb; k++)
+            hb[k] = bound(&r);
+        lm_http_options ho = {.prefix = prefix,
+                              .bounds = nhb ? hb : NULL,
+                              .nbounds = nhb,
+                              .max_routes = 1 + u8(&r) % 3,
+                              .max_series = max_series};
+        lm_http *h = lm_http_register(reg, &ho, NULL);
+        for (int k = 0; h && k < 2; k++) {
+            lm_route *rt = lm_http_route(h, (lm_str){rn[k], raw(&r, rn[k], sizeof rn[k])}, NULL);
+            int nrec = u8(&r) % 6;
+            for (int j = 0; rt && j < nrec; j++) {
+                int hi = u8(&r), lo = u8(&r);
+                int status = (int)(int16_t)(uint16_t)(hi << 8 | lo);
+                lm_route_record(rt, (lm_method)(u8(&r) % LM_METHOD_COUNT), status, value(&r),
+                                (uint64_t)value(&r), NULL, 0);
+            }
+        }
+    }
+
+    unsigned flags = (u8(&r) & 1) ? LM_EXPO_PROCESS : 0;
+    size_t readcap = 1 + u8(&r) % 97;
+    render_and_check(reg, flags, readcap);
+    lm_registry_free(reg);
+    return 0;
+}
