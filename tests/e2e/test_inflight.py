@@ -220,3 +220,42 @@ def test_status_label_bounded(slow_caddy, code, label):
     d = {st: n - _slow_requests(before).get(st, 0) for st, n in _slow_requests(after).items()
          if n != _slow_requests(before).get(st, 0)}
     assert d == {label: 1}, d
+
+
+def test_requests_spanning_a_reload(slow_caddy, upstream):
+    """Requests held while the config is reloaded finish on the old handlers:
+    each is recorded once and the in-flight gauge returns to 0, although the
+    old handlers are cleaned up around them."""
+    c = slow_caddy
+    upstream.release.clear()
+    before = _values(c)
+    base = upstream.arrived
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        h.request("GET", c.url("site", "/slow"), timeout=30).status)) for _ in range(4)]
+    for t in threads:
+        t.start()
+    assert upstream.wait_arrived(base + 4)
+    reload = {}
+    # Caddy may wait for the old server's requests before it answers the
+    # reload, so the reload runs beside us while we release the upstream.
+    rt = threading.Thread(target=lambda: reload.setdefault("p", c.reload_cli()))
+    rt.start()
+    time.sleep(1.0)
+    mid = _gauges(_values(c))
+    upstream.release.set()
+    for t in threads:
+        t.join(30)
+    rt.join(60)
+    assert reload["p"].returncode == 0, reload["p"].stderr[-1500:]
+    assert results == [200] * 4, results
+    assert mid.get("slow") == 4, "in-flight during the reload: %s" % mid
+    after = h.settled_scrape(c.internal_metrics_url, h.in_flight_zero).values()
+    assert all(v == 0 for v in _gauges(after).values()), _gauges(after)
+    assert _slow_requests(after).get("200", 0) - _slow_requests(before).get("200", 0) == 4
+    # And the reloaded handlers count as before.
+    before = after
+    assert h.request("GET", c.url("site", "/slow/status/204")).status == 204
+    after = h.settled_scrape(c.internal_metrics_url, lambda v: _slow_requests(v).get("204", 0) > _slow_requests(
+        before).get("204", 0)).values()
+    assert _slow_requests(after).get("204", 0) - _slow_requests(before).get("204", 0) == 1
