@@ -86,7 +86,8 @@ static void test_doubles(void)
      * (shortest), over a deterministic spread of bit patterns. */
     uint64_t x = 0x9E3779B97F4A7C15ull;
     int fails = 0;
-    for (int i = 0; i < 200000; i++) {
+    int rounds = getenv("LM_TEST_SMALL") ? 20000 : 200000;
+    for (int i = 0; i < rounds; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
@@ -172,7 +173,8 @@ static void test_scaled(void)
     /* Oracle: __int128 division for a spread of values and scales. */
     uint64_t x = 88172645463325252ull;
     int fails = 0;
-    for (int i = 0; i < 100000; i++) {
+    int oracle_rounds = getenv("LM_TEST_SMALL") ? 10000 : 100000;
+    for (int i = 0; i < oracle_rounds; i++) {
         x ^= x << 13;
         x ^= x >> 7;
         x ^= x << 17;
