@@ -48,6 +48,7 @@ def run_caddy(request, text: str, ports=None, name: str | None = None, probes=he
 
 @pytest.fixture(scope="module")
 def example_caddy(request, caddy_binary) -> helpers.Caddy:
-    """Caddyfile.example on its own ports (8080, 8081, 9091, admin 2019),
-    every site bound to 127.0.0.1 only."""
-    return run_caddy(request, helpers.example_text())
+    """Caddyfile.example on its own ports (8080, 8081, 9091, admin 2019;
+    free ones with E2E_FREE_PORTS=1), every site bound to 127.0.0.1 only."""
+    ports = helpers.suite_ports()
+    return run_caddy(request, helpers.example_text(ports), ports=ports)

@@ -88,6 +88,15 @@ def example_text(ports: dict[str, int] | None = None, bind: str | None = "127.0.
     return text
 
 
+def suite_ports() -> dict[str, int]:
+    """The example's own ports, or with E2E_FREE_PORTS=1 a free port per
+    role, so the suite can run beside another instance (say a colleague's
+    run) on one machine."""
+    if os.environ.get("E2E_FREE_PORTS") == "1":
+        return {role: free_port() for role in DEFAULT_PORTS}
+    return dict(DEFAULT_PORTS)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -276,7 +285,8 @@ class Caddy:
 
     # -- config
     def write_config(self, text: str) -> None:
-        self.config_path.write_text(text)
+        # surrogateescape lets a test put raw non-UTF-8 bytes into a config.
+        self.config_path.write_bytes(text.encode("utf-8", "surrogateescape"))
 
     def reload_cli(self, text: str | None = None, timeout: float = 60.0) -> subprocess.CompletedProcess:
         """`caddy reload --force` from the config file (rewritten first if text

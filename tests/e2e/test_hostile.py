@@ -151,3 +151,83 @@ def test_label_values_from_config_only(scrapes, fmt):
     text_v = {k: v for k, v in scrapes["internal"][0].values().items() if k[0] == "http_requests_total"}
     om_v = {k: v for k, v in scrapes["internal"][1].values().items() if k[0] == "http_requests_total"}
     assert set(text_v) == set(om_v)
+
+
+# ------------------------------------------------ strings from the config
+# Config text is trusted, but it still reaches both formats verbatim: help
+# texts and constant label values with quotes, backslashes, line breaks,
+# non-ASCII and bytes that are not UTF-8 must be escaped so each format's
+# parser gives back exactly what the Caddyfile said.
+
+ODD_HELP = 'Line one\nline two "quoted" back\\slash # not a comment'
+ODD_VALUES = {
+    "quote": 'we"b',
+    "backslash": "C:\\path\\n",
+    "newline": "two\nlines",
+    "unicode": "fästapi ✓ 日本",
+    "badutf8": "x\ufffdy",  # raw 0xff in the file; the Caddyfile lexer reads it as U+FFFD
+    "empty_looking": " ",
+}
+STRINGS_CONFIG = """{
+	admin localhost:%(admin)d
+	auto_https off
+}
+
+http://127.0.0.1:%(site)d {
+	bind 127.0.0.1
+	route_metrics odd {
+		counter odd_strings_total {
+			help "Line one
+line two \\"quoted\\" back\\slash # not a comment"
+			label quote `we"b`
+			label backslash `C:\\path\\n`
+			label newline "two
+lines"
+			label unicode "fästapi ✓ 日本"
+			label badutf8 "x\xffy"
+			label empty_looking " "
+		}
+	}
+	respond "ok"
+}
+
+http://127.0.0.1:%(internal)d {
+	bind 127.0.0.1
+	metrics_endpoint
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def strings_caddy(request, caddy_binary):
+    from conftest import run_caddy
+    ports = {"site": h.free_port(), "internal": h.free_port(), "admin": h.free_port()}
+
+    def probes(c):
+        return {"internal": lambda: h.request("GET", c.internal_metrics_url, timeout=2).status == 200}
+    text = (STRINGS_CONFIG % ports).encode("utf-8").replace("\xff".encode("utf-8"), b"\xff").decode(
+        "utf-8", "surrogateescape")
+    c = run_caddy(request, text, ports=ports, name="test_hostile_strings", probes=probes)
+    for _ in range(3):
+        assert h.request("GET", c.url("site", "/")).status == 200
+    return c
+
+
+@pytest.mark.parametrize("fmt", ["text", "openmetrics"])
+def test_config_strings_round_trip(strings_caddy, fmt):
+    s = h.scrape(strings_caddy.internal_metrics_url, fmt=fmt)
+    fams = {f.name: f for f in s.families()}
+    fam = fams.get("odd_strings") or fams.get("odd_strings_total")
+    assert fam is not None, sorted(fams)
+    assert fam.documentation == ODD_HELP, (fam.documentation, ODD_HELP)
+    samples = [x for x in fam.samples if x.name == "odd_strings_total"]
+    assert len(samples) == 1, samples
+    assert samples[0].labels == ODD_VALUES, samples[0].labels
+    assert samples[0].value == 3
+
+
+def test_config_strings_exposition_valid(strings_caddy):
+    c = strings_caddy
+    problems = h.exposition_problems(h.scrape(c.internal_metrics_url),
+                                     h.scrape(c.internal_metrics_url, fmt="openmetrics"), "config-strings")
+    assert not problems, "\n".join(problems)

@@ -71,7 +71,9 @@ def netns(request):
 def ns_caddy(request, caddy_binary, netns):
     # Sites without their own `bind` listen on loopback and the veth address
     # only; a listener the example binds explicitly keeps its own address.
-    return run_caddy(request, h.example_text(bind="127.0.0.1 " + netns["host_ip"]), name="test_netns")
+    ports = h.suite_ports()
+    return run_caddy(request, h.example_text(ports, bind="127.0.0.1 " + netns["host_ip"]), ports=ports,
+                     name="test_netns")
 
 
 def curl_from_ns(netns, url: str, *args: str) -> tuple[int, bytes, int]:

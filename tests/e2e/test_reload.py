@@ -225,7 +225,7 @@ def test_bucket_change_reload(reload_run):
     the reload land in the new histogram; going back restores the defaults
     the same way."""
     c = reload_run["caddy"]
-    original = h.example_text()
+    original = h.example_text(c.ports)
     default_les = _le_sets(h.scrape(c.internal_metrics_url).values())
     assert len(default_les) == 1, "series disagree on bucket bounds before the reload: %s" % default_les
     for step, text, les in (("explicit buckets", _with_buckets(original), {float(b) for b in NEW_BUCKETS}),
