@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs the custom Caddy with the route_metrics plugin.
 #
-#   ./xcaddy.sh build [--force]  libmetrics (CMake, Release) -> build/lib, then
+#   ./xcaddy.sh build [--force]  libmetrics (CMake) -> build/lib, then
 #                                build/caddy with xcaddy (CGO_ENABLED=1); the
 #                                xcaddy step is skipped while build/caddy is
 #                                newer than the Go sources and libmetrics.h
@@ -24,11 +24,14 @@
 CADDY_VERSION=v2.11.9
 XCADDY_VERSION=v0.4.5
 LM_DEBIAN_PACKAGES=(cmake gcc make pkg-config libcmark-dev)
-LM_BUILD_TYPE=${LM_BUILD_TYPE:-Release} # CMake build type of libmetrics
+# CMake build type of libmetrics. RelWithDebInfo (-O2 -g) rather than Release
+# (-O3): gcc's -O3 raises a false maybe-uninitialized warning in procfs.c,
+# which -Werror turns into a failed build.
+LM_BUILD_TYPE=${LM_BUILD_TYPE:-RelWithDebInfo}
 
 LM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LM_BUILD=$LM_ROOT/build
-LM_CMAKE_DIR=$LM_BUILD/libmetrics-release # CMake build tree
+LM_CMAKE_DIR=$LM_BUILD/libmetrics-cmake   # CMake build tree
 LM_PREFIX=$LM_BUILD/libmetrics-prefix     # `cmake --install` target: lib/, include/, lib/pkgconfig/
 LM_LIB=$LM_BUILD/lib                      # what build/caddy loads at run time
 LM_TOOLS=$LM_BUILD/tools
@@ -68,7 +71,7 @@ lm_ensure_go() {
   esac
 }
 
-# Builds libmetrics (Release), installs it into build/libmetrics-prefix
+# Builds libmetrics ($LM_BUILD_TYPE), installs it into build/libmetrics-prefix
 # (headers and libmetrics.pc for cgo) and copies the shared library into
 # build/lib (for build/caddy's RUNPATH). Fast when nothing changed.
 lm_build_libmetrics() {
@@ -194,7 +197,7 @@ cmd_clean() {
 }
 
 usage() {
-  sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then
