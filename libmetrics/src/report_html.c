@@ -274,6 +274,8 @@ static size_t render_table(hout *o, const char *md, size_t len, size_t pos)
             h_str(o, "<tr class=\"warn\">");
         else if (cell_is(&t, LM__REPORT_STATE_IDLE))
             h_str(o, "<tr class=\"idle\">");
+        else if (cell_is(&t, LM__REPORT_STATE_OK))
+            h_str(o, "<tr class=\"ok\">");
         else
             h_str(o, "<tr>");
         split_row(l, emit_cell, &t);
@@ -328,6 +330,7 @@ static const char css[] =
     "tr.fail td{background:#ffebe9;color:#a40e26}"
     "tr.fail td:first-child{box-shadow:inset 4px 0 #cf222e}"
     "tr.warn td:first-child{color:#9a6700;font-weight:600}"
+    "tr.ok td:first-child{color:#1a7f37}"
     "tr.idle td{color:#8c959f}"
     "code{font-family:ui-monospace,'DejaVu Sans Mono',Menlo,Consolas,monospace;font-size:13px;"
     "background:#eff1f3;border-radius:4px;padding:1px 4px}"

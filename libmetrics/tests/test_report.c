@@ -376,6 +376,7 @@ static void test_html(lm_registry *reg)
     CHECK(strstr(s.p, "<tr class=\"fail\"><td><strong>FAIL</strong></td><td>api</td>") != NULL);
     CHECK(strstr(s.p, "<tr class=\"warn\"><td>warn</td><td>contact</td>") != NULL);
     CHECK(strstr(s.p, "<tr class=\"idle\"><td>idle</td><td>idle</td>") != NULL);
+    CHECK(strstr(s.p, "<tr class=\"ok\"><td>ok</td><td>home</td>") != NULL);
     CHECK(strstr(s.p, "<td class=\"num\">12.5</td>") != NULL);
     CHECK(strstr(s.p, "<td class=\"num\">\xE2\x89\xA5 100</td>") != NULL);
     CHECK(!contains_ci(s.p, "raw HTML omitted")); /* nothing even tried */
