@@ -29,10 +29,13 @@ def run_caddy(request, text: str, ports=None, name: str | None = None, probes=he
     the teardown if the log shows a crash (a panic after the last assertion
     would otherwise go unnoticed)."""
     name = name or request.module.__name__.rsplit(".", 1)[-1]
+    error = None
     try:
         caddy = helpers.start_caddy(text, name=name, ports=ports, probes=probes)
     except helpers.CaddyError as e:
-        pytest.fail(str(e), pytrace=False)
+        error = str(e)
+    if error:  # outside the except block, so the report is not a chained traceback
+        pytest.fail(error, pytrace=False)
 
     def finish():
         alive = caddy.alive()

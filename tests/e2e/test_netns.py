@@ -27,26 +27,24 @@ def _run(*cmd: str, check: bool = True, timeout: float = 20) -> subprocess.Compl
     return p
 
 
-def _pick_subnet() -> int:
-    """A free /30 inside 198.51.100.0/24, chosen from the pid so concurrent
-    runs on one machine use different addresses as well as names."""
+def _pick_subnet(prefix: str) -> int:
+    """A free /30 inside prefix.0/24, chosen from the pid so concurrent runs
+    on one machine use different addresses as well as names."""
     used = _run("ip", "-o", "-4", "addr", "show").stdout.decode()
     for i in range(64):
         base = ((os.getpid() + i) % 63) * 4
-        if " 198.51.100.%d/" % (base + 1) not in used:
+        if " %s.%d/" % (prefix, base + 1) not in used:
             return base
-    raise AssertionError("no free /30 in 198.51.100.0/24: %s" % used)
+    raise AssertionError("no free /30 in %s.0/24: %s" % (prefix, used))
 
 
-@pytest.fixture(scope="module")
-def netns(request):
-    if os.geteuid() != 0:
-        pytest.fail("test_netns.py needs root (ip netns add, veth pairs); run tests/e2e.sh as root",
-                    pytrace=False)
+def _make_ns(request, tag: str, prefix: str) -> dict:
+    """A namespace joined to the host by a veth pair on a /30 of prefix.0/24;
+    torn down by a finalizer registered before anything is created."""
     pid = os.getpid()
-    ns, host_if, ns_if = "e2e%d" % pid, "e2eh%d" % pid, "e2en%d" % pid
-    base = _pick_subnet()
-    host_ip, ns_ip = "198.51.100.%d" % (base + 1), "198.51.100.%d" % (base + 2)
+    ns, host_if, ns_if = "e2e%s%d" % (tag, pid), "e2%sh%d" % (tag, pid), "e2%sn%d" % (tag, pid)
+    base = _pick_subnet(prefix)
+    host_ip, ns_ip = "%s.%d" % (prefix, base + 1), "%s.%d" % (prefix, base + 2)
 
     def teardown():
         # Deleting the namespace destroys its veth end and so the pair; the
@@ -67,13 +65,33 @@ def netns(request):
     return {"ns": ns, "host_ip": host_ip, "ns_ip": ns_ip}
 
 
+def _need_root():
+    if os.geteuid() != 0:
+        pytest.fail("test_netns.py needs root (ip netns add, veth pairs); run tests/e2e.sh as root",
+                    pytrace=False)
+
+
 @pytest.fixture(scope="module")
-def ns_caddy(request, caddy_binary, netns):
-    # Sites without their own `bind` listen on loopback and the veth address
-    # only; a listener the example binds explicitly keeps its own address.
+def netns(request):
+    """A client with a public-looking address (TEST-NET-2)."""
+    _need_root()
+    return _make_ns(request, "p", "198.51.100")
+
+
+@pytest.fixture(scope="module")
+def private_ns(request):
+    """A client in 10.0.0.0/8, one of the private ranges /metrics admits."""
+    _need_root()
+    return _make_ns(request, "q", "10.254.77")
+
+
+@pytest.fixture(scope="module")
+def ns_caddy(request, caddy_binary, netns, private_ns):
+    # Sites without their own `bind` listen on loopback and the veth
+    # addresses only; a listener the example binds explicitly keeps its own.
     ports = h.suite_ports()
-    return run_caddy(request, h.example_text(ports, bind="127.0.0.1 " + netns["host_ip"]), ports=ports,
-                     name="test_netns")
+    bind = " ".join(("127.0.0.1", netns["host_ip"], private_ns["host_ip"]))
+    return run_caddy(request, h.example_text(ports, bind=bind), ports=ports, name="test_netns")
 
 
 def curl_from_ns(netns, url: str, *args: str) -> tuple[int, bytes, int]:
@@ -171,3 +189,17 @@ def test_admin_not_reachable_from_outside(netns, ns_caddy):
                                     "-H", "Host: localhost:%d" % ns_caddy.ports["admin"])
     assert rc != 0 or status in (0, 403, 404), (rc, status, body[:300])
     assert b'"apps"' not in body
+
+
+def test_private_client_gets_metrics(private_ns, ns_caddy):
+    rc, body, status = curl_from_ns(private_ns, "http://%s:%d/metrics" % (private_ns["host_ip"],
+                                                                        ns_caddy.ports["site"]))
+    assert (rc, status) == (0, 200), "private client %s: curl rc=%d HTTP %d %r" % (
+        private_ns["ns_ip"], rc, status, body[:300])
+    h.parse_text(body.decode())
+    assert b"http_requests_total{" in body
+    rc, body, status = curl_from_ns(private_ns, "http://%s:%d/metrics" % (private_ns["host_ip"],
+                                                                        ns_caddy.ports["site"]),
+                                    "-H", "Accept: application/openmetrics-text; version=1.0.0")
+    assert status == 200 and body.endswith(b"# EOF\n"), (status, body[-100:])
+    h.parse_openmetrics(body.decode())
