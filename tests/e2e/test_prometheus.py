@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 import shutil
 import signal
@@ -350,19 +351,23 @@ def api_counts(caddy) -> float:
 def fleet(caddy_binary, tmp_path_factory):
     single = yaml.safe_load(SINGLE.read_text())
     a_target = single["scrape_configs"][0]["static_configs"][0]["targets"][0]
-    a_port = int(a_target.rsplit(":", 1)[1])
-    assert a_port == helpers.DEFAULT_PORTS["internal"], a_target
+    a_host, a_port = a_target.rsplit(":", 1)
+    assert int(a_port) == helpers.DEFAULT_PORTS["internal"], a_target
+    # E2E_FREE_PORTS=1 (running beside another instance of the suite) moves
+    # A's ports too; A is then scraped on the same host, moved port.
+    a_ports = helpers.suite_ports()
+    a_target = "%s:%d" % (a_host, a_ports["internal"])
 
     started = []
     prom = None
     try:
-        wait_ports_free(helpers.DEFAULT_PORTS.values())
-        a = start_instance("prometheus-a", dict(helpers.DEFAULT_PORTS))
+        wait_ports_free(a_ports.values())
+        a = start_instance("prometheus-a", a_ports)
         started.append(a)
         b_ports = {}
         for role in helpers.DEFAULT_PORTS:
             p = helpers.free_port()
-            while p in b_ports.values() or p in helpers.DEFAULT_PORTS.values():
+            while p in b_ports.values() or p in a_ports.values() or p in helpers.DEFAULT_PORTS.values():
                 p = helpers.free_port()
             b_ports[role] = p
         b = start_instance("prometheus-b", b_ports)
@@ -429,7 +434,7 @@ def fleet(caddy_binary, tmp_path_factory):
         time.sleep(2.5)  # let every rule evaluate on the final samples
         t_q = time.time()
 
-        yield {"prom": prom, "a": a, "b": b, "t0": t0, "t_q": t_q, "t_start": t0 - 10,
+        yield {"prom": prom, "a": a, "b": b, "a_target": a_target, "t0": t0, "t_q": t_q, "t_start": t0 - 10,
                "base": base, "final": final, "contact_posts": contact_posts}
     finally:
         if prom:
@@ -457,9 +462,12 @@ def test_both_targets_up_with_fleet_labels(fleet):
     assert set(by_inst) == {"caddy-a", "caddy-b"}
     for t in targets:
         assert t["health"] == "up" and t["labels"]["job"] == "caddy" and t["labels"]["cluster"] == "e2e", t
-    # Instance A is scraped at exactly the address deploy/prometheus/prometheus.yml names.
+    # Instance A is scraped at exactly the address deploy/prometheus/prometheus.yml
+    # names (unless E2E_FREE_PORTS=1 moved its port).
     single = yaml.safe_load(SINGLE.read_text())["scrape_configs"][0]["static_configs"][0]["targets"][0]
-    assert by_inst["caddy-a"]["scrapeUrl"] == "http://%s/metrics" % single
+    if os.environ.get("E2E_FREE_PORTS") != "1":
+        assert fleet["a_target"] == single
+    assert by_inst["caddy-a"]["scrapeUrl"] == "http://%s/metrics" % fleet["a_target"]
     up = prom.vector('up{job="caddy"}')
     assert sorted(up.values()) == [1.0, 1.0], up
 
