@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
@@ -38,6 +39,7 @@ func (h *RouteMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.Errf("route_metrics takes at most one argument, the route name; got %d: %q", len(args), args)
 	}
 	seen := map[string]bool{}
+	var counterAt []string // file:line of each counter's name
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		switch sub {
@@ -65,6 +67,7 @@ func (h *RouteMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			h.Buckets = b
 		case "counter":
+			at := fmt.Sprintf("%s:%d", d.File(), d.Line())
 			c, err := parseCounter(d)
 			if err != nil {
 				return err
@@ -75,14 +78,16 @@ func (h *RouteMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				}
 			}
 			h.Counters = append(h.Counters, c)
+			counterAt = append(counterAt, at)
 		default:
 			return d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets or counter)", sub)
 		}
 		seen[sub] = true
 	}
-	for _, c := range h.Counters {
+	// Checked after the block: namespace may follow the counters.
+	for i, c := range h.Counters {
 		if err := checkReservedName(c.Name, h.Namespace); err != nil {
-			return d.Errf("route_metrics: %v", err)
+			return fmt.Errorf("route_metrics: %w, at %s", err, counterAt[i])
 		}
 	}
 	return nil
@@ -194,18 +199,34 @@ func (m *MetricsEndpoint) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-// Names the registry already uses; a business counter of the same name
-// would be refused by libmetrics at provision time, so say it at adapt
-// time.
+// builtinFamilies are the family names the registry exposes besides
+// business counters ("" stands for the namespace prefix of the HTTP ones).
+var builtinFamilies = []string{
+	"go_goroutines", "go_threads", "go_memstats_heap_alloc_bytes", "go_memstats_heap_sys_bytes", "go_gc_cycles",
+	"process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
+	"process_open_fds", "process_max_fds", "process_start_time_seconds", "process_threads",
+	"libmetrics_series_folded",
+}
+
+var builtinHTTPFamilies = []string{
+	"http_requests", "http_request_duration_seconds", "http_response_size_bytes", "http_requests_in_progress",
+}
+
+// checkReservedName refuses a business counter whose family would clash
+// with a built-in one. OpenMetrics exposes counter x_total as family x, so
+// go_goroutines_total collides with the go_goroutines gauge; libmetrics
+// would refuse it at provision time, this says so at adapt time.
 func checkReservedName(name, namespace string) error {
-	reserved := []string{
-		namespace + "http_requests_total",
-		namespace + "http_response_size_bytes_total",
-		"go_gc_cycles_total",
-		"libmetrics_series_folded_total",
+	family := strings.TrimSuffix(name, "_total")
+	for _, f := range builtinFamilies {
+		if family == f {
+			return fmt.Errorf("counter name %q collides with the built-in metric %s (a counter x_total is exposed as family x)", name, f)
+		}
 	}
-	if slices.Contains(reserved, name) {
-		return fmt.Errorf("counter name %q is already used by a built-in metric", name)
+	for _, f := range builtinHTTPFamilies {
+		if family == namespace+f {
+			return fmt.Errorf("counter name %q collides with the built-in metric %s (a counter x_total is exposed as family x)", name, namespace+f)
+		}
 	}
 	return nil
 }

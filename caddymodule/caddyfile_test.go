@@ -270,10 +270,24 @@ http://:18080 {
 		{"counter name taken", `
 http://:18080 {
 	route_metrics api {
-		namespace shop_
 		counter shop_http_requests_total
+		namespace shop_
 	}
-}`, "already used by a built-in metric", "Caddyfile:"},
+}`, `counter name "shop_http_requests_total" collides with the built-in metric shop_http_requests`, "Caddyfile:3"},
+		{"counter family is a gauge", `
+http://:18080 {
+	route_metrics api {
+		counter http_requests_in_progress_total {
+			method GET
+		}
+	}
+}`, "collides with the built-in metric http_requests_in_progress", "Caddyfile:3"},
+		{"counter family is a Go gauge", `
+http://:18080 {
+	route_metrics api {
+		counter go_goroutines_total
+	}
+}`, "collides with the built-in metric go_goroutines", "Caddyfile:3"},
 		{"bad namespace", `
 http://:18080 {
 	route_metrics api {

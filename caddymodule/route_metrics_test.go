@@ -406,7 +406,9 @@ func TestValidateRejectsBadJSONConfig(t *testing.T) {
 		{`{"counters":[{"name":"a_total","labels":{"le-x":"1"}}]}`, `label name "le-x" must match`},
 		{`{"counters":[{"name":"a_total","statuses":["6xx"]}]}`, `status condition "6xx"`},
 		{`{"counters":[{"name":"a_total","methods":["post"]}]}`, `did you mean "POST"`},
-		{`{"counters":[{"name":"http_requests_total"}]}`, "already used by a built-in metric"},
+		{`{"counters":[{"name":"http_requests_total"}]}`, "collides with the built-in metric http_requests"},
+		{`{"namespace":"s_","counters":[{"name":"s_http_requests_in_progress_total"}]}`, "collides with the built-in metric s_http_requests_in_progress"},
+		{`{"counters":[{"name":"go_goroutines_total"}]}`, "collides with the built-in metric go_goroutines"},
 		{`{"counters":[{"name":"a_total"},{"name":"a_total"}]}`, "declared twice"},
 	} {
 		h := new(RouteMetrics)
