@@ -33,7 +33,7 @@ URL_PATH=/api/hello
 
 mkdir -p "$OUT/raw"
 ROWS=$OUT/runs.tsv
-printf 'backend\tconfig\trep\torder\trps\tp50_ms\tp99_ms\tnon2xx\tsocket_errors\tcounted\tloadavg1\n' >"$ROWS"
+printf 'backend\tconfig\trep\torder\trps\tp50_ms\tp99_ms\tnon2xx\tsocket_errors\tcounted\tloadavg1\trequests\tcaddy_cpu_s\n' >"$ROWS"
 
 PIDS=()
 cleanup() {
@@ -41,6 +41,13 @@ cleanup() {
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
 }
 trap cleanup EXIT
+
+# CPU seconds (user + system) a process has used so far. On a shared
+# machine req/s moves with everyone else's load; CPU time per request is
+# what the instrumentation itself costs.
+cpu_s() {
+  awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat"
+}
 
 port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -111,8 +118,10 @@ for backend in $BACKENDS; do
       [ "$body" = ok ] || { echo "wrk.sh: $tag answered '$body', want 'ok'" >&2; exit 1; }
       wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "http://127.0.0.1:$LM_BENCH_PORT$URL_PATH" >/dev/null
       load=$(cut -d' ' -f1 /proc/loadavg)
+      c0=$(cpu_s "$CADDY_PID")
       wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "http://127.0.0.1:$LM_BENCH_PORT$URL_PATH" \
         >"$OUT/raw/$tag.wrk.txt"
+      c1=$(cpu_s "$CADDY_PID")
       n=$(counted "$cfg")
       stop_pid "$CADDY_PID"
       f=$OUT/raw/$tag.wrk.txt
@@ -121,9 +130,11 @@ for backend in $BACKENDS; do
       p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$f")")
       non2xx=$(awk '/Non-2xx/ { print $NF }' "$f"); non2xx=${non2xx:-0}
       serr=$(awk '/Socket errors/ { gsub(/,/, ""); print $4 + $6 + $8 + $10 }' "$f"); serr=${serr:-0}
-      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$cfg" "$rep" "$k" \
-        "$rps" "$p50" "$p99" "$non2xx" "$serr" "$n" "$load" >>"$ROWS"
-      echo "wrk: $tag  $rps req/s  p99 ${p99} ms  counted=$n  load=$load"
+      nreq=$(awk '/requests in/ { print $1 }' "$f")
+      cpu=$(awk -v a="$c0" -v b="$c1" 'BEGIN { printf "%.2f", b - a }')
+      printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$backend" "$cfg" "$rep" "$k" \
+        "$rps" "$p50" "$p99" "$non2xx" "$serr" "$n" "$load" "$nreq" "$cpu" >>"$ROWS"
+      echo "wrk: $tag  $rps req/s  p99 ${p99} ms  caddy cpu ${cpu}s/${nreq} req  counted=$n  load=$load"
     done
   done
   if [ "$backend" = proxy ]; then stop_pid "$UPSTREAM_PID"; fi

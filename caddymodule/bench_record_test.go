@@ -30,6 +30,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -223,6 +224,23 @@ func clockServe(*benchReq) {
 	}
 }
 
+// processCPU is the CPU time (user + system) the process has used. The
+// machine the benchmarks run on is shared, so besides wall time per op
+// they report CPU time per op ("cpu-ns/op"), which leaves out time spent
+// descheduled and includes work on other threads (GC) that wall time hides.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU adds cpu-ns/op for the b.N ops done since c0.
+func reportCPU(b *testing.B, c0 time.Duration) {
+	b.ReportMetric(float64(processCPU()-c0)/float64(b.N), "cpu-ns/op")
+}
+
 func BenchmarkRecord(b *testing.B) {
 	lm, err := lmRecord()
 	if err != nil {
@@ -241,6 +259,8 @@ func BenchmarkRecord(b *testing.B) {
 		for _, impl := range impls {
 			b.Run("mode="+mode+"/impl="+impl.name, func(b *testing.B) {
 				b.ReportAllocs()
+				c0 := processCPU()
+				defer reportCPU(b, c0)
 				if mode == "serial" {
 					for i := 0; b.Loop(); i++ {
 						impl.serve(&benchReqs[i&7])

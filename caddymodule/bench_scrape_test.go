@@ -230,6 +230,8 @@ func BenchmarkScrape(b *testing.B) {
 			buf := make([]byte, expoBufSize) // pooled in the endpoint
 			var w countingDiscard
 			b.ReportAllocs()
+			c0 := processCPU()
+			defer reportCPU(b, c0)
 			for b.Loop() {
 				w.n = 0
 				if _, err := lmScrapeTo(f.lm, formatText, buf, &w); err != nil {
@@ -242,6 +244,8 @@ func BenchmarkScrape(b *testing.B) {
 		b.Run(fmt.Sprintf("series=%d/impl=prom", n), func(b *testing.B) {
 			var w countingDiscard
 			b.ReportAllocs()
+			c0 := processCPU()
+			defer reportCPU(b, c0)
 			for b.Loop() {
 				w.n = 0
 				if err := promScrapeTo(f.prom, &w); err != nil {
