@@ -4,6 +4,7 @@ Caddyfile.example.
 
 Each bad file starts with
     # expect line N: <substring of the error message>
+(or "line N,M": either line is a fair place to point at)
 and may add
     # fix: <text> => <replacement>
 which, applied once to the rest of the file, must make it validate: that
@@ -20,7 +21,7 @@ import helpers as h
 
 BAD_DIR = Path(__file__).resolve().parent / "bad_caddyfiles"
 BAD_FILES = sorted(BAD_DIR.glob("*.Caddyfile"))
-HEADER = re.compile(r"^# expect line (\d+): (.+?)\s*$")
+HEADER = re.compile(r"^# expect line (\d+(?:,\d+)*): (.+?)\s*$")
 FIX = re.compile(r"^# fix: (.+?) => (.*?)\s*$")
 # The defects the spec names; each must be covered by at least one file.
 REQUIRED_CASES = ("unknown_subdirective", "bad_buckets", "bad_metric_name", "bad_label_name",
@@ -32,7 +33,7 @@ def _case(path: Path):
     m = HEADER.match(lines[0]) if lines else None
     assert m, "%s: first line must be '# expect line N: <message substring>'" % path.name
     fix = FIX.match(lines[1]) if len(lines) > 1 else None
-    return int(m.group(1)), m.group(2), (fix.group(1), fix.group(2)) if fix else None
+    return [int(x) for x in m.group(1).split(",")], m.group(2), (fix.group(1), fix.group(2)) if fix else None
 
 
 def test_required_cases_exist():
@@ -48,13 +49,13 @@ def test_example_validates(caddy_binary):
 
 @pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])
 def test_bad_caddyfile_rejected(caddy_binary, path):
-    line, reason, _fix = _case(path)
+    lines, reason, _fix = _case(path)
     p = h.validate(path)
     err = h.log_messages(p.stderr + p.stdout)
     assert p.returncode != 0, "%s validated but must fail with %r" % (path.name, reason)
     assert reason in err, "%s: message lacks %r:\n%s" % (path.name, reason, err[-2000:])
-    assert "%s:%d" % (path, line) in err, "%s: message does not name %s:%d:\n%s" % (
-        path.name, path.name, line, err[-2000:])
+    where = ["%s:%d" % (path, n) for n in lines]
+    assert any(w in err for w in where), "%s: message names none of %s:\n%s" % (path.name, where, err[-2000:])
     assert "panic" not in err.lower(), err[-3000:]
 
 
