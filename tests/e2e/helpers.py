@@ -531,6 +531,37 @@ def labels_key(**labels) -> tuple:
 # ------------------------------------------------------------------ checkers
 
 
+def histogram_problems(samples) -> list[str]:
+    """Per histogram series (from one scrape): cumulative buckets never
+    decrease with le, +Inf exists and equals _count, _sum is not negative.
+    The exposition promises each series is read once, so this holds even
+    for a scrape taken under load."""
+    buckets: dict = {}
+    counts: dict = {}
+    sums: dict = {}
+    for name, labels, value in samples:
+        d = dict(labels)
+        if name.endswith("_bucket") and "le" in d:
+            le = d.pop("le")
+            buckets.setdefault((name[:-7], tuple(sorted(d.items()))), []).append((float(le), value))
+        elif name.endswith("_count"):
+            counts[(name[:-6], labels)] = value
+        elif name.endswith("_sum"):
+            sums[(name[:-4], labels)] = value
+    problems = []
+    for key, bs in buckets.items():
+        bs.sort()
+        if any(b[1] < a[1] for a, b in zip(bs, bs[1:])):
+            problems.append("%s: buckets decrease: %s" % (key, bs))
+        if not bs or bs[-1][0] != float("inf"):
+            problems.append("%s: no +Inf bucket" % (key,))
+        elif counts.get(key) != bs[-1][1]:
+            problems.append("%s: +Inf bucket %s != _count %s" % (key, bs[-1][1], counts.get(key)))
+        if sums.get(key, 0) < 0:
+            problems.append("%s: negative _sum %s" % (key, sums.get(key)))
+    return problems
+
+
 def _save(name: str, data: bytes) -> Path:
     OUT.mkdir(parents=True, exist_ok=True)
     p = OUT / name
@@ -580,6 +611,7 @@ def exposition_problems(text_scrape: Scrape, om_scrape: Scrape, tag: str) -> lis
         dups = duplicate_series(s.samples())
         if dups:
             problems.append("%s: duplicate series %s" % (s.fmt, dups[:5]))
+        problems += ["%s: %s" % (s.fmt, p) for p in histogram_problems(s.samples())[:10]]
     if not om_scrape.body.endswith(b"# EOF\n"):
         problems.append("OpenMetrics body does not end with '# EOF\\n': ...%r" % om_scrape.body[-40:])
     for s, ext in ((text_scrape, "prom"), (om_scrape, "om")):

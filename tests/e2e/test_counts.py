@@ -285,11 +285,38 @@ def test_concurrent_keepalive_exact(example_caddy):
             conn.close()
             with lock:
                 got.update(local)
+    scrape_problems = []
+    stop = threading.Event()
+
+    def scraper():
+        # Scrapes racing the writers: each must be internally consistent and
+        # no counter may go backwards between two of them.
+        prev = {}
+        n = 0
+        while not stop.is_set() and n < 200:
+            n += 1
+            s = h.scrape(c.internal_metrics_url, fmt="openmetrics" if n % 2 else "text")
+            try:
+                samples = s.samples()
+            except Exception as e:
+                scrape_problems.append("%s scrape %d unparsable: %s" % (s.fmt, n, e))
+                continue
+            scrape_problems.extend(h.histogram_problems(samples)[:5])
+            cur = {(name, labels): v for name, labels, v in samples
+                   if name in ("http_requests_total", "http_request_duration_seconds_count")}
+            scrape_problems.extend("%s went %s -> %s" % (k, v, cur.get(k)) for k, v in prev.items()
+                                   if cur.get(k, -1) < v)
+            prev = cur
     ts = [threading.Thread(target=worker, args=(i,)) for i in range(threads_n)]
+    sc = threading.Thread(target=scraper)
+    sc.start()
     for t in ts:
         t.start()
     for t in ts:
         t.join(60)
+    stop.set()
+    sc.join(60)
+    assert not scrape_problems, scrape_problems[:10]
     assert not errors, errors[:5]
     assert sum(got.values()) == threads_n * per_thread
     after = _settle_total(c, before, threads_n * per_thread)

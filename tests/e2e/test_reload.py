@@ -65,6 +65,7 @@ def reload_run(example_caddy):
             dups = h.duplicate_series(samples)
             if dups:
                 problems.append("reload %d (%s): duplicate series %s" % (i, fmt, dups[:5]))
+            problems += ["reload %d (%s): %s" % (i, fmt, p) for p in h.histogram_problems(samples)]
             cur = _normalise({(n, l): v for n, l, v in samples})
             for key, v in prev.items():
                 if key[0] in MONOTONIC and cur.get(key, -1) < v:
