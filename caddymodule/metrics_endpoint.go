@@ -90,13 +90,10 @@ func (m *MetricsEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 		f = formatText
 	case "openmetrics":
 		f = formatOpenMetrics
-	case "html", "markdown":
-		// Reserved for the human-readable status page (libmetrics'
-		// lm_report_*), which this build does not serve yet.
-		return plainError(w, http.StatusNotImplemented, "501 Not Implemented: format="+q+" is not available in this build\n")
 	default:
+		// html and markdown never get here: serveStatusPage took them.
 		return plainError(w, http.StatusBadRequest,
-			"400 Bad Request: format must be text or openmetrics, got "+strconv.Quote(q)+"\n")
+			"400 Bad Request: format must be text, openmetrics, html or markdown, got "+strconv.Quote(q)+"\n")
 	}
 	return m.serveExposition(w, r, f)
 }
