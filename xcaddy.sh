@@ -154,26 +154,29 @@ cmd_build() {
 cmd_check_binary() {
   local caddy=$LM_BUILD/caddy
   say "checking ${caddy#"$LM_ROOT"/}"
-  readelf -d "$caddy" | grep -qiE 'runpath.*\$ORIGIN/lib' ||
-    die "build/caddy has no RUNPATH \$ORIGIN/lib: $(readelf -d "$caddy" | grep -iE 'rpath|runpath')"
-  local resolved
-  resolved=$(env -u LD_LIBRARY_PATH ldd "$caddy" | grep 'libmetrics') || die "build/caddy does not link libmetrics"
+  local dyn resolved
+  dyn=$(readelf -d "$caddy") || die "readelf -d build/caddy failed"
+  grep -qiE 'runpath.*\$ORIGIN/lib' <<<"$dyn" ||
+    die "build/caddy has no RUNPATH \$ORIGIN/lib: $(grep -iE 'rpath|runpath' <<<"$dyn")"
+  resolved=$(env -u LD_LIBRARY_PATH ldd "$caddy" | awk '/libmetrics/ {print $1, $2, $3}') && [ -n "$resolved" ] || die "build/caddy does not link libmetrics"
   case $resolved in
     *"$LM_LIB/libmetrics.so"*) ;;
     *) die "build/caddy resolves libmetrics elsewhere: $resolved" ;;
   esac
-  "$caddy" list-modules 2>/dev/null | grep -qx 'http.handlers.route_metrics' ||
-    die "build/caddy lacks http.handlers.route_metrics"
-  say "ok: $("$caddy" version | cut -d' ' -f1), RUNPATH \$ORIGIN/lib,${resolved%%(*}"
+  local modules # captured first: grep -q closing the pipe early would fail pipefail
+  modules=$("$caddy" list-modules 2>/dev/null) || die "build/caddy list-modules failed"
+  grep -qx 'http.handlers.route_metrics' <<<"$modules" && grep -qx 'http.handlers.metrics_endpoint' <<<"$modules" ||
+    die "build/caddy lacks http.handlers.route_metrics or http.handlers.metrics_endpoint"
+  say "ok: $("$caddy" version | cut -d' ' -f1), RUNPATH \$ORIGIN/lib, $resolved"
 }
 
 # True when build/caddy is missing or older than the sources compiled into
 # it (the plugin's Go code and the C header it includes).
 needs_build() {
   [ -x "$LM_BUILD/caddy" ] || return 0
-  [ -n "$(find "$LM_ROOT/caddymodule" "$LM_ROOT/libmetrics/include" "$LM_ROOT/xcaddy.sh" \
-    -newer "$LM_BUILD/caddy" \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name '*.h' \
-    -o -name 'xcaddy.sh' \) ! -name '*_test.go' -print -quit)" ]
+  [ -n "$(find "$LM_ROOT/caddymodule" "$LM_ROOT/libmetrics/include" -newer "$LM_BUILD/caddy" \
+    \( -name '*.go' -o -name 'go.mod' -o -name 'go.sum' -o -name '*.h' \) ! -name '*_test.go' \
+    -print -quit)" ]
 }
 
 cmd_run() {
