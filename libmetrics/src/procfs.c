@@ -159,7 +159,9 @@ void lm__process_read(lm_process_stats *out)
 {
     memset(out, 0, sizeof *out);
     char buf[1024];
-    unsigned long long utime, stime, threads, start_ticks, vsize, btime;
+    /* Zeroed although every path that reads them sets them first: gcc -O3
+     * cannot see that through read_btime's early exits and -Werror stops. */
+    unsigned long long utime = 0, stime = 0, threads = 0, start_ticks = 0, vsize = 0, btime = 0;
     if (!read_small("/proc/self/stat", buf, sizeof buf) ||
         !parse_stat(buf, &utime, &stime, &threads, &start_ticks, &vsize))
         return;
@@ -170,7 +172,7 @@ void lm__process_read(lm_process_stats *out)
 
     if (!read_small("/proc/self/statm", buf, sizeof buf))
         return;
-    unsigned long long size_pages, resident_pages;
+    unsigned long long size_pages = 0, resident_pages = 0;
     if (sscanf(buf, "%llu %llu", &size_pages, &resident_pages) != 2)
         return;
 
