@@ -132,6 +132,11 @@ static void md_escape(out *o, const char *s, size_t n)
             continue;
         }
         switch (c) {
+        case ' ':
+            /* Four leading spaces would open an indented code block where
+             * a value starts a line (help text); an entity is text. */
+            out_str(o, i == 0 ? "&#32;" : " ");
+            break;
         case '<':
             out_str(o, "&lt;");
             break;

@@ -443,6 +443,34 @@ static void test_errors(lm_registry *reg)
     sink_reset(&s);
 }
 
+/* A value that starts a line (help text) must not open a block of its own:
+ * four leading spaces are an indented code block in CommonMark. Found by
+ * fuzz_report. */
+static void test_leading_spaces(void)
+{
+    lm_error err;
+    lm_registry *reg = lm_registry_new(NULL, &err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return;
+    lm_family_options fo = {.type = LM_COUNTER, .name = "indent_total", .help = "      code? <x>"};
+    lm_family *f = lm_family_register(reg, &fo, &err);
+    CHECK(f != NULL);
+    if (f)
+        lm_counter_add(lm_series_get(f, NULL, &err), 1);
+    sink s = {0};
+    lm_report_options o = {.title = "    t"};
+    CHECK(lm_report_html(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(s.p && strstr(s.p, "<pre") == NULL);
+    CHECK(s.p && strstr(s.p, "<p>      code? &lt;x&gt;</p>") != NULL);
+    CHECK(s.p && strstr(s.p, "<h1>    t</h1>") != NULL);
+    sink_reset(&s);
+    CHECK(lm_report_markdown(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(s.p && strstr(s.p, "\n&#32;     code? &lt;x&gt;\n") != NULL);
+    sink_reset(&s);
+    lm_registry_free(reg);
+}
+
 /* Many routes stream in chunks of at most 4 KiB; HTML of a report longer
  * than LM_REPORT_HTML_MARKDOWN_MAX is cut at a line and says so. */
 static void test_bounds(bool small)
@@ -506,6 +534,7 @@ int main(void)
         lm_registry_free(reg);
     }
     test_entities_not_decoded();
+    test_leading_spaces();
     test_bounds(small);
     TEST_MAIN_END();
 }
