@@ -3,6 +3,7 @@ package routemetrics
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -26,71 +27,86 @@ import (
 //
 // Every error names the file and line of the offending token.
 func (h *RouteMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	_, err := h.unmarshal(d)
+	return err
+}
+
+// positions says where a route_metrics block declared things, for the
+// adapter's checks across blocks.
+type positions struct {
+	namespace declared   // the namespace line, else the directive
+	counters  []declared // each counter's name, index-aligned with Counters
+}
+
+// unmarshal is UnmarshalCaddyfile that also returns positions.
+func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
+	var pos positions
 	d.Next() // directive name
+	pos.namespace = declared{file: d.File(), line: d.Line()}
 	args := d.RemainingArgs()
 	switch len(args) {
 	case 0:
 	case 1:
 		h.Name = args[0]
 		if h.Name == "" {
-			return d.Err("route_metrics: the route name must not be empty")
+			return pos, d.Err("route_metrics: the route name must not be empty")
 		}
 	default:
-		return d.Errf("route_metrics takes at most one argument, the route name; got %d: %q", len(args), args)
+		return pos, d.Errf("route_metrics takes at most one argument, the route name; got %d: %q", len(args), args)
 	}
 	seen := map[string]bool{}
-	var counterAt []string // file:line of each counter's name
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		switch sub {
 		case "namespace":
 			if seen[sub] {
-				return d.Err("route_metrics: namespace given twice")
+				return pos, d.Err("route_metrics: namespace given twice")
 			}
 			if !d.NextArg() {
-				return d.Err("route_metrics: namespace needs one argument, a metric name prefix like myapp_")
+				return pos, d.Err("route_metrics: namespace needs one argument, a metric name prefix like myapp_")
 			}
 			h.Namespace = d.Val()
+			pos.namespace = declared{file: d.File(), line: d.Line()}
 			if d.NextArg() {
-				return d.Errf("route_metrics: namespace takes one argument; unexpected %q", d.Val())
+				return pos, d.Errf("route_metrics: namespace takes one argument; unexpected %q", d.Val())
 			}
 			if err := validateNamespace(h.Namespace); err != nil {
-				return d.Errf("route_metrics: %v", err)
+				return pos, d.Errf("route_metrics: %v", err)
 			}
 		case "buckets":
 			if seen[sub] {
-				return d.Err("route_metrics: buckets given twice")
+				return pos, d.Err("route_metrics: buckets given twice")
 			}
 			b, err := parseBuckets(d.RemainingArgs())
 			if err != nil {
-				return d.Errf("route_metrics: %v", err)
+				return pos, d.Errf("route_metrics: %v", err)
 			}
 			h.Buckets = b
 		case "counter":
-			at := fmt.Sprintf("%s:%d", d.File(), d.Line())
+			at := declared{file: d.File(), line: d.Line()}
 			c, err := parseCounter(d)
 			if err != nil {
-				return err
+				return pos, err
 			}
 			for _, prev := range h.Counters {
 				if prev.Name == c.Name {
-					return d.Errf("route_metrics: counter %s declared twice in the same block", c.Name)
+					return pos, d.Errf("route_metrics: counter %s declared twice in the same block", c.Name)
 				}
 			}
 			h.Counters = append(h.Counters, c)
-			counterAt = append(counterAt, at)
+			pos.counters = append(pos.counters, at)
 		default:
-			return d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets or counter)", sub)
+			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets or counter)", sub)
 		}
 		seen[sub] = true
 	}
 	// Checked after the block: namespace may follow the counters.
 	for i, c := range h.Counters {
 		if err := checkReservedName(c.Name, h.Namespace); err != nil {
-			return fmt.Errorf("route_metrics: %w, at %s", err, counterAt[i])
+			return pos, fmt.Errorf("route_metrics: %w, at %s", err, pos.counters[i].at())
 		}
 	}
-	return nil
+	return pos, nil
 }
 
 func parseCounter(d *caddyfile.Dispenser) (BusinessCounter, error) {
@@ -237,6 +253,12 @@ const (
 	stateRoutes   = "routemetrics.routes"
 	stateBuckets  = "routemetrics.buckets"
 	stateCounters = "routemetrics.counters"
+	// Every namespace any block declares ("" included: a block without
+	// namespace registers the unprefixed HTTP families) and every counter
+	// name with its own line, so a counter is checked against the HTTP
+	// families of all namespaces, whichever block comes first.
+	stateNamespaces = "routemetrics.namespaces"
+	stateCounterAt  = "routemetrics.counter_at"
 )
 
 type declared struct {
@@ -268,7 +290,11 @@ func directivePos(h httpcaddyfile.Helper) (string, int) {
 func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
 	file, line := directivePos(h)
 	rm := new(RouteMetrics)
-	if err := rm.UnmarshalCaddyfile(h.Dispenser); err != nil {
+	pos, err := rm.unmarshal(h.Dispenser)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkNamespaceCollisions(h, rm, pos); err != nil {
 		return nil, err
 	}
 	here := func(sig string) declared { return declared{sig: sig, file: file, line: line} }
@@ -316,6 +342,50 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 		}
 	}
 	return rm, nil
+}
+
+// checkNamespaceCollisions refuses a business counter whose family is the
+// HTTP family of a namespace declared in another block (counter
+// shop_http_requests_total beside namespace shop_). libmetrics would refuse
+// it at provision time, without a line; the block's own namespace is
+// checked by unmarshal.
+func checkNamespaceCollisions(h httpcaddyfile.Helper, rm *RouteMetrics, pos positions) error {
+	namespaces := stateMap(h, stateNamespaces)
+	counterAt := stateMap(h, stateCounterAt)
+	if _, ok := namespaces[rm.Namespace]; !ok {
+		for _, name := range slices.Sorted(maps.Keys(counterAt)) {
+			if f := httpFamilyOf(name, rm.Namespace); f != "" {
+				return fmt.Errorf("route_metrics: namespace %q makes its built-in metric %s collide with counter %q declared at %s (a counter x_total is exposed as family x), at %s",
+					rm.Namespace, f, name, counterAt[name].at(), pos.namespace.at())
+			}
+		}
+		namespaces[rm.Namespace] = pos.namespace
+	}
+	for i := range rm.Counters {
+		name := rm.Counters[i].Name
+		for _, ns := range slices.Sorted(maps.Keys(namespaces)) {
+			if f := httpFamilyOf(name, ns); f != "" {
+				return fmt.Errorf("route_metrics: counter name %q collides with the built-in metric %s of namespace %q declared at %s (a counter x_total is exposed as family x), at %s",
+					name, f, ns, namespaces[ns].at(), pos.counters[i].at())
+			}
+		}
+		if _, ok := counterAt[name]; !ok {
+			counterAt[name] = pos.counters[i]
+		}
+	}
+	return nil
+}
+
+// httpFamilyOf returns the HTTP family of namespace that counter name
+// would be exposed as, or "".
+func httpFamilyOf(name, namespace string) string {
+	family := strings.TrimSuffix(name, "_total")
+	for _, f := range builtinHTTPFamilies {
+		if family == namespace+f {
+			return family
+		}
+	}
+	return ""
 }
 
 func parseMetricsEndpointDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
