@@ -229,6 +229,68 @@ LM_API void lm_route_record(lm_route *route, lm_method method, int status, int64
                             uint64_t response_bytes, lm_series *const *counters,
                             size_t ncounters);
 
+/* ------------------------------------- extended request record, exemplars */
+
+/* OpenMetrics limit on an exemplar's label set: label names plus values, in
+ * UTF-8 characters. */
+#define LM_EXEMPLAR_MAX_CHARS 128
+
+/* The request an observation came from, attached as an OpenMetrics exemplar
+ * (`# {request_id="..."} value timestamp`) to the bucket the observation fell
+ * in, or to a counter's sample. Exemplars appear only in LM_FORMAT_OPENMETRICS
+ * output, never in text 0.0.4. Each histogram bucket and each counter keeps
+ * the latest one only; a writer that finds the slot busy skips it.
+ *
+ * The label is dropped, never altered: an exemplar whose label name is not a
+ * valid label name, or whose value is empty, not valid UTF-8, contains a
+ * control character (U+0000..U+001F, U+007F), or makes the label set longer
+ * than LM_EXEMPLAR_MAX_CHARS characters is not recorded, so an exemplar
+ * always carries exactly the ID the request had ('\\' and '"' are escaped
+ * when rendered). */
+typedef struct lm_exemplar {
+    const char *label_name; /* NUL-terminated, e.g. "request_id" */
+    lm_str label_value;     /* e.g. the request ID */
+    int64_t unix_ns;        /* wall-clock time of the observation; <= 0: the
+                               library reads CLOCK_REALTIME */
+} lm_exemplar;
+
+/* lm_observation.flags: attach the record's exemplar to this observation. */
+#define LM_OBS_EXEMPLAR 0x1u
+
+/* One extra observation fed by a request: a histogram series observes value
+ * (recorded units), a counter series grows by value (negative: ignored).
+ * Other series types and NULL are ignored. */
+typedef struct lm_observation {
+    lm_series *series;
+    int64_t value;
+    unsigned flags;
+} lm_observation;
+
+typedef struct lm_request_record {
+    lm_method method;
+    int status;
+    int64_t duration_ns;     /* negative counts as 0 */
+    uint64_t response_bytes;
+    lm_series *const *counters; /* each += 1, as in lm_route_record */
+    size_t ncounters;
+    const lm_observation *observations;
+    size_t nobservations;
+    /* NULL: no exemplar and no cost. Otherwise attached to the request
+     * counter (value 1) and to the latency bucket the request fell in
+     * (value: its duration in seconds), and to observations flagged
+     * LM_OBS_EXEMPLAR. */
+    const lm_exemplar *exemplar;
+} lm_request_record;
+
+/* lm_route_record generalised: everything one request feeds, in one call
+ * (one foreign-function crossing for the host). Same guarantees: wait-free,
+ * per-thread shard cells, no allocation except the first record of a
+ * (method, status) on a route and the first exemplar of a series (which
+ * allocates that series' exemplar slots once; if that fails the exemplar is
+ * skipped). lm_route_record(r, m, s, d, b, c, n) is lm_route_record_ex with
+ * no observations and no exemplar. */
+LM_API void lm_route_record_ex(lm_route *route, const lm_request_record *rec);
+
 /* ---------------------------------------------------------- exposition */
 
 typedef enum lm_format {

@@ -26,6 +26,7 @@
  * then "# EOF" for OpenMetrics.
  */
 #include "internal.h"
+#include "exemplar.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -183,6 +184,27 @@ static void put_u64(lm_expo *e, uint64_t v)
     put(e, num, lm__fmt_u64(num, v));
 }
 
+/* OpenMetrics only: the latest exemplar of slot idx of s, if it has one,
+ * between the sample's value and its line feed. Text 0.0.4 has no
+ * exemplars. */
+static void put_exemplar(lm_expo *e, const lm_series *s, size_t idx, double unit_scale)
+{
+    if (e->fmt != LM_FORMAT_OPENMETRICS ||
+        atomic_load_explicit(&((lm_series *)s)->exemplars, memory_order_relaxed) == NULL)
+        return;
+    lm_exemplar_copy c;
+    if (!lm__exemplar_load(s, idx, &c))
+        return;
+    ensure(e, e->len + LM_EXEMPLAR_RENDER_MAX);
+    if (e->failed)
+        return;
+    if (LM_EXEMPLAR_RENDER_MAX > e->cap - e->len) {
+        overrun(e);
+        return;
+    }
+    e->len += lm__exemplar_render(e->buf + e->len, &c, unit_scale);
+}
+
 /* ----------------------------------------------------------- rendering */
 
 static bool is_om(const lm_expo *e)
@@ -304,6 +326,7 @@ static bool render_histogram_unit(lm_expo *e)
         e->cumulative += e->buckets[e->step];
         render_sample_head(e, f, e->cur, "_bucket", e->step < nb ? f->le[e->step] : "+Inf");
         put_u64(e, e->cumulative);
+        put_exemplar(e, e->cur, e->step, f->unit_scale);
         put(e, "\n", 1);
         e->step++;
         return true;
@@ -366,6 +389,8 @@ static bool render_series_unit(lm_expo *e)
                                                       memory_order_relaxed));
         }
         put(e, num, n);
+        if (f->type == LM_COUNTER)
+            put_exemplar(e, e->cur, 0, 0);
         put(e, "\n", 1);
         e->cur = NULL;
         return true;
@@ -532,6 +557,8 @@ static size_t family_unit_bound(const lm_registry *reg, const lm_family *f)
     size_t meta = sizeof "# HELP  \n" + f->name.len + 2 * f->help.len;
     size_t type = sizeof "# TYPE  histogram\n" + f->name.len;
     size_t sample = f->name.len + sizeof "_bucket{}" + sizeof ",le=\"\"" + LE_MAX + 1 + NUM_MAX + 1;
+    if (f->type != LM_GAUGE)
+        sample += LM_EXEMPLAR_RENDER_MAX; /* OpenMetrics exemplar of a bucket or counter */
     for (size_t i = 0; i < f->nlabels; i++)
         sample += f->label_names[i].len + sizeof ",=\"\"" + 2 * vmax;
     size_t folded = sizeof FOLDED_NAME "{family=\"\"} \n" + 2 * f->name.len + NUM_MAX;

@@ -4,6 +4,7 @@
  * is configure-time work under reg->lock; recording never comes here.
  */
 #include "core.h"
+#include "exemplar.h"
 
 #include <float.h>
 #include <math.h>
@@ -412,6 +413,7 @@ static void series_free(lm_series *s, size_t nvalues)
         for (size_t i = 0; i < nvalues; i++)
             lm__text_free(&s->values[i]);
     free(s->values);
+    lm__exemplars_free(s);
     free(s);
 }
 

@@ -4,6 +4,7 @@
  * request into a handful of plain stores into the calling thread's shard.
  */
 #include "core.h"
+#include "exemplar.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -439,46 +440,52 @@ static inline void plain_add(lm_cell *c, uint64_t v)
                           memory_order_relaxed);
 }
 
-void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
-                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
+/* The route's (method, status) slot, created on first sight; NULL only if
+ * creating it failed (the request then goes unrecorded, see slot_create). */
+static inline lm_route_slot *route_slot(lm_route *route, lm_method method, int status)
 {
-    if (LM_UNLIKELY(route == NULL))
-        return;
     unsigned m = (unsigned)method < LM_METHOD_COUNT ? (unsigned)method : LM_METHOD_OTHER;
     /* Unsigned wrap sends everything below 100 (negatives too) past the end. */
     unsigned st = (unsigned)status - LM_STATUS_MIN;
     if (st > LM_STATUS_MAX - LM_STATUS_MIN)
         st = LM_STATUS_SLOTS - 1;
-    lm_registry *reg = route->http->reg;
-    lm_shard *sh = lm__shard(reg);
-
     lm_route_slot *slot = atomic_load_explicit(&route->slots[m][st], memory_order_acquire);
     if (LM_UNLIKELY(slot == NULL))
         slot = slot_create(route, m, st);
+    return slot;
+}
+
+/* requests_total += 1, the latency histogram, response bytes. */
+static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
+                                  int64_t duration_ns, uint64_t response_bytes)
+{
     lm_cell *cells = sh->cells;
-    if (LM_LIKELY(slot != NULL)) {
-        lm_series *d = atomic_load_explicit(&slot->duration, memory_order_acquire);
-        uint32_t rq = slot->requests->slot, by = slot->bytes->slot;
-        if (LM_LIKELY(sh->exclusive)) {
-            /* The common case written out: one thread owns these cells, so
-             * each update is a plain load + add + store. */
-            const lm_family *df = d->family;
-            size_t nb = df->nbounds;
-            uint64_t u = duration_ns < 0 ? 0 : (uint64_t)duration_ns;
-            lm_cell *hc = &cells[d->slot];
-            plain_add(&cells[rq], 1);
-            plain_add(&cells[by], response_bytes);
-            plain_add(&hc[lm__bucket_index(df->ubounds, nb, (int64_t)u)], 1);
-            uint64_t old = atomic_load_explicit(&hc[nb + 1], memory_order_relaxed);
-            atomic_store_explicit(&hc[nb + 1], old + u, memory_order_relaxed);
-            if (LM_UNLIKELY(old + u < old))
-                plain_add(&hc[nb + 2], 1); /* carry into the high word */
-        } else {
-            lm__cell_add(sh, rq, 1);
-            lm__cell_add(sh, by, response_bytes);
-            lm__histogram_add(sh, d, duration_ns < 0 ? 0 : duration_ns);
-        }
+    lm_series *d = atomic_load_explicit(&((lm_route_slot *)slot)->duration, memory_order_acquire);
+    uint32_t rq = slot->requests->slot, by = slot->bytes->slot;
+    if (LM_LIKELY(sh->exclusive)) {
+        /* The common case written out: one thread owns these cells, so
+         * each update is a plain load + add + store. */
+        const lm_family *df = d->family;
+        size_t nb = df->nbounds;
+        uint64_t u = duration_ns < 0 ? 0 : (uint64_t)duration_ns;
+        lm_cell *hc = &cells[d->slot];
+        plain_add(&cells[rq], 1);
+        plain_add(&cells[by], response_bytes);
+        plain_add(&hc[lm__bucket_index(df->ubounds, nb, (int64_t)u)], 1);
+        uint64_t old = atomic_load_explicit(&hc[nb + 1], memory_order_relaxed);
+        atomic_store_explicit(&hc[nb + 1], old + u, memory_order_relaxed);
+        if (LM_UNLIKELY(old + u < old))
+            plain_add(&hc[nb + 2], 1); /* carry into the high word */
+    } else {
+        lm__cell_add(sh, rq, 1);
+        lm__cell_add(sh, by, response_bytes);
+        lm__histogram_add(sh, d, duration_ns < 0 ? 0 : duration_ns);
     }
+}
+
+static inline void record_counters(const lm_registry *reg, const lm_shard *sh,
+                                   lm_series *const *counters, size_t ncounters)
+{
     for (size_t i = 0; i < ncounters; i++) {
         lm_series *c = counters[i];
         if (LM_LIKELY(c != NULL && c->family->reg == reg && c->family->type == LM_COUNTER))
@@ -486,4 +493,83 @@ void lm_route_record(lm_route *route, lm_method method, int status, int64_t dura
         else
             lm_counter_add(c, 1); /* NULL, wrong type (ignored) or another registry */
     }
+}
+
+void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
+{
+    if (LM_UNLIKELY(route == NULL))
+        return;
+    lm_registry *reg = route->http->reg;
+    lm_shard *sh = lm__shard(reg);
+    lm_route_slot *slot = route_slot(route, method, status);
+    if (LM_LIKELY(slot != NULL))
+        record_request(sh, slot, duration_ns, response_bytes);
+    record_counters(reg, sh, counters, ncounters);
+}
+
+/* Slot index of an exemplar for observation v of series s: the bucket v
+ * fell in (histograms) or 0 (counters). */
+static inline size_t exemplar_index(const lm_series *s, int64_t v)
+{
+    const lm_family *f = s->family;
+    return f->type == LM_HISTOGRAM ? lm__bucket_index(f->ubounds, f->nbounds, v) : 0;
+}
+
+/* The exemplar part of a record, kept out of line so that records without
+ * one pay nothing for its stack buffer. */
+__attribute__((noinline)) static void record_exemplars(const lm_request_record *rec,
+                                                       lm_route_slot *slot)
+{
+    lm_exemplar_prep p;
+    if (!lm__exemplar_prepare(rec->exemplar, &p))
+        return;
+    if (slot != NULL) {
+        int64_t d = rec->duration_ns < 0 ? 0 : rec->duration_ns;
+        lm_series *ds = atomic_load_explicit(&slot->duration, memory_order_acquire);
+        lm__exemplar_store(slot->requests, 0, &p, 1);
+        lm__exemplar_store(ds, exemplar_index(ds, d), &p, d);
+    }
+    for (size_t i = 0; rec->observations != NULL && i < rec->nobservations; i++) {
+        const lm_observation *o = &rec->observations[i];
+        lm_series *s = o->series;
+        if (!(o->flags & LM_OBS_EXEMPLAR) || s == NULL)
+            continue;
+        if (s->family->type == LM_HISTOGRAM)
+            lm__exemplar_store(s, exemplar_index(s, o->value), &p, o->value);
+        else if (s->family->type == LM_COUNTER && o->value > 0)
+            lm__exemplar_store(s, 0, &p, o->value);
+    }
+}
+
+void lm_route_record_ex(lm_route *route, const lm_request_record *rec)
+{
+    if (LM_UNLIKELY(route == NULL || rec == NULL))
+        return;
+    lm_registry *reg = route->http->reg;
+    lm_shard *sh = lm__shard(reg);
+    lm_route_slot *slot = route_slot(route, rec->method, rec->status);
+    if (LM_LIKELY(slot != NULL))
+        record_request(sh, slot, rec->duration_ns, rec->response_bytes);
+    record_counters(reg, sh, rec->counters, rec->ncounters);
+    const lm_observation *obs = rec->observations;
+    for (size_t i = 0; obs != NULL && i < rec->nobservations; i++) {
+        lm_series *s = obs[i].series;
+        if (LM_UNLIKELY(s == NULL))
+            continue;
+        const lm_family *f = s->family;
+        if (LM_UNLIKELY(f->reg != reg)) {
+            /* Another registry's series: its own public path (own shard). */
+            if (f->type == LM_HISTOGRAM)
+                lm_histogram_observe(s, obs[i].value);
+            else if (obs[i].value > 0)
+                lm_counter_add(s, (uint64_t)obs[i].value);
+        } else if (f->type == LM_HISTOGRAM) {
+            lm__histogram_add(sh, s, obs[i].value);
+        } else if (f->type == LM_COUNTER && obs[i].value > 0) {
+            lm__cell_add(sh, s->slot, (uint64_t)obs[i].value);
+        }
+    }
+    if (rec->exemplar != NULL)
+        record_exemplars(rec, slot);
 }

@@ -39,6 +39,8 @@
 
 typedef _Atomic uint64_t lm_cell;
 
+struct lm_exemplars; /* exemplar.h */
+
 typedef struct lm_shard {
     lm_cell *cells;     /* slot_capacity cells; NULL until first claimed */
     bool exclusive;     /* single writer: plain load+store; else fetch_add */
@@ -58,6 +60,9 @@ struct lm_series {
     bool is_overflow;
     lm_text *values;      /* family->nlabels sanitised label values */
     uint64_t hash;        /* of the sanitised values, for the index */
+    /* Latest exemplar per bucket (histograms) or of the sample (counters),
+     * allocated on the first exemplar; NULL until then (exemplar.h). */
+    _Atomic(struct lm_exemplars *) exemplars;
     /* Gauges only: one shared cell, alone on its line (in-flight gauges are
      * hit by every request on every core). */
     _Alignas(LM_CACHELINE) _Atomic int64_t gauge;

@@ -1,0 +1,247 @@
+/*
+ * Exemplars: validation, the wait-free slot writer, the seqlock reader and
+ * OpenMetrics rendering. Design and memory ordering: exemplar.h.
+ */
+#include "exemplar.h"
+#include "core.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+typedef struct lm_exemplar_slot {
+    /* Even: stable (0: never written); odd: a writer is in the slot. */
+    _Alignas(LM_CACHELINE) _Atomic uint32_t seq;
+    _Atomic uint32_t lens; /* name bytes << 16 | value bytes */
+    _Atomic int64_t value;
+    _Atomic int64_t unix_ns;
+    _Atomic uint64_t words[LM_EXEMPLAR_WORDS];
+} lm_exemplar_slot;
+
+struct lm_exemplars {
+    size_t n;
+    lm_exemplar_slot slot[]; /* n slots, each on its own cache lines */
+};
+
+/* ------------------------------------------------------------ validation */
+
+static bool label_name_char(unsigned char c, bool first)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
+           (!first && c >= '0' && c <= '9');
+}
+
+/* Characters in s[0..n) if it is strict UTF-8 (no overlongs, surrogates or
+ * code points above U+10FFFF) without control characters; -1 otherwise. */
+static long utf8_chars(const unsigned char *s, size_t n)
+{
+    long chars = 0;
+    size_t i = 0;
+    while (i < n) {
+        unsigned char b = s[i];
+        chars++;
+        if (b < 0x80) {
+            if (b < 0x20 || b == 0x7f)
+                return -1;
+            i++;
+            continue;
+        }
+        size_t k;
+        uint32_t cp;
+        if (b >= 0xC2 && b <= 0xDF)
+            k = 1, cp = b & 0x1F;
+        else if (b >= 0xE0 && b <= 0xEF)
+            k = 2, cp = b & 0x0F;
+        else if (b >= 0xF0 && b <= 0xF4)
+            k = 3, cp = b & 0x07;
+        else
+            return -1;
+        if (n - i <= k)
+            return -1;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xC0) != 0x80)
+                return -1;
+            cp = cp << 6 | (s[i + j] & 0x3F);
+        }
+        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
+            (cp >= 0xD800 && cp <= 0xDFFF))
+            return -1;
+        i += k + 1;
+    }
+    return chars;
+}
+
+bool lm__exemplar_prepare(const lm_exemplar *ex, lm_exemplar_prep *out)
+{
+    if (ex == NULL || ex->label_name == NULL || ex->label_value.ptr == NULL ||
+        ex->label_value.len == 0)
+        return false;
+    const char *name = ex->label_name;
+    size_t nl = 0;
+    while (name[nl] != '\0') {
+        if (nl >= LM_EXEMPLAR_MAX_CHARS || !label_name_char((unsigned char)name[nl], nl == 0))
+            return false;
+        nl++;
+    }
+    if (nl == 0 || (nl >= 2 && name[0] == '_' && name[1] == '_'))
+        return false;
+    size_t vl = ex->label_value.len;
+    /* Cheap bound first: more bytes than 128 characters can ever need. */
+    if (vl > LM_EXEMPLAR_MAX_BYTES - nl)
+        return false;
+    long vc = utf8_chars((const unsigned char *)ex->label_value.ptr, vl);
+    if (vc < 0 || (size_t)vc + nl > LM_EXEMPLAR_MAX_CHARS)
+        return false;
+
+    size_t total = nl + vl;
+    out->lens = (uint32_t)(nl << 16 | vl);
+    out->nwords = (uint32_t)((total + 7) / 8);
+    out->words[out->nwords - 1] = 0; /* zero padding of the last word */
+    memcpy(out->words, name, nl);
+    memcpy((char *)out->words + nl, ex->label_value.ptr, vl);
+
+    int64_t t = ex->unix_ns;
+    if (t <= 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        t = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+    }
+    out->unix_ns = t;
+    return true;
+}
+
+/* ------------------------------------------------------------- the slots */
+
+static size_t slots_for(const lm_family *f)
+{
+    switch (f->type) {
+    case LM_HISTOGRAM:
+        return f->nbounds + 1;
+    case LM_COUNTER:
+        return 1;
+    case LM_GAUGE:
+        break;
+    }
+    return 0;
+}
+
+/* First exemplar of a series: allocate its slots and publish them with one
+ * CAS; a thread that loses the race frees its copy and uses the winner's. */
+__attribute__((noinline, cold)) static struct lm_exemplars *exemplars_create(lm_series *s)
+{
+    size_t n = slots_for(s->family);
+    if (n == 0)
+        return NULL;
+    size_t bytes = sizeof(struct lm_exemplars) + n * sizeof(lm_exemplar_slot);
+    bytes = (bytes + LM_CACHELINE - 1) / LM_CACHELINE * LM_CACHELINE;
+    struct lm_exemplars *ex = aligned_alloc(LM_CACHELINE, bytes);
+    if (ex == NULL)
+        return NULL;
+    ex->n = n;
+    for (size_t i = 0; i < n; i++) {
+        lm_exemplar_slot *sl = &ex->slot[i];
+        atomic_init(&sl->seq, 0);
+        atomic_init(&sl->lens, 0);
+        atomic_init(&sl->value, 0);
+        atomic_init(&sl->unix_ns, 0);
+        for (size_t w = 0; w < LM_EXEMPLAR_WORDS; w++)
+            atomic_init(&sl->words[w], 0);
+    }
+    struct lm_exemplars *expected = NULL;
+    if (!atomic_compare_exchange_strong_explicit(&s->exemplars, &expected, ex,
+                                                 memory_order_acq_rel, memory_order_acquire)) {
+        free(ex);
+        return expected;
+    }
+    return ex;
+}
+
+void lm__exemplar_store(lm_series *s, size_t idx, const lm_exemplar_prep *p, int64_t v)
+{
+    struct lm_exemplars *ex = atomic_load_explicit(&s->exemplars, memory_order_acquire);
+    if (LM_UNLIKELY(ex == NULL) && (ex = exemplars_create(s)) == NULL)
+        return;
+    if (idx >= ex->n)
+        return;
+    lm_exemplar_slot *sl = &ex->slot[idx];
+    uint32_t q = atomic_load_explicit(&sl->seq, memory_order_relaxed);
+    if (q & 1u)
+        return; /* another writer is in the slot: skip, it is only "latest" */
+    if (!atomic_compare_exchange_strong_explicit(&sl->seq, &q, q + 1, memory_order_relaxed,
+                                                 memory_order_relaxed))
+        return; /* someone wrote a newer one meanwhile */
+    /* The odd sequence must be visible before any of the data: a reader
+     * that sees new data then sees the odd (or a later) sequence. */
+    atomic_thread_fence(memory_order_release);
+    atomic_store_explicit(&sl->lens, p->lens, memory_order_relaxed);
+    atomic_store_explicit(&sl->value, v, memory_order_relaxed);
+    atomic_store_explicit(&sl->unix_ns, p->unix_ns, memory_order_relaxed);
+    for (uint32_t w = 0; w < p->nwords; w++)
+        atomic_store_explicit(&sl->words[w], p->words[w], memory_order_relaxed);
+    atomic_store_explicit(&sl->seq, q + 2, memory_order_release);
+}
+
+bool lm__exemplar_load(const lm_series *s, size_t idx, lm_exemplar_copy *out)
+{
+    struct lm_exemplars *ex =
+        atomic_load_explicit(&((lm_series *)s)->exemplars, memory_order_acquire);
+    if (ex == NULL || idx >= ex->n)
+        return false;
+    lm_exemplar_slot *sl = &ex->slot[idx];
+    for (int attempt = 0; attempt < 4; attempt++) {
+        uint32_t q1 = atomic_load_explicit(&sl->seq, memory_order_acquire);
+        if (q1 == 0)
+            return false; /* never written */
+        if (q1 & 1u)
+            continue;
+        uint32_t lens = atomic_load_explicit(&sl->lens, memory_order_relaxed);
+        size_t nl = lens >> 16, vl = lens & 0xFFFFu;
+        if (nl + vl > LM_EXEMPLAR_MAX_BYTES) /* torn: the check below rejects it */
+            nl = vl = 0;
+        out->value = atomic_load_explicit(&sl->value, memory_order_relaxed);
+        out->unix_ns = atomic_load_explicit(&sl->unix_ns, memory_order_relaxed);
+        size_t nw = (nl + vl + 7) / 8;
+        for (size_t w = 0; w < nw; w++) {
+            uint64_t word = atomic_load_explicit(&sl->words[w], memory_order_relaxed);
+            size_t k = nl + vl - w * 8 < 8 ? nl + vl - w * 8 : 8;
+            memcpy(out->text + w * 8, &word, k);
+        }
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&sl->seq, memory_order_relaxed) == q1 && nl > 0) {
+            out->name_len = nl;
+            out->value_len = vl;
+            return true;
+        }
+    }
+    return false; /* written to continuously: show none this time */
+}
+
+/* ------------------------------------------------------------- rendering */
+
+size_t lm__exemplar_render(char *dst, const lm_exemplar_copy *c, double unit_scale)
+{
+    size_t n = 0;
+    memcpy(dst + n, " # {", 4);
+    n += 4;
+    memcpy(dst + n, c->text, c->name_len);
+    n += c->name_len;
+    memcpy(dst + n, "=\"", 2);
+    n += 2;
+    n += lm__escape_label(dst + n, c->text + c->name_len, c->value_len);
+    memcpy(dst + n, "\"} ", 3);
+    n += 3;
+    if (unit_scale == 0)
+        n += lm__fmt_i64(dst + n, c->value);
+    else
+        n += lm__fmt_scaled(dst + n, 64, c->value < 0 ? -1 : 0, (uint64_t)c->value, unit_scale);
+    dst[n++] = ' ';
+    /* Seconds since the epoch, exact to the nanosecond (OpenMetrics
+     * timestamps are seconds). */
+    n += lm__fmt_scaled(dst + n, 64, 0, (uint64_t)c->unix_ns, 1e9);
+    return n;
+}
+
+void lm__exemplars_free(lm_series *s)
+{
+    free(atomic_load_explicit(&s->exemplars, memory_order_relaxed));
+}

@@ -1,0 +1,80 @@
+/*
+ * Exemplar storage: the latest (request ID, value, time) per histogram
+ * bucket and per counter, kept OUTSIDE the per-thread shards.
+ *
+ * Why not in the shards: an exemplar is "the latest one", not a sum. Shards
+ * would need one copy per thread and the scraper would have to pick the
+ * newest across all of them; one shared slot per bucket is smaller and
+ * needs no merge.
+ *
+ * Why a sequence lock and a skip instead of a lock: the writer is a request
+ * on the hot path and must never wait. It claims a slot by moving its
+ * sequence number from even to odd with one compare-and-swap; if the slot is
+ * already odd (another writer is in it) or the CAS loses (another writer
+ * just finished: its exemplar is as fresh as ours), it SKIPS: losing one
+ * "latest" exemplar is harmless. The scraper never blocks writers either: it
+ * copies the slot and keeps the copy only if the sequence was even and
+ * unchanged around it (a seqlock read), retrying a few times, else it shows
+ * no exemplar for that bucket this time. Every field is an atomic accessed
+ * with relaxed loads and stores plus the seqlock's fences, so the copy is
+ * free of data races in the C11 sense (TSan-clean), and a torn copy is
+ * always detected and discarded.
+ *
+ * Memory: slots are allocated per series on its first exemplar (never for
+ * series that get none), one 576-byte cache-line-aligned slot per bucket
+ * (nbounds + 1) or per counter. 512 bytes hold any label set that
+ * OpenMetrics allows (128 characters of at most 4 bytes).
+ */
+#ifndef LM_EXEMPLAR_H
+#define LM_EXEMPLAR_H
+
+#include "internal.h"
+
+/* Label name + value bytes: 128 characters of up to 4 UTF-8 bytes. */
+#define LM_EXEMPLAR_MAX_BYTES (4 * LM_EXEMPLAR_MAX_CHARS)
+#define LM_EXEMPLAR_WORDS (LM_EXEMPLAR_MAX_BYTES / 8)
+/* Longest rendered exemplar: " # {" name "=\"" escaped value "\"} " value
+ * " " timestamp. Escaping at most doubles the value. */
+#define LM_EXEMPLAR_RENDER_MAX (16 + 2 * LM_EXEMPLAR_MAX_BYTES + 2 * 64)
+
+/* A validated exemplar, packed once per request and copied into each slot
+ * it is attached to. */
+typedef struct lm_exemplar_prep {
+    uint32_t lens;  /* name bytes << 16 | value bytes */
+    uint32_t nwords;
+    int64_t unix_ns;
+    uint64_t words[LM_EXEMPLAR_WORDS]; /* name then value, zero padded */
+} lm_exemplar_prep;
+
+/* A slot as the scraper copied it. */
+typedef struct lm_exemplar_copy {
+    size_t name_len, value_len;
+    int64_t value;   /* recorded units (histograms) or the increment (counters) */
+    int64_t unix_ns;
+    char text[LM_EXEMPLAR_MAX_BYTES]; /* name then value, not terminated */
+} lm_exemplar_copy;
+
+/* Validates and packs ex (rules in libmetrics.h: dropped, never altered);
+ * false if it must not be recorded. Reads CLOCK_REALTIME when ex->unix_ns
+ * <= 0. */
+LM_HIDDEN bool lm__exemplar_prepare(const lm_exemplar *ex, lm_exemplar_prep *out);
+
+/* Stores p with value v as the latest exemplar of slot idx of s (bucket
+ * index for histograms, 0 for counters). Wait-free: skips when the slot is
+ * busy; allocates s's slots on its first exemplar (skips if that fails).
+ * Gauges and out-of-range indices are ignored. */
+LM_HIDDEN void lm__exemplar_store(lm_series *s, size_t idx, const lm_exemplar_prep *p, int64_t v);
+
+/* Copies the latest exemplar of slot idx of s; false if there is none or
+ * it kept changing while being copied. */
+LM_HIDDEN bool lm__exemplar_load(const lm_series *s, size_t idx, lm_exemplar_copy *out);
+
+/* Renders " # {name=\"value\"} v ts" (OpenMetrics) into dst, which holds
+ * LM_EXEMPLAR_RENDER_MAX bytes; returns the length. unit_scale: recorded
+ * units per exposed unit for histogram values, 0 for counters (integer). */
+LM_HIDDEN size_t lm__exemplar_render(char *dst, const lm_exemplar_copy *c, double unit_scale);
+
+/* Frees s's exemplar slots (series teardown). */
+LM_HIDDEN void lm__exemplars_free(lm_series *s);
+
+#endif /* LM_EXEMPLAR_H */
