@@ -47,6 +47,7 @@ has_part() { [[ " $PARTS " == *" $1 "* ]]; }
 cmd() {
   local part=$1 a line=""; shift
   for a in "$@"; do
+    [ "$a" = "$ROOT" ] && a=.
     a=${a//"$ROOT/"/}
     [ "$a" = "$BENCHSTAT" ] && a=benchstat
     if [[ ! $a =~ ^[A-Za-z0-9_./=:,+@-]+$ ]]; then a="'${a//\'/\'\\\'\'}'"; fi
