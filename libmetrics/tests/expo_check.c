@@ -570,6 +570,76 @@ static int canonical(ck *c, const label *ls, size_t n, size_t at, bool skip_le, 
     return 0;
 }
 
+/* An OpenMetrics exemplar at p[0..n) (" # {labels} value [timestamp]", to
+ * the end of the line). Label values are decoded into c->buf after `at`
+ * (scratch only). On success, ex and exlen give the raw label text between the
+ * braces and exv the value. */
+static int exemplar(ck *c, const char *p, size_t n, size_t at, const char **ex, size_t *exlen,
+                    double *exv)
+{
+    if (n < 4 || memcmp(p, " # {", 4) != 0)
+        return fail(c, "expected \" # {\" (an exemplar) after the value");
+    size_t i = 4, chars = 0, off = at;
+    label ls[MAX_LABELS];
+    size_t nls = 0;
+    *ex = p + i;
+    bool first = true;
+    for (;;) {
+        if (i < n && p[i] == '}') {
+            i++;
+            break;
+        }
+        if (!first) {
+            if (i >= n || p[i] != ',')
+                return fail(c, "expected ',' or '}' in the exemplar's labels");
+            i++;
+        }
+        first = false;
+        size_t ln = scan_name(p + i, n - i, false);
+        if (ln == 0)
+            return fail(c, "bad label name in an exemplar");
+        if (nls == MAX_LABELS)
+            return fail(c, "more than %d exemplar labels", MAX_LABELS);
+        const char *lname = p + i;
+        i += ln;
+        if (n - i < 2 || p[i] != '=' || p[i + 1] != '"')
+            return fail(c, "expected =\" after exemplar label %.*s", (int)ln, lname);
+        i += 2;
+        size_t end, vlen, voff = off;
+        if (unescape(c, p + i, n - i, true, &end, &off, &vlen, "exemplar label value") != 0)
+            return -1;
+        i += end + 1;
+        for (size_t k = 0; k < nls; k++)
+            if (ls[k].nlen == ln && memcmp(ls[k].name, lname, ln) == 0)
+                return fail(c, "duplicate exemplar label %.*s", (int)ln, lname);
+        ls[nls++] = (label){lname, ln, voff, vlen};
+        /* The body is valid UTF-8 (checked first): characters are the bytes
+         * that do not continue a sequence. */
+        chars += ln;
+        for (size_t k = 0; k < vlen; k++)
+            chars += ((unsigned char)c->buf[voff + k] & 0xC0) != 0x80;
+    }
+    *exlen = (size_t)(p + i - 1 - *ex);
+    if (chars > 128)
+        return fail(c, "exemplar label set has %zu characters, more than OpenMetrics' 128", chars);
+    if (i >= n || p[i] != ' ')
+        return fail(c, "expected one space before the exemplar's value");
+    i++;
+    size_t vl = 0;
+    while (i + vl < n && p[i + vl] != ' ')
+        vl++;
+    if (!parse_number(p + i, vl, exv))
+        return fail(c, "exemplar value \"%.*s\" is not a number", (int)vl, p + i);
+    i += vl;
+    if (i < n) {
+        i++;
+        double ts;
+        if (!parse_number(p + i, n - i, &ts) || !isfinite(ts))
+            return fail(c, "bad exemplar timestamp \"%.*s\"", (int)(n - i), p + i);
+    }
+    return 0;
+}
+
 static int sample(ck *c, const char *p, size_t n, expo_sample_fn fn, void *ctx)
 {
     size_t nl = scan_name(p, n, true);
@@ -633,11 +703,25 @@ static int sample(ck *c, const char *p, size_t n, expo_sample_fn fn, void *ctx)
     if (!parse_number(val, vl, &v))
         return fail(c, "value \"%.*s\" of %.*s is not a number", (int)vl, val, (int)nl, p);
     i += vl;
-    if (i < n) { /* timestamp */
+    if (i < n && !(c->om && n - i >= 3 && memcmp(p + i, " # ", 3) == 0)) { /* timestamp */
         i++;
+        size_t tl = 0;
+        while (i + tl < n && p[i + tl] != ' ')
+            tl++;
         double ts;
-        if (!parse_number(p + i, n - i, &ts) || !isfinite(ts))
+        if (!parse_number(p + i, tl, &ts) || !isfinite(ts))
             return fail(c, "bad timestamp after the value of %.*s", (int)nl, p);
+        i += tl;
+    }
+    const char *ex = NULL;
+    size_t exlen = 0;
+    double exv = 0;
+    if (i < n) {
+        if (!c->om)
+            return fail(c, "unexpected text after the value of %.*s (text 0.0.4 has no exemplars)",
+                        (int)nl, p);
+        if (exemplar(c, p + i, n - i, vals, &ex, &exlen, &exv) != 0)
+            return -1;
     }
 
     /* Family membership. */
@@ -680,6 +764,11 @@ static int sample(ck *c, const char *p, size_t n, expo_sample_fn fn, void *ctx)
 
     bool hist = f->type == EXPO_HISTOGRAM;
     bool is_bucket = hist && eq(suffix, suffix_len, "_bucket");
+    if (ex && !((f->type == EXPO_COUNTER && eq(suffix, suffix_len, "_total")) || is_bucket ||
+                (f->type == EXPO_OTHER && eq(suffix, suffix_len, "_bucket"))))
+        return fail(c, "exemplar on %.*s: only counter _total and histogram _bucket samples may "
+                       "have one",
+                    (int)nl, p);
     bool is_count = hist && eq(suffix, suffix_len, "_count");
     bool is_sum = hist && eq(suffix, suffix_len, "_sum");
     const label *le = NULL;
@@ -699,7 +788,8 @@ static int sample(ck *c, const char *p, size_t n, expo_sample_fn fn, void *ctx)
         return fail(c, "%.*s value %.*s is not an integer", (int)nl, p, (int)vl, val);
 
     if (fn) {
-        expo_sample s = {f->name, f->len, f->type, p, nl, lraw, lraw_len, val, vl, v, c->line};
+        expo_sample s = {f->name, f->len, f->type, p, nl, lraw, lraw_len, val, vl, v, c->line,
+                         ex, exlen, exv};
         fn(ctx, &s);
     }
     if (!hist)
@@ -742,6 +832,11 @@ static int sample(ck *c, const char *p, size_t n, expo_sample_fn fn, void *ctx)
         if (g->nbuckets && v < g->last_v)
             return fail(c, "bucket le=\"%.*s\" (%.*s) below the previous one: not cumulative",
                         (int)le->vlen, lv, (int)vl, val);
+        /* An exemplar belongs to its bucket: not above le (allowing for
+         * the last digit of two independently rounded decimals). */
+        if (ex && !isinf(b) && !(exv <= b || exv - b <= fabs(b) * 1e-15))
+            return fail(c, "exemplar value %.17g above its bucket le=\"%.*s\"", exv,
+                        (int)le->vlen, lv);
         if (b < 0)
             g->negative_le = true;
         if (isinf(b) && b > 0) {

@@ -11,7 +11,11 @@
  * histograms: each series contiguous, le strictly increasing and ending
  * with +Inf, buckets cumulative, +Inf == _count, _sum and _count present
  * (OpenMetrics: both or neither, no _sum with negative thresholds, no
- * negative _sum); OpenMetrics ends with exactly one "# EOF". */
+ * negative _sum); OpenMetrics ends with exactly one "# EOF". Exemplars
+ * (" # {labels} value [timestamp]"): OpenMetrics only, on counter _total and
+ * histogram _bucket samples only, label names valid and not repeated,
+ * escapes valid, names + values at most 128 UTF-8 characters, value a
+ * number (not above the bucket's le), timestamp finite. */
 #ifndef LM_EXPO_CHECK_H
 #define LM_EXPO_CHECK_H
 
@@ -42,6 +46,11 @@ typedef struct expo_sample {
     size_t value_len;
     double v;
     size_t line;
+    /* OpenMetrics exemplar: the raw text between the braces after " # {"
+     * (escaped, may be empty) and its value; exemplar == NULL if none. */
+    const char *exemplar;
+    size_t exemplar_len;
+    double exemplar_v;
 } expo_sample;
 
 typedef void (*expo_sample_fn)(void *ctx, const expo_sample *s);
