@@ -126,7 +126,7 @@ type counterRule struct {
 
 func (c *BusinessCounter) provision(reg *lmRegistry) (counterRule, error) {
 	names := c.labelNames()
-	fam, err := reg.registerFamily(kindCounter, c.Name, c.Help, names)
+	fam, err := reg.registerFamily(kindCounter, c.Name, cHelp(c.Help), names)
 	if err != nil {
 		return counterRule{}, err
 	}
@@ -148,6 +148,12 @@ func (c *BusinessCounter) provision(reg *lmRegistry) (counterRule, error) {
 	}
 	return rule, nil
 }
+
+// cHelp is the help text as libmetrics shows it. It crosses into C as a
+// NUL-terminated string, so a NUL in the config (a Caddyfile may hold one)
+// would silently cut the text there; libmetrics renders NUL as U+FFFD
+// wherever it sees one, so this does the same before the crossing.
+func cHelp(help string) string { return strings.ReplaceAll(help, "\x00", "\uFFFD") }
 
 func (r *counterRule) matches(method string, status int) bool {
 	if !r.anyCode && !r.statuses.has(status) {
