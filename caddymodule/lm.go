@@ -13,11 +13,29 @@ package routemetrics
 #cgo pkg-config: libmetrics
 #cgo noescape lm_route_record
 #cgo nocallback lm_route_record
+#cgo noescape lm_route_record_ex
+#cgo nocallback lm_route_record_ex
 #cgo noescape lm_expo_read
 #cgo nocallback lm_expo_read
 #cgo nocallback lm_counter_add
 #include <stdlib.h>
 #include <libmetrics.h>
+// One request's lm_request_record with its arrays, in C memory: cgo forbids
+// handing C a Go struct that points at other Go memory, so the record and
+// everything it points to live in one C block, reused through a sync.Pool
+// (requestRecord below).
+#define LMGO_MAX_COUNTERS 32
+#define LMGO_MAX_OBS 136
+#define LMGO_MAX_NAME 64
+#define LMGO_MAX_ID 512
+typedef struct lmgo_record {
+	lm_request_record rec;
+	lm_exemplar ex;
+	lm_series *counters[LMGO_MAX_COUNTERS];
+	lm_observation obs[LMGO_MAX_OBS];
+	char name[LMGO_MAX_NAME];
+	char id[LMGO_MAX_ID];
+} lmgo_record;
 // The status page's writer callback, exported below (a declaration only:
 // a file with //export may not define C functions in its preamble).
 extern int lmGoReportWrite(void *ctx, char *buf, size_t len);
@@ -28,8 +46,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"runtime/cgo"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 )
@@ -147,6 +167,89 @@ func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNam
 	return &family{p: p, name: name}, nil
 }
 
+// registerHistogram registers a histogram family whose observations are
+// nanoseconds and whose exposition is seconds (sums stay exact integers).
+// bounds nil selects libmetrics' default latency buckets. With replace, a
+// family of that name with other bounds is retired and replaced (reloads
+// that change buckets); otherwise a different shape is an error.
+func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, replace bool) (*family, error) {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	chelp := C.CString(help)
+	defer C.free(unsafe.Pointer(chelp))
+	var opts C.lm_family_options
+	opts._type = C.LM_HISTOGRAM
+	opts.name = cname
+	opts.help = chelp
+	opts.unit_scale = 1e9
+	opts.max_series = C.size_t(familyMaxSeries)
+	labels := newCStrings(labelNames)
+	defer labels.free()
+	if len(labels) > 0 {
+		arr := (**C.char)(C.malloc(C.size_t(len(labels)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		defer C.free(unsafe.Pointer(arr))
+		copy(unsafe.Slice(arr, len(labels)), labels)
+		opts.label_names = arr
+		opts.nlabels = C.size_t(len(labels))
+	}
+	if len(bounds) > 0 {
+		cb := (*C.double)(C.malloc(C.size_t(len(bounds)) * C.size_t(unsafe.Sizeof(C.double(0)))))
+		defer C.free(unsafe.Pointer(cb))
+		for i, b := range bounds {
+			unsafe.Slice(cb, len(bounds))[i] = C.double(b)
+		}
+		opts.bounds = cb
+		opts.nbounds = C.size_t(len(bounds))
+	}
+	var e C.lm_error
+	var p *C.lm_family
+	if replace {
+		p = C.lm_family_replace(r.p, &opts, &e)
+	} else {
+		p = C.lm_family_register(r.p, &opts, &e)
+	}
+	if p == nil {
+		return nil, lmError(fmt.Sprintf("registering %q", name), &e)
+	}
+	return &family{p: p, name: name}, nil
+}
+
+// registerLabelledCounter is registerFamily for a counter with the
+// familyMaxSeries cap the HTTP families have (Server-Timing counters and
+// the malformed-header counter carry an endpoint label).
+func (r *lmRegistry) registerLabelledCounter(name, help string, labelNames []string) (*family, error) {
+	cname := C.CString(name)
+	defer C.free(unsafe.Pointer(cname))
+	chelp := C.CString(help)
+	defer C.free(unsafe.Pointer(chelp))
+	var opts C.lm_family_options
+	opts._type = C.LM_COUNTER
+	opts.name = cname
+	opts.help = chelp
+	opts.max_series = C.size_t(familyMaxSeries)
+	labels := newCStrings(labelNames)
+	defer labels.free()
+	if len(labels) > 0 {
+		arr := (**C.char)(C.malloc(C.size_t(len(labels)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
+		defer C.free(unsafe.Pointer(arr))
+		copy(unsafe.Slice(arr, len(labels)), labels)
+		opts.label_names = arr
+		opts.nlabels = C.size_t(len(labels))
+	}
+	var e C.lm_error
+	p := C.lm_family_register(r.p, &opts, &e)
+	if p == nil {
+		return nil, lmError(fmt.Sprintf("registering %q", name), &e)
+	}
+	return &family{p: p, name: name}, nil
+}
+
+// familyMaxSeries is the cardinality cap of the families this plugin adds
+// beside the four HTTP ones, equal to theirs (libmetrics'
+// LM_DEFAULT_HTTP_MAX_SERIES): beyond it new label sets fold into the
+// family's overflow series and libmetrics_series_folded_total counts them.
+const familyMaxSeries = 10000
+
 // series resolves a label set once; the returned handle is updated without
 // hashing or locking.
 func (f *family) series(values []string) (*series, error) {
@@ -189,6 +292,9 @@ type httpFamilies struct {
 	prefix string
 	routes sync.Map // string -> *route
 	mu     sync.Mutex
+	// The namespace's upstream latency histogram (upstream.go), swapped
+	// when its buckets change.
+	upstream atomic.Pointer[family]
 }
 
 // registerHTTP registers the four HTTP families under prefix. bounds nil
@@ -263,6 +369,9 @@ type route struct {
 	// request's start costs no crossing.
 	inflight *int64
 	name     string
+	// Lazily resolved series of this route in the plugin's other families
+	// (upstream.go, servertiming.go).
+	ext routeExt
 }
 
 // maxBatch bounds the business counters one lm_route_record call feeds; the
@@ -302,6 +411,128 @@ func (rt *route) record(m methodIndex, status int, d time.Duration, bytes uint64
 		n = C.size_t(b.n)
 	}
 	C.lm_route_record(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(bytes), counters, n)
+}
+
+// Capacities of one requestRecord (the LMGO_ constants above).
+const (
+	maxRecordCounters     = C.LMGO_MAX_COUNTERS
+	maxRecordObservations = C.LMGO_MAX_OBS
+	maxExemplarLabelName  = C.LMGO_MAX_NAME - 1
+	maxExemplarIDBytes    = C.LMGO_MAX_ID
+)
+
+// requestRecord is everything one request feeds beyond the request itself
+// (business counters, observations, an exemplar), staged in C memory for
+// lm_route_record_ex. Get one with acquireRecord, release it after
+// recordEx.
+type requestRecord struct {
+	c           *C.lmgo_record
+	ncounters   int
+	nobs        int
+	hasExemplar bool
+}
+
+var recordPool = sync.Pool{New: func() any {
+	c := (*C.lmgo_record)(C.calloc(1, C.size_t(unsafe.Sizeof(C.lmgo_record{}))))
+	if c == nil {
+		return (*requestRecord)(nil)
+	}
+	rr := &requestRecord{c: c}
+	// The pool drops idle records at GC; their C block goes with them.
+	runtime.AddCleanup(rr, func(p unsafe.Pointer) { C.free(p) }, unsafe.Pointer(c))
+	return rr
+}}
+
+// acquireRecord returns an empty record, or nil if C memory ran out (the
+// caller then records the request without extras).
+func acquireRecord() *requestRecord {
+	rr, _ := recordPool.Get().(*requestRecord)
+	if rr != nil {
+		rr.ncounters, rr.nobs, rr.hasExemplar = 0, 0, false
+	}
+	return rr
+}
+
+func (rr *requestRecord) release() { recordPool.Put(rr) }
+
+// addCounter queues a business counter +1 once per request; false when
+// full.
+func (rr *requestRecord) addCounter(s *series) bool {
+	for i := 0; i < rr.ncounters; i++ {
+		if rr.c.counters[i] == s.p {
+			return true
+		}
+	}
+	if rr.ncounters == maxRecordCounters {
+		return false
+	}
+	rr.c.counters[rr.ncounters] = s.p
+	rr.ncounters++
+	return true
+}
+
+// observe queues an observation: a histogram observes v nanoseconds, a
+// counter grows by v. exemplar attaches the request's exemplar to it.
+// false when full.
+func (rr *requestRecord) observe(s *series, v int64, exemplar bool) bool {
+	if rr.nobs == maxRecordObservations {
+		return false
+	}
+	o := &rr.c.obs[rr.nobs]
+	o.series = s.p
+	o.value = C.int64_t(v)
+	o.flags = 0
+	if exemplar {
+		o.flags = C.LM_OBS_EXEMPLAR
+	}
+	rr.nobs++
+	return true
+}
+
+// observations reports how many observations are queued.
+func (rr *requestRecord) observations() int { return rr.nobs }
+
+// setExemplar attaches (label, id) observed at unixNano. libmetrics drops
+// an exemplar it cannot render exactly; an ID longer than the record's
+// buffer cannot be valid there either and is not copied.
+func (rr *requestRecord) setExemplar(label, id string, unixNano int64) bool {
+	if len(label) == 0 || len(label) > maxExemplarLabelName || len(id) == 0 || len(id) > maxExemplarIDBytes {
+		return false
+	}
+	name := unsafe.Slice((*byte)(unsafe.Pointer(&rr.c.name[0])), C.LMGO_MAX_NAME)
+	copy(name, label)
+	name[len(label)] = 0
+	copy(unsafe.Slice((*byte)(unsafe.Pointer(&rr.c.id[0])), maxExemplarIDBytes), id)
+	rr.c.ex.label_name = &rr.c.name[0]
+	rr.c.ex.label_value = C.lm_str{ptr: &rr.c.id[0], len: C.size_t(len(id))}
+	rr.c.ex.unix_ns = C.int64_t(unixNano)
+	rr.hasExemplar = true
+	return true
+}
+
+// recordEx is the per-request crossing with extras: the request, its
+// business counters, observations and exemplar in one call.
+func (rt *route) recordEx(m methodIndex, status int, d time.Duration, bytes uint64, rr *requestRecord) {
+	r := &rr.c.rec
+	r.method = C.lm_method(m)
+	r.status = C.int(status)
+	r.duration_ns = C.int64_t(d)
+	r.response_bytes = C.uint64_t(bytes)
+	r.counters, r.ncounters = nil, 0
+	if rr.ncounters > 0 {
+		r.counters = &rr.c.counters[0]
+		r.ncounters = C.size_t(rr.ncounters)
+	}
+	r.observations, r.nobservations = nil, 0
+	if rr.nobs > 0 {
+		r.observations = &rr.c.obs[0]
+		r.nobservations = C.size_t(rr.nobs)
+	}
+	r.exemplar = nil
+	if rr.hasExemplar {
+		r.exemplar = &rr.c.ex
+	}
+	C.lm_route_record_ex(rt.p, r)
 }
 
 // expoFormat selects the exposition format.

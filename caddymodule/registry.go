@@ -89,6 +89,9 @@ func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
 		if err != nil {
 			return nil, err
 		}
+		if err := registerUpstream(reg, h, bounds); err != nil {
+			return nil, err
+		}
 		ns = &namespace{http: h, explicit: map[string]*bucketWish{}, current: bucketsKey(bounds)}
 		global.namespaces[prefix] = ns
 	} else if key := bucketsKey(bounds); key != "" && key != ns.current {
@@ -147,6 +150,9 @@ func (ns *namespace) register(reg *lmRegistry, bounds []float64) error {
 		return err
 	}
 	ns.http.rebind(h.p)
+	if err := registerUpstream(reg, ns.http, bounds); err != nil {
+		return err
+	}
 	ns.current = bucketsKey(bounds)
 	return nil
 }

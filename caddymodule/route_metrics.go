@@ -40,9 +40,21 @@ type RouteMetrics struct {
 	// Business counters fed by the requests this handler counts.
 	Counters []BusinessCounter `json:"counters,omitempty"`
 
+	// Header that carries the request ID, e.g. "X-Request-ID": taken from
+	// the client or generated ({http.request.uuid}), passed to the upstream
+	// and back to the client, and attached to the metrics as an
+	// OpenMetrics exemplar. Empty: no request IDs, no exemplars. The first
+	// route_metrics on a request's path that sets it decides.
+	RequestID string `json:"request_id,omitempty"`
+
+	// Server-Timing entries of the response to record; the innermost
+	// route_metrics that has this block decides for a request.
+	ServerTiming *ServerTiming `json:"server_timing,omitempty"`
+
 	http     *httpFamilies
 	route    *route
 	rules    []counterRule
+	st       *stConfig
 	acquired bool
 	logger   *zap.Logger
 }
@@ -88,6 +100,14 @@ func (h *RouteMetrics) Validate() error {
 		}
 		seen[c.Name] = true
 	}
+	if h.RequestID != "" && !isToken(h.RequestID) {
+		return fmt.Errorf("request_id: %q is not a valid header name", h.RequestID)
+	}
+	if h.ServerTiming != nil {
+		if err := h.ServerTiming.validate(h.Namespace); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -119,6 +139,11 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 			return err
 		}
 		h.rules = append(h.rules, rule)
+	}
+	if h.ServerTiming != nil {
+		if h.st, err = h.ServerTiming.provision(reg); err != nil {
+			return err
+		}
 	}
 	return nil
 }
@@ -156,6 +181,9 @@ func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 				t.retarget(rt)
 			}
 			t.addHandler(h)
+			if h.RequestID != "" && t.reqIDHeader == "" {
+				t.setRequestID(h.RequestID, w, r)
+			}
 		}
 		return next.ServeHTTP(w, r)
 	}
@@ -164,12 +192,17 @@ func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 
 func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	start := time.Now()
-	t := &tracker{http: h.http}
+	t := &tracker{http: h.http, start: start}
 	t.rec.ResponseWriter = w
+	t.rec.t = t
+	t.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	t.enter(h.route)
 	t.addHandler(h)
 	r = t.attach(r)
 	method := r.Method
+	if h.RequestID != "" {
+		t.setRequestID(h.RequestID, w, r)
+	}
 
 	finished := false
 	defer func() {

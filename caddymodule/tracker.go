@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
@@ -40,7 +41,22 @@ type tracker struct {
 	// afterwards (e.g. inside handle_errors) must not count it again.
 	done bool
 
-	rec recorder
+	rec   recorder
+	start time.Time
+	repl  *caddy.Replacer // the request's; reverse_proxy leaves upstream figures in it
+
+	// Request ID (requestid.go): the header it travels in and its value,
+	// set by the first route_metrics that has request_id.
+	reqIDHeader string
+	reqID       string
+
+	// Server-Timing rules of the innermost route_metrics that has any, and
+	// whether the final response headers were already read.
+	st     *stConfig
+	stDone bool
+	// Extras staged for the single record call (Server-Timing entries are
+	// read when the headers are written, before the request finishes).
+	rr *requestRecord
 }
 
 // trackerOf finds the request's tracker, if an enclosing route_metrics made
@@ -83,6 +99,9 @@ func (t *tracker) retarget(rt *route) {
 }
 
 func (t *tracker) addHandler(h *RouteMetrics) {
+	if h.st != nil {
+		t.st = h.st // innermost wins
+	}
 	if len(h.rules) == 0 || t.nhandlers == maxNesting {
 		return
 	}
@@ -102,16 +121,72 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 	}
 	t.done = true
 	atomic.AddInt64(t.route.inflight, -1)
-	var batch counterBatch
+	hostport, latency, proxied := upstreamOf(t.repl)
+	rr := t.rr
+	t.rr = nil
+	if rr == nil && (proxied || t.reqID != "") {
+		rr = acquireRecord()
+	}
+	if rr == nil {
+		// Nothing beyond the request and its business counters: the plain
+		// call, with the counters in a Go array of C pointers.
+		var batch counterBatch
+		for i := 0; i < t.nhandlers; i++ {
+			for j := range t.handlers[i].rules {
+				rule := &t.handlers[i].rules[j]
+				if rule.matches(method, status) && !batch.add(rule.series) {
+					rule.series.counterAdd(1) // batch full: rare, one extra crossing
+				}
+			}
+		}
+		t.route.record(methodOf(method), status, d, t.rec.bytes, &batch)
+		return
+	}
+	defer rr.release()
 	for i := 0; i < t.nhandlers; i++ {
 		for j := range t.handlers[i].rules {
 			rule := &t.handlers[i].rules[j]
-			if rule.matches(method, status) && !batch.add(rule.series) {
-				rule.series.counterAdd(1) // batch full: rare, one extra crossing
+			if rule.matches(method, status) && !rr.addCounter(rule.series) {
+				rule.series.counterAdd(1)
 			}
 		}
 	}
-	t.route.record(methodOf(method), status, d, t.rec.bytes, &batch)
+	exemplar := t.reqID != "" && exemplarID(t.reqID) &&
+		rr.setExemplar(exemplarLabel, t.reqID, t.start.Add(d).UnixNano())
+	if proxied {
+		if s := t.route.upstreamSeries(t.http, hostport); s != nil {
+			rr.observe(s, int64(latency), exemplar)
+		}
+	}
+	t.route.recordEx(methodOf(method), status, d, t.rec.bytes, rr)
+}
+
+// onHeader runs just before the response headers go out (final or 1xx):
+// the request ID overrides any copy the upstream echoed, Server-Timing is
+// read once from the final headers and removed if configured.
+func (t *tracker) onHeader(h http.Header, code int) {
+	final := code >= 200 || code == http.StatusSwitchingProtocols
+	if t.reqIDHeader != "" && final {
+		h.Set(t.reqIDHeader, t.reqID)
+	}
+	st := t.st
+	if st == nil {
+		return
+	}
+	if final && !t.stDone && !t.done && len(h[serverTimingHeader]) > 0 {
+		t.stDone = true
+		if t.rr == nil {
+			t.rr = acquireRecord()
+		}
+		if t.rr != nil && st.process(h, t.route, t.rr) {
+			if s := st.malformedSeries(t.route); s != nil {
+				t.rr.observe(s, 1, false)
+			}
+		}
+	}
+	if st.strip {
+		delete(h, serverTimingHeader)
+	}
 }
 
 // statusFromError is the status Caddy's error handling will send for an
@@ -129,6 +204,7 @@ func statusFromError(err error) int {
 // http.ResponseController (used by reverse_proxy) follows.
 type recorder struct {
 	caddyhttp.ResponseWriterWrapper
+	t           *tracker
 	status      int
 	bytes       uint64
 	wroteHeader bool
@@ -136,17 +212,32 @@ type recorder struct {
 
 func (rw *recorder) WriteHeader(code int) {
 	// 1xx other than 101 are interim responses; the final one follows.
-	if !rw.wroteHeader && (code >= 200 || code == http.StatusSwitchingProtocols) {
-		rw.status = code
-		rw.wroteHeader = true
+	if !rw.wroteHeader {
+		final := code >= 200 || code == http.StatusSwitchingProtocols
+		if rw.t != nil {
+			rw.t.onHeader(rw.ResponseWriter.Header(), code)
+		}
+		if final {
+			rw.status = code
+			rw.wroteHeader = true
+		}
 	}
 	rw.ResponseWriter.WriteHeader(code)
 }
 
+// implicitHeader is what a first Write without WriteHeader means: a 200,
+// whose headers go out with the body.
+func (rw *recorder) implicitHeader() {
+	if rw.t != nil {
+		rw.t.onHeader(rw.ResponseWriter.Header(), http.StatusOK)
+	}
+	rw.status = http.StatusOK
+	rw.wroteHeader = true
+}
+
 func (rw *recorder) Write(b []byte) (int, error) {
 	if !rw.wroteHeader {
-		rw.status = http.StatusOK
-		rw.wroteHeader = true
+		rw.implicitHeader()
 	}
 	n, err := rw.ResponseWriter.Write(b)
 	rw.bytes += uint64(n)
@@ -157,8 +248,7 @@ func (rw *recorder) Write(b []byte) (int, error) {
 // file_server and reverse_proxy) while counting what it sent.
 func (rw *recorder) ReadFrom(src io.Reader) (int64, error) {
 	if !rw.wroteHeader {
-		rw.status = http.StatusOK
-		rw.wroteHeader = true
+		rw.implicitHeader()
 	}
 	n, err := rw.ResponseWriterWrapper.ReadFrom(src)
 	if n > 0 {

@@ -1,0 +1,127 @@
+package routemetrics
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+)
+
+// Upstream latency: for requests reverse_proxy handled, the time from
+// sending the request upstream until the upstream's response headers
+// arrived, apart from the total:
+//
+//	<namespace>http_upstream_duration_seconds{endpoint,upstream}
+//
+// reverse_proxy leaves it in the request's replacer
+// (http.reverse_proxy.upstream.latency, a time.Duration, set after each
+// successful round trip, so a retried request reports its last attempt)
+// next to the upstream's address (http.reverse_proxy.upstream.hostport).
+// The histogram has the namespace's buckets and follows them across
+// reloads.
+
+const (
+	upstreamFamilySuffix = "http_upstream_duration_seconds"
+	upstreamHelp         = "Time from sending a proxied request upstream until the upstream's response headers arrived (reverse_proxy), in seconds."
+	replUpstreamLatency  = "http.reverse_proxy.upstream.latency"
+	replUpstreamHostport = "http.reverse_proxy.upstream.hostport"
+
+	// maxUpstreamsPerRoute bounds the Go-side cache of one route. The
+	// family itself is capped like every other (familyMaxSeries, then the
+	// overflow series); a route proxying to more upstreams than this still
+	// records them, resolving each beyond the cache in libmetrics (a hash
+	// lookup under its lock) on every request.
+	maxUpstreamsPerRoute = 256
+)
+
+// routeExt holds a route's lazily resolved series in the plugin's other
+// families.
+type routeExt struct {
+	mu        sync.Mutex
+	upstream  atomic.Pointer[upstreamCache]
+	malformed atomic.Pointer[series] // server_timing_malformed_total{endpoint}
+}
+
+// upstreamCache maps an upstream's host:port to its series for one route.
+// Copy-on-write: the request path does one atomic load and one map lookup
+// with the replacer's string (no allocation, no lock, and no hashing in C,
+// where lm_series_get would lock); a new upstream copies the map once.
+// sync.Map would box the string key into an interface on every lookup.
+type upstreamCache struct {
+	fam *family
+	m   map[string]*series
+}
+
+// registerUpstream registers (or, when the namespace's buckets changed,
+// replaces) the upstream histogram of h with those buckets.
+func registerUpstream(reg *lmRegistry, h *httpFamilies, bounds []float64) error {
+	fam, err := reg.registerHistogram(h.prefix+upstreamFamilySuffix, upstreamHelp,
+		[]string{"endpoint", "upstream"}, bounds, true)
+	if err != nil {
+		return err
+	}
+	h.upstream.Store(fam)
+	return nil
+}
+
+// upstreamOf reads what reverse_proxy left in the replacer; ok is false
+// when the request was not proxied (or no upstream answered).
+func upstreamOf(repl *caddy.Replacer) (hostport string, latency time.Duration, ok bool) {
+	if repl == nil {
+		return "", 0, false
+	}
+	v, found := repl.Get(replUpstreamLatency)
+	if !found {
+		return "", 0, false
+	}
+	latency, ok = v.(time.Duration)
+	if !ok || latency < 0 {
+		return "", 0, false
+	}
+	if hp, found := repl.Get(replUpstreamHostport); found {
+		hostport, _ = hp.(string)
+	}
+	return hostport, latency, true
+}
+
+// upstreamSeries returns the route's series for hostport in h's upstream
+// histogram, resolving it on first sight; nil if libmetrics refused.
+func (rt *route) upstreamSeries(h *httpFamilies, hostport string) *series {
+	fam := h.upstream.Load()
+	if fam == nil {
+		return nil
+	}
+	if c := rt.ext.upstream.Load(); c != nil && c.fam.p == fam.p {
+		if s, ok := c.m[hostport]; ok {
+			return s
+		}
+	}
+	return rt.resolveUpstream(fam, hostport)
+}
+
+func (rt *route) resolveUpstream(fam *family, hostport string) *series {
+	rt.ext.mu.Lock()
+	defer rt.ext.mu.Unlock()
+	c := rt.ext.upstream.Load()
+	if c == nil || c.fam.p != fam.p {
+		// First upstream of this route, or the histogram was replaced
+		// (bucket change): start over with the new family.
+		c = &upstreamCache{fam: fam}
+	} else if s, ok := c.m[hostport]; ok {
+		return s
+	}
+	s, err := fam.series([]string{rt.name, hostport})
+	if err != nil {
+		return nil
+	}
+	if len(c.m) < maxUpstreamsPerRoute {
+		m := make(map[string]*series, len(c.m)+1)
+		for k, v := range c.m {
+			m[k] = v
+		}
+		m[hostport] = s
+		rt.ext.upstream.Store(&upstreamCache{fam: fam, m: m})
+	}
+	return s
+}
