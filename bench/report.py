@@ -221,20 +221,21 @@ if wrk_text:
     rows = [dict(zip(hdr, r)) for r in rows]
     w("## 2. Whole-server throughput (wrk)\n")
     reps = max((int(r["rep"]) for r in rows), default=0)
-    w("One `build/caddy` binary (Caddy v2.11.9 + this module), three configs in "
-      "`bench/caddy/` run in turn, in a fresh process each, order rotated every rep: "
-      "**plain** (no metrics), **route_metrics** (site-level `route_metrics` plus a named one "
-      "in each `handle`, like `Caddyfile.example`; the load path is recorded once, under "
-      "`api`), **builtin** (Caddy's own instrumentation, global `metrics` option). Backends: "
-      "`respond \"ok\"`, and `reverse_proxy` to a second, uninstrumented Caddy on loopback. "
-      f"wrk, Caddy and the upstream share the {machine.get('nproc', '?')} cores (nothing is "
-      "pinned: pinning would halve Caddy's cores rather than isolate its per-request cost). "
-      f"{reps} reps per config; each run is preceded by a discarded warm-up. `counted` is the "
-      "request count the config's own `/metrics` reported after the run (proof the "
-      "instrumentation was live). *Caddy CPU µs/request* is the Caddy process's user + system "
-      "CPU time during the measured run (from /proc/PID/stat) divided by the requests wrk "
-      "completed: on a shared machine req/s moves with everyone else's load, CPU per request "
-      "much less.\n")
+    w("One `build/caddy` binary (Caddy v2.11.9 + this module) running three configs from "
+      "`bench/caddy/` side by side, one process each, warmed up once: **plain** (no metrics), "
+      "**route_metrics** (site-level `route_metrics` plus a named one in each `handle`, like "
+      "`Caddyfile.example`; the load path passes both and is recorded once, under `api`), "
+      "**builtin** (Caddy's own instrumentation, global `metrics` option). wrk visits them in "
+      f"short runs, {reps} rounds, order rotated every round, so drifts in the shared machine's "
+      "load hit all three alike. Backends: `respond \"ok\"`, and `reverse_proxy` to a second, "
+      f"uninstrumented Caddy on loopback. wrk, Caddy and the upstream share the "
+      f"{machine.get('nproc', '?')} cores (nothing is pinned: pinning would halve Caddy's "
+      "cores rather than isolate its per-request cost). `counted` is the request count the "
+      "config's own `/metrics` reported after the run (proof the instrumentation was live). "
+      "*Caddy CPU µs/request* is the measured Caddy process's user + system CPU time during "
+      "the run (from /proc/PID/stat) divided by the requests wrk completed: req/s moves with "
+      "everyone else's load on a shared machine, CPU per request much less. The paired ratio "
+      "is the median over rounds of route_metrics / plain within the same round.\n")
     for backend in ("respond", "proxy"):
         br = [r for r in rows if r["backend"] == backend]
         if not br:
@@ -279,7 +280,7 @@ if wrk_text:
             if "plain" in by and "route_metrics" in by:
                 pr.append(by["route_metrics"] / by["plain"])
         if pr:
-            w(f"\nPer-rep ratio route_metrics / plain (same rep, back to back): median "
+            w(f"\nPaired ratio route_metrics / plain (same round, back to back): median "
               f"{med(pr):.3f}, min – max {min(pr):.3f} – {max(pr):.3f}.\n")
     w("<details><summary>Every wrk run</summary>\n")
     w("| backend | rep | order | config | req/s | p50 ms | p99 ms | non-2xx | socket errors | "
@@ -292,8 +293,9 @@ if wrk_text:
           f"{r['loadavg1']} |")
     w("\n</details>\n")
     for c in commands("wrk"):
-        w(f"Reproduce: `{c}` (it runs `wrk -t2 -c32 -d<WRK_DURATION> --latency "
-          "http://127.0.0.1:27180/api/hello` against each config; see the script header).\n")
+        w(f"Reproduce: `{c}` (it runs `wrk -t2 -c32 -d$WRK_DURATION --latency "
+          "http://127.0.0.1:PORT/api/hello` against each config, ports 27180-27182; see the "
+          "script header).\n")
 
 # ------------------------------------------------------------------ scrape
 scr = parse_go(read("go_scrape.txt"))

@@ -173,11 +173,11 @@ fi
 # ------------------------------------------------------------- wrk
 if has_part wrk; then
   if [ $QUICK = 1 ]; then
-    export WRK_REPS=1 WRK_DURATION=2s WRK_WARMUP=1s
+    export WRK_REPS=2 WRK_DURATION=2s WRK_WARMUP=1s
   else
-    export WRK_REPS=${WRK_REPS:-5} WRK_DURATION=${WRK_DURATION:-10s} WRK_WARMUP=${WRK_WARMUP:-2s}
+    export WRK_REPS=${WRK_REPS:-10} WRK_DURATION=${WRK_DURATION:-5s} WRK_WARMUP=${WRK_WARMUP:-3s}
   fi
-  say "wrk: $WRK_REPS interleaved reps of ${WRK_DURATION} per config and backend"
+  say "wrk: $WRK_REPS interleaved rounds of ${WRK_DURATION} per config and backend"
   cmd wrk env WRK_REPS="$WRK_REPS" WRK_DURATION="$WRK_DURATION" WRK_WARMUP="$WRK_WARMUP" \
     "$ROOT/bench/wrk.sh" "$LM_BUILD/caddy" "$OUT/wrk"
 fi

@@ -1,31 +1,39 @@
 #!/usr/bin/env bash
 # Whole-server throughput: one Caddy binary, three configs (plain,
-# route_metrics, Caddy's built-in metrics) run in turn, interleaved, each rep
-# in a fresh process, for two backends (respond "ok" and reverse_proxy to a
-# second Caddy on loopback). Writes one TSV row per measured run to
-# $OUT/runs.tsv and keeps every raw wrk output beside it.
+# route_metrics, Caddy's built-in metrics), for two backends (respond "ok"
+# and reverse_proxy to a second, uninstrumented Caddy on loopback). Writes
+# one TSV row per measured run to $OUT/runs.tsv and keeps every raw wrk
+# output beside it.
 #
 # Usage: bench/wrk.sh CADDY_BINARY OUT_DIR
-# Env:   WRK_REPS (5), WRK_DURATION (10s), WRK_THREADS (2), WRK_CONNS (32),
-#        WRK_WARMUP (2s), WRK_BACKENDS ("respond proxy"),
+# Env:   WRK_REPS (10) rounds, WRK_DURATION (5s) per run, WRK_THREADS (2),
+#        WRK_CONNS (32), WRK_WARMUP (3s), WRK_BACKENDS ("respond proxy"),
 #        WRK_CONFIGS ("plain route_metrics builtin").
 #
-# Nothing is pinned to CPUs: the machine has 2 cores and wrk, Caddy (and the
-# upstream) share them as they would on a small real host; pinning wrk to one
-# core and Caddy to the other would halve Caddy's cores instead of measuring
-# its per-request overhead. The interleaving (rotated order per rep) spreads
-# the noise of the shared machine over all three configs alike.
+# How the noise of a shared 2-core machine is kept out of the ratios: the
+# three configs run as three Caddy processes side by side (idle ones cost
+# nothing), each warmed up once, and wrk visits them in short runs, round
+# after round, in an order rotated every round. A drift in other people's
+# load then hits all three alike, and each round gives a back-to-back
+# ratio. Besides req/s, each run records the CPU time the measured Caddy
+# process used per request (/proc/PID/stat): that is what the
+# instrumentation costs, whatever else competes for the cores.
+#
+# Nothing is pinned to CPUs: wrk, Caddy and the upstream share both cores
+# as on a small real host; pinning wrk to one core and Caddy to the other
+# would halve Caddy's cores instead of measuring its per-request overhead,
+# and would not shield either from other jobs.
 set -euo pipefail
 CADDY=$(realpath "$1")
 OUT=$2
 HERE=$(cd "$(dirname "$0")" && pwd)
-REPS=${WRK_REPS:-5}
-DUR=${WRK_DURATION:-10s}
+REPS=${WRK_REPS:-10}
+DUR=${WRK_DURATION:-5s}
 THREADS=${WRK_THREADS:-2}
 CONNS=${WRK_CONNS:-32}
-WARMUP=${WRK_WARMUP:-2s}
+WARMUP=${WRK_WARMUP:-3s}
 BACKENDS=${WRK_BACKENDS:-respond proxy}
-export LM_BENCH_PORT=${LM_BENCH_PORT:-27180}
+BASE_PORT=${LM_BENCH_PORT:-27180}
 export LM_BENCH_UPSTREAM_PORT=${LM_BENCH_UPSTREAM_PORT:-27191}
 read -r -a CONFIGS <<<"${WRK_CONFIGS:-plain route_metrics builtin}"
 NCFG=${#CONFIGS[@]}
@@ -42,9 +50,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# CPU seconds (user + system) a process has used so far. On a shared
-# machine req/s moves with everyone else's load; CPU time per request is
-# what the instrumentation itself costs.
+# CPU seconds (user + system) a process has used so far.
 cpu_s() {
   awk -v t="$(getconf CLK_TCK)" '{ sub(/^.*\) /, ""); printf "%.2f", ($12 + $13) / t }' "/proc/$1/stat"
 }
@@ -60,8 +66,8 @@ wait_up() { # port; fails after ~10 s
   return 1
 }
 
-start_caddy() { # caddyfile logfile -> sets CADDY_PID
-  "$CADDY" run --adapter caddyfile --config "$1" >"$2" 2>&1 &
+start_caddy() { # caddyfile port logfile -> sets CADDY_PID
+  LM_BENCH_PORT=$2 "$CADDY" run --adapter caddyfile --config "$1" >"$3" 2>&1 &
   CADDY_PID=$!
   PIDS+=("$CADDY_PID")
 }
@@ -79,11 +85,11 @@ to_ms() {
     printf "%.3f", n }'
 }
 
-# Requests the instrumentation counted for the load path, read from the
-# config's own /metrics: evidence that the measured server really recorded.
-counted() { # config
+# Requests the instrumentation has counted so far, read from the config's
+# own /metrics: evidence that the measured server really recorded.
+counted() { # config port
   local body
-  body=$(curl -s "http://127.0.0.1:$LM_BENCH_PORT/metrics" || true)
+  body=$(curl -s "http://127.0.0.1:$2/metrics" || true)
   case $1 in
     plain) echo "-" ;;
     builtin) awk '/^caddy_http_requests_total\{/ { s += $NF } END { printf "%d", s }' <<<"$body" ;;
@@ -91,7 +97,8 @@ counted() { # config
   esac
 }
 
-for port in "$LM_BENCH_PORT" "$LM_BENCH_UPSTREAM_PORT"; do
+for i in $(seq 0 $((NCFG - 1))) 11; do
+  port=$((BASE_PORT + i)); [ "$i" = 11 ] && port=$LM_BENCH_UPSTREAM_PORT
   port_free "$port" || { echo "wrk.sh: port $port is busy" >&2; exit 1; }
 done
 
@@ -100,31 +107,39 @@ for backend in $BACKENDS; do
     respond) export LM_BENCH_BACKEND='respond "ok"' ;;
     proxy)
       export LM_BENCH_BACKEND="reverse_proxy 127.0.0.1:$LM_BENCH_UPSTREAM_PORT"
-      start_caddy "$HERE/caddy/upstream.Caddyfile" "$OUT/raw/upstream.log"
+      start_caddy "$HERE/caddy/upstream.Caddyfile" "$LM_BENCH_UPSTREAM_PORT" "$OUT/raw/upstream.log"
       UPSTREAM_PID=$CADDY_PID
       wait_up "$LM_BENCH_UPSTREAM_PORT"
       ;;
     *) echo "wrk.sh: unknown backend $backend" >&2; exit 1 ;;
   esac
+  declare -A PID_OF=() PORT_OF=()
+  for i in $(seq 0 $((NCFG - 1))); do
+    cfg=${CONFIGS[$i]}
+    PORT_OF[$cfg]=$((BASE_PORT + i))
+    start_caddy "$HERE/caddy/$cfg.Caddyfile" "${PORT_OF[$cfg]}" "$OUT/raw/$backend-$cfg.caddy.log"
+    PID_OF[$cfg]=$CADDY_PID
+  done
+  for cfg in "${CONFIGS[@]}"; do
+    url=http://127.0.0.1:${PORT_OF[$cfg]}$URL_PATH
+    wait_up "${PORT_OF[$cfg]}"
+    body=$(curl -s "$url")
+    [ "$body" = ok ] || { echo "wrk.sh: $backend/$cfg answered '$body', want 'ok'" >&2; exit 1; }
+    wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "$url" >/dev/null
+  done
   for rep in $(seq "$REPS"); do
-    # Rotate the order each rep (A B C, B C A, C A B, ...) so no config
+    # Rotate the order each round (A B C, B C A, C A B, ...) so no config
     # always runs first after a pause or last in a hot streak.
     for k in $(seq 0 $((NCFG - 1))); do
       cfg=${CONFIGS[$(((k + rep - 1) % NCFG))]}
+      pid=${PID_OF[$cfg]} port=${PORT_OF[$cfg]}
       tag=$backend-$cfg-$rep
-      start_caddy "$HERE/caddy/$cfg.Caddyfile" "$OUT/raw/$tag.caddy.log"
-      wait_up "$LM_BENCH_PORT"
-      body=$(curl -s "http://127.0.0.1:$LM_BENCH_PORT$URL_PATH")
-      [ "$body" = ok ] || { echo "wrk.sh: $tag answered '$body', want 'ok'" >&2; exit 1; }
-      wrk -t"$THREADS" -c"$CONNS" -d"$WARMUP" "http://127.0.0.1:$LM_BENCH_PORT$URL_PATH" >/dev/null
-      load=$(cut -d' ' -f1 /proc/loadavg)
-      c0=$(cpu_s "$CADDY_PID")
-      wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "http://127.0.0.1:$LM_BENCH_PORT$URL_PATH" \
-        >"$OUT/raw/$tag.wrk.txt"
-      c1=$(cpu_s "$CADDY_PID")
-      n=$(counted "$cfg")
-      stop_pid "$CADDY_PID"
       f=$OUT/raw/$tag.wrk.txt
+      load=$(cut -d' ' -f1 /proc/loadavg)
+      c0=$(cpu_s "$pid")
+      wrk -t"$THREADS" -c"$CONNS" -d"$DUR" --latency "http://127.0.0.1:$port$URL_PATH" >"$f"
+      c1=$(cpu_s "$pid")
+      n=$(counted "$cfg" "$port")
       rps=$(awk '/^Requests\/sec:/ { print $2 }' "$f")
       p50=$(to_ms "$(awk '$1 == "50%" { print $2 }' "$f")")
       p99=$(to_ms "$(awk '$1 == "99%" { print $2 }' "$f")")
@@ -137,5 +152,6 @@ for backend in $BACKENDS; do
       echo "wrk: $tag  $rps req/s  p99 ${p99} ms  caddy cpu ${cpu}s/${nreq} req  counted=$n  load=$load"
     done
   done
+  for cfg in "${CONFIGS[@]}"; do stop_pid "${PID_OF[$cfg]}"; done
   if [ "$backend" = proxy ]; then stop_pid "$UPSTREAM_PID"; fi
 done
