@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -23,6 +24,18 @@ import (
 //	        method <METHOD...>        # repeatable
 //	        status <2xx|201...>       # repeatable
 //	    }
+//	    request_id [<header>]         # default X-Request-ID
+//	    server_timing {
+//	        strip
+//	        max_entries <n>
+//	        metric <entry-name> {     # repeatable
+//	            queries        <name_total>
+//	            duration       <name_seconds>
+//	            operations     <op...>    # or:
+//	            max_operations <n>
+//	            buckets        <seconds...>
+//	        }
+//	    }
 //	}
 //
 // Every error names the file and line of the offending token.
@@ -36,6 +49,9 @@ func (h *RouteMetrics) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 type positions struct {
 	namespace declared   // the namespace line, else the directive
 	counters  []declared // each counter's name, index-aligned with Counters
+	// each server_timing metric's name, index-aligned with
+	// ServerTiming.Metrics
+	stMetrics []declared
 }
 
 // unmarshal is UnmarshalCaddyfile that also returns positions.
@@ -95,8 +111,35 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 			}
 			h.Counters = append(h.Counters, c)
 			pos.counters = append(pos.counters, at)
+		case "request_id":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: request_id given twice")
+			}
+			switch args := d.RemainingArgs(); len(args) {
+			case 0:
+				h.RequestID = defaultRequestIDHeader
+			case 1:
+				if !isToken(args[0]) {
+					return pos, d.Errf("route_metrics: request_id: %q is not a valid header name", args[0])
+				}
+				h.RequestID = args[0]
+			default:
+				return pos, d.Errf("route_metrics: request_id takes at most one argument, the header name; got %q", args)
+			}
+			if d.NextBlock(d.Nesting()) {
+				return pos, d.Err("route_metrics: request_id takes no block")
+			}
+		case "server_timing":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: server_timing given twice (put every metric in one block)")
+			}
+			st, at, err := parseServerTiming(d)
+			if err != nil {
+				return pos, err
+			}
+			h.ServerTiming, pos.stMetrics = st, at
 		default:
-			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets or counter)", sub)
+			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id or server_timing)", sub)
 		}
 		seen[sub] = true
 	}
@@ -106,7 +149,166 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 			return pos, fmt.Errorf("route_metrics: %w, at %s", err, pos.counters[i].at())
 		}
 	}
+	if st := h.ServerTiming; st != nil {
+		for i := range st.Metrics {
+			if err := st.Metrics[i].validate(h.Namespace); err != nil {
+				return pos, fmt.Errorf("route_metrics: %w, at %s", err, pos.stMetrics[i].at())
+			}
+		}
+		for i := range st.Metrics {
+			for _, f := range st.Metrics[i].families() {
+				for _, c := range h.Counters {
+					if strings.TrimSuffix(c.Name, "_total") == f {
+						return pos, fmt.Errorf("route_metrics: server_timing metric %s records into %s, which counter %s of this block already is, at %s",
+							st.Metrics[i].Name, f, c.Name, pos.stMetrics[i].at())
+					}
+				}
+			}
+		}
+	}
 	return pos, nil
+}
+
+// parseServerTiming parses a server_timing block (the dispenser is on the
+// server_timing token) and where each metric was declared.
+func parseServerTiming(d *caddyfile.Dispenser) (*ServerTiming, []declared, error) {
+	st := &ServerTiming{}
+	var at []declared
+	if d.NextArg() {
+		return nil, nil, d.Errf("server_timing: unexpected %q; its settings go in a block", d.Val())
+	}
+	maxSet := false
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		switch sub := d.Val(); sub {
+		case "strip":
+			if st.Strip {
+				return nil, nil, d.Err("server_timing: strip given twice")
+			}
+			if d.NextArg() {
+				return nil, nil, d.Errf("server_timing: strip takes no argument; unexpected %q", d.Val())
+			}
+			st.Strip = true
+		case "max_entries":
+			if maxSet {
+				return nil, nil, d.Err("server_timing: max_entries given twice")
+			}
+			n, err := intArg(d, "server_timing: max_entries", 1, maxMaxEntries)
+			if err != nil {
+				return nil, nil, err
+			}
+			st.MaxEntries, maxSet = n, true
+		case "metric":
+			pos := declared{file: d.File(), line: d.Line()}
+			m, err := parseServerTimingMetric(d)
+			if err != nil {
+				return nil, nil, err
+			}
+			for _, prev := range st.Metrics {
+				if prev.Name == m.Name {
+					return nil, nil, fmt.Errorf("server_timing: metric %s declared twice in the same block, at %s", m.Name, pos.at())
+				}
+			}
+			st.Metrics = append(st.Metrics, m)
+			at = append(at, pos)
+		default:
+			return nil, nil, d.Errf("server_timing: unknown subdirective %q (expected strip, max_entries or metric)", sub)
+		}
+	}
+	if len(st.Metrics) == 0 {
+		return nil, nil, d.Err("server_timing: no metric block; say which entries to record, e.g. metric db { queries db_queries_total }")
+	}
+	return st, at, nil
+}
+
+func parseServerTimingMetric(d *caddyfile.Dispenser) (ServerTimingMetric, error) {
+	var m ServerTimingMetric
+	if !d.NextArg() {
+		return m, d.Err("server_timing: metric needs the entry name it maps, e.g. metric db")
+	}
+	m.Name = d.Val()
+	if !isToken(m.Name) {
+		return m, d.Errf("server_timing: metric name %q must be a Server-Timing metric name (an HTTP token, e.g. db)", m.Name)
+	}
+	if d.NextArg() {
+		return m, d.Errf("server_timing: metric %s: unexpected %q; its settings go in a block", m.Name, d.Val())
+	}
+	seen := map[string]bool{}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		sub := d.Val()
+		if seen[sub] {
+			return m, d.Errf("server_timing: metric %s: %s given twice", m.Name, sub)
+		}
+		seen[sub] = true
+		switch sub {
+		case "queries", "duration":
+			var name string
+			if !d.AllArgs(&name) {
+				return m, d.Errf("server_timing: metric %s: %s needs exactly one metric name", m.Name, sub)
+			}
+			if sub == "queries" {
+				if err := validateCounterName(name); err != nil {
+					return m, d.Errf("server_timing: metric %s: queries: %v", m.Name, err)
+				}
+				m.Queries = name
+			} else {
+				if err := validateMetricName(name); err != nil {
+					return m, d.Errf("server_timing: metric %s: duration: %v", m.Name, err)
+				}
+				m.Duration = name
+			}
+		case "operations":
+			ops := d.RemainingArgs()
+			if len(ops) == 0 {
+				return m, d.Errf("server_timing: metric %s: operations needs at least one operation, e.g. select insert", m.Name)
+			}
+			for _, op := range ops {
+				if err := validateOperation(op); err != nil {
+					return m, d.Errf("server_timing: metric %s: %v", m.Name, err)
+				}
+				if slices.Contains(m.Operations, op) {
+					return m, d.Errf("server_timing: metric %s: operation %s listed twice", m.Name, op)
+				}
+				m.Operations = append(m.Operations, op)
+			}
+			if len(m.Operations) > maxListedOperations {
+				return m, d.Errf("server_timing: metric %s: %d operations, at most %d", m.Name, len(m.Operations), maxListedOperations)
+			}
+		case "max_operations":
+			n, err := intArg(d, "server_timing: metric "+m.Name+": max_operations", 1, maxMaxOperations)
+			if err != nil {
+				return m, err
+			}
+			m.MaxOperations = n
+		case "buckets":
+			b, err := parseBuckets(d.RemainingArgs())
+			if err != nil {
+				return m, d.Errf("server_timing: metric %s: %v", m.Name, err)
+			}
+			m.Buckets = b
+		default:
+			return m, d.Errf("server_timing: metric %s: unknown subdirective %q (expected queries, duration, operations, max_operations or buckets)", m.Name, sub)
+		}
+		if len(m.Operations) > 0 && m.MaxOperations != 0 {
+			return m, d.Errf("server_timing: metric %s: give operations or max_operations, not both", m.Name)
+		}
+	}
+	if m.Queries == "" && m.Duration == "" {
+		return m, d.Errf("server_timing: metric %s records nothing; give it queries <name_total> and/or duration <name_seconds>", m.Name)
+	}
+	return m, nil
+}
+
+// intArg reads exactly one integer argument in [lo, hi].
+func intArg(d *caddyfile.Dispenser, what string, lo, hi int) (int, error) {
+	var v string
+	if !d.AllArgs(&v) {
+		return 0, d.Errf("%s needs exactly one number", what)
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		return 0, d.Errf("%s %q must be a whole number from %d to %d", what, v, lo, hi)
+	}
+	return n, nil
 }
 
 func parseCounter(d *caddyfile.Dispenser) (BusinessCounter, error) {
@@ -221,11 +423,12 @@ var builtinFamilies = []string{
 	"go_goroutines", "go_threads", "go_memstats_heap_alloc_bytes", "go_memstats_heap_sys_bytes", "go_gc_cycles",
 	"process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
 	"process_open_fds", "process_max_fds", "process_start_time_seconds", "process_threads",
-	"libmetrics_series_folded",
+	"libmetrics_series_folded", "server_timing_malformed",
 }
 
 var builtinHTTPFamilies = []string{
 	"http_requests", "http_request_duration_seconds", "http_response_size_bytes", "http_requests_in_progress",
+	"http_upstream_duration_seconds",
 }
 
 // checkReservedName refuses a business counter whose family would clash
@@ -259,6 +462,8 @@ const (
 	// families of all namespaces, whichever block comes first.
 	stateNamespaces = "routemetrics.namespaces"
 	stateCounterAt  = "routemetrics.counter_at"
+	// Server-Timing duration histograms: name -> help and buckets.
+	stateSTHistograms = "routemetrics.server_timing_histograms"
 )
 
 type declared struct {
@@ -341,7 +546,71 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 			counters[c.Name] = here(c.shape())
 		}
 	}
+	if err := checkServerTimingAcrossBlocks(h, rm, pos); err != nil {
+		return nil, err
+	}
 	return rm, nil
+}
+
+// checkServerTimingAcrossBlocks: a Server-Timing metric name is one family
+// in the whole Caddyfile, so every block that uses it must give it the same
+// meaning (entry name, and buckets for a histogram), must not reuse a
+// business counter's name, and must not be another namespace's HTTP
+// family. libmetrics would refuse all of these at provision time, without
+// a line number.
+func checkServerTimingAcrossBlocks(h httpcaddyfile.Helper, rm *RouteMetrics, pos positions) error {
+	if rm.ServerTiming == nil {
+		return nil
+	}
+	counters := stateMap(h, stateCounters)
+	histograms := stateMap(h, stateSTHistograms)
+	namespaces := stateMap(h, stateNamespaces)
+	counterAt := stateMap(h, stateCounterAt)
+	for i := range rm.ServerTiming.Metrics {
+		m := &rm.ServerTiming.Metrics[i]
+		at := pos.stMetrics[i]
+		if m.Queries != "" {
+			sig := fmt.Sprintf("help=%q labels=%q", stQueriesHelp(m.Name), serverTimingLabels)
+			if prev, ok := counters[m.Queries]; ok && prev.sig != sig {
+				return fmt.Errorf("route_metrics: server_timing metric %s: counter %s is already declared at %s with a different meaning (another entry name, or a business counter), at %s",
+					m.Name, m.Queries, prev.at(), at.at())
+			} else if !ok {
+				counters[m.Queries] = declared{sig: sig, file: at.file, line: at.line}
+			}
+			if prev, ok := histograms[strings.TrimSuffix(m.Queries, "_total")]; ok {
+				return fmt.Errorf("route_metrics: server_timing metric %s: counter %s would be family %s, a histogram declared at %s, at %s",
+					m.Name, m.Queries, strings.TrimSuffix(m.Queries, "_total"), prev.at(), at.at())
+			}
+		}
+		if m.Duration != "" {
+			sig := fmt.Sprintf("help=%q buckets=%s", stDurationHelp(m.Name), bucketsKey(m.Buckets))
+			if prev, ok := histograms[m.Duration]; ok && prev.sig != sig {
+				return fmt.Errorf("route_metrics: server_timing metric %s: histogram %s is already declared at %s with another entry name or other buckets, at %s",
+					m.Name, m.Duration, prev.at(), at.at())
+			} else if !ok {
+				histograms[m.Duration] = declared{sig: sig, file: at.file, line: at.line}
+			}
+			if prev, ok := counters[m.Duration+"_total"]; ok {
+				return fmt.Errorf("route_metrics: server_timing metric %s: histogram %s is the family of counter %s declared at %s, at %s",
+					m.Name, m.Duration, m.Duration+"_total", prev.at(), at.at())
+			}
+		}
+		for _, name := range []string{m.Queries, m.Duration} {
+			if name == "" {
+				continue
+			}
+			for _, ns := range slices.Sorted(maps.Keys(namespaces)) {
+				if f := httpFamilyOf(name, ns); f != "" {
+					return fmt.Errorf("route_metrics: server_timing metric %s: %s collides with the built-in metric %s of namespace %q declared at %s, at %s",
+						m.Name, name, f, ns, namespaces[ns].at(), at.at())
+				}
+			}
+			if _, ok := counterAt[name]; !ok {
+				counterAt[name] = at // later namespaces are checked against it
+			}
+		}
+	}
+	return nil
 }
 
 // checkNamespaceCollisions refuses a business counter whose family is the

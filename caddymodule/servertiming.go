@@ -135,8 +135,8 @@ func (m *ServerTimingMetric) validate(namespace string) error {
 		if err := validateCounterName(m.Queries); err != nil {
 			return fmt.Errorf("server_timing: metric %s: queries: %w", m.Name, err)
 		}
-		if err := checkReservedName(m.Queries, namespace); err != nil {
-			return fmt.Errorf("server_timing: metric %s: queries: %w", m.Name, err)
+		if f := builtinFamilyOf(strings.TrimSuffix(m.Queries, "_total"), namespace); f != "" {
+			return fmt.Errorf("server_timing: metric %s: queries %q collides with the built-in metric %s (a counter x_total is exposed as family x)", m.Name, m.Queries, f)
 		}
 	}
 	if m.Duration != "" {
@@ -149,8 +149,8 @@ func (m *ServerTimingMetric) validate(namespace string) error {
 					m.Name, m.Duration, sfx, strings.TrimSuffix(m.Duration, sfx))
 			}
 		}
-		if err := checkReservedName(m.Duration+"_total", namespace); err != nil {
-			return fmt.Errorf("server_timing: metric %s: duration: %w", m.Name, err)
+		if f := builtinFamilyOf(m.Duration, namespace); f != "" {
+			return fmt.Errorf("server_timing: metric %s: duration %q collides with the built-in metric %s", m.Name, m.Duration, f)
 		}
 		if m.Queries != "" && strings.TrimSuffix(m.Queries, "_total") == m.Duration {
 			return fmt.Errorf("server_timing: metric %s: queries %s and duration %s would both be family %s", m.Name, m.Queries, m.Duration, m.Duration)
@@ -177,6 +177,22 @@ func (m *ServerTimingMetric) validate(namespace string) error {
 		return fmt.Errorf("server_timing: metric %s: %w", m.Name, err)
 	}
 	return nil
+}
+
+// builtinFamilyOf returns the built-in family (caddyfile.go's lists) that
+// family would clash with in namespace, or "".
+func builtinFamilyOf(family, namespace string) string {
+	for _, f := range builtinFamilies {
+		if family == f {
+			return f
+		}
+	}
+	for _, f := range builtinHTTPFamilies {
+		if family == namespace+f {
+			return family
+		}
+	}
+	return ""
 }
 
 func validateOperation(op string) error {
@@ -251,7 +267,7 @@ func (st *ServerTiming) provision(reg *lmRegistry) (*stConfig, error) {
 	if c.malformed, err = reg.registerLabelledCounter(malformedFamily, malformedFamilyHelp, []string{serverTimingLabelEndp}); err != nil {
 		return nil, err
 	}
-	labels := []string{serverTimingLabelEndp, serverTimingLabelOp}
+	labels := serverTimingLabels
 	for i := range st.Metrics {
 		m := &st.Metrics[i]
 		sm := &stMetric{name: m.Name, ops: slices.Clone(m.Operations), maxOps: m.MaxOperations}
@@ -259,21 +275,30 @@ func (st *ServerTiming) provision(reg *lmRegistry) (*stConfig, error) {
 			sm.maxOps = defaultMaxOperations
 		}
 		if m.Queries != "" {
-			help := fmt.Sprintf("Server-Timing %q entries reported by the upstream, by endpoint and operation (the entry's desc).", m.Name)
-			if sm.queries, err = reg.registerLabelledCounter(m.Queries, help, labels); err != nil {
+			if sm.queries, err = reg.registerLabelledCounter(m.Queries, stQueriesHelp(m.Name), labels); err != nil {
 				return nil, err
 			}
 		}
 		if m.Duration != "" {
-			help := fmt.Sprintf("Durations (dur) of Server-Timing %q entries reported by the upstream, in seconds.", m.Name)
 			// replace: a reload may change the buckets.
-			if sm.duration, err = reg.registerHistogram(m.Duration, help, labels, m.Buckets, true); err != nil {
+			if sm.duration, err = reg.registerHistogram(m.Duration, stDurationHelp(m.Name), labels, m.Buckets, true); err != nil {
 				return nil, err
 			}
 		}
 		c.metrics = append(c.metrics, sm)
 	}
 	return c, nil
+}
+
+// serverTimingLabels are the label names of the Server-Timing families.
+var serverTimingLabels = []string{serverTimingLabelEndp, serverTimingLabelOp}
+
+func stQueriesHelp(entry string) string {
+	return fmt.Sprintf("Server-Timing %q entries reported by the upstream, by endpoint and operation (the entry's desc).", entry)
+}
+
+func stDurationHelp(entry string) string {
+	return fmt.Sprintf("Durations (dur) of Server-Timing %q entries reported by the upstream, in seconds.", entry)
 }
 
 func (m *stMetric) pair(endpoint, op string) (stPair, error) {
