@@ -132,7 +132,7 @@ func TestExampleCaddyfileAdapts(t *testing.T) {
 		found[":8080"] = true
 		// Default order: the site-level route_metrics is the first route,
 		// so it wraps the handle blocks that follow it.
-		if first := string(srv.Routes[0]); first != `{"handle":[{"handler":"route_metrics"}]}` {
+		if first := string(srv.Routes[0]); first != `{"handle":[{"handler":"route_metrics","request_id":"X-Request-ID","server_timing":{"metrics":[{"buckets":[0.0005,0.001,0.0025,0.005,0.01,0.025,0.05,0.1,0.25,0.5,1],"duration":"db_query_duration_seconds","name":"db","operations":["select","insert","update","delete"],"queries":"db_queries_total"}],"strip":true}}]}` {
 			t.Errorf("first route of :8080 is %s", first)
 		}
 		all := string(out)
