@@ -14,7 +14,12 @@ parser do not (or not in both formats):
     present for every series (OpenMetrics: both or neither, and no _sum with
     negative thresholds or a negative value);
   - counters' values are non-negative and not NaN;
-  - OpenMetrics ends with exactly one "# EOF" line (then at most one LF).
+  - OpenMetrics ends with exactly one "# EOF" line (then at most one LF);
+  - exemplars (" # {labels} value [timestamp]" after a sample): OpenMetrics
+    only, on counter _total and histogram/gaugehistogram _bucket samples
+    only, label names valid and unique, escapes valid, names plus values at
+    most 128 characters, value a number (not above the bucket's le),
+    timestamp a finite number.
 
 Usage: check_exposition.py --format text|openmetrics FILE|-
 Exit 0 with a one-line summary when valid; exit 1 with one message per
@@ -167,8 +172,12 @@ class Checker:
             self.err(lineno, "expected a single space before the value at column %d" % (i + 1))
             return None
         rest = line[i + 1:]
+        exemplar = None
         if self.fmt == "openmetrics" and " # " in rest:
-            rest = rest.split(" # ", 1)[0]  # exemplar: not produced by libmetrics, not checked
+            rest, ex_text = rest.split(" # ", 1)
+            exemplar = self.parse_exemplar(ex_text, lineno)
+            if exemplar is None:
+                return None
         toks = rest.split(" ")
         if len(toks) > 2 or any(t == "" for t in toks):
             self.err(lineno, "expected 'value [timestamp]' after the labels, got %r" % rest[:80])
@@ -178,7 +187,58 @@ class Checker:
             return None
         if len(toks) == 2 and self.parse_value(toks[1], lineno, "timestamp") is None:
             return None
-        return name, labels, value, toks[0]
+        return name, labels, value, toks[0], exemplar
+
+    def parse_exemplar(self, text, lineno):
+        """'{labels} value [timestamp]' after ' # '; returns (labels, value)
+        or None after recording the problem."""
+        if not text.startswith("{"):
+            self.err(lineno, "exemplar does not start with '{': %r" % text[:80])
+            return None
+        i, labels, first = 1, {}, True
+        while True:
+            if i < len(text) and text[i] == "}":
+                i += 1
+                break
+            if not first:
+                if i >= len(text) or text[i] != ",":
+                    self.err(lineno, "expected ',' or '}' in the exemplar's labels at column %d" % (i + 1))
+                    return None
+                i += 1
+            first = False
+            lm = LABEL_RE.match(text, i)
+            if not lm:
+                self.err(lineno, "bad exemplar label name at %r" % text[i:i + 40])
+                return None
+            lname = lm.group(0)
+            i = lm.end()
+            if text[i:i + 2] != '="':
+                self.err(lineno, "expected '=\"' after exemplar label %s" % lname)
+                return None
+            n_problems = len(self.problems)
+            val, i = self.unescape(text, i + 2, lineno, "exemplar label %s value" % lname, True)
+            if len(self.problems) > n_problems:
+                return None
+            if lname in labels:
+                self.err(lineno, "duplicate exemplar label %s" % lname)
+            labels[lname] = val
+        chars = sum(len(k) + len(v) for k, v in labels.items())
+        if chars > 128:
+            self.err(lineno, "exemplar label set has %d characters, more than OpenMetrics' 128" % chars)
+        toks = text[i:].split(" ")
+        if len(toks) not in (2, 3) or toks[0] != "" or any(t == "" for t in toks[1:]):
+            self.err(lineno, "expected ' value [timestamp]' after the exemplar's labels, got %r" % text[i:i + 80])
+            return None
+        value = self.parse_value(toks[1], lineno, "exemplar value")
+        if value is None:
+            return None
+        if len(toks) == 3:
+            ts = self.parse_value(toks[2], lineno, "exemplar timestamp")
+            if ts is None:
+                return None
+            if math.isnan(ts) or math.isinf(ts):
+                self.err(lineno, "exemplar timestamp %s is not finite" % toks[2])
+        return labels, value
 
     # ----------------------------------------------------------- families
     def family_of(self, sample_name):
@@ -251,7 +311,7 @@ class Checker:
         parsed = self.parse_sample(line, lineno)
         if parsed is None:
             return
-        name, labels, value, raw = parsed
+        name, labels, value, raw, exemplar = parsed
         self.nsamples += 1
         famname = self.family_of(name)
         if famname is None:
@@ -287,6 +347,18 @@ class Checker:
         if suffix in ("_bucket", "_count", "_gcount") and typ in ("histogram", "gaugehistogram"):
             if not math.isnan(value) and not math.isinf(value) and value != int(value):
                 self.err(lineno, "%s value %s is not an integer" % (name, raw))
+        if exemplar is not None:
+            if not ((typ == "counter" and suffix == "_total") or
+                    (typ in ("histogram", "gaugehistogram") and suffix == "_bucket")):
+                self.err(lineno, "exemplar on %s: only counter _total and histogram _bucket samples may have one" % name)
+            elif suffix == "_bucket" and "le" in labels:
+                try:
+                    le = float(labels["le"])
+                except ValueError:
+                    le = None  # reported with the histogram's checks
+                ev = exemplar[1]
+                if le is not None and not math.isinf(le) and ev > le and ev - le > abs(le) * 1e-15:
+                    self.err(lineno, "exemplar value %r above its bucket le=%s" % (ev, labels["le"]))
         fam["samples"].append((lineno, name, labels, value, suffix))
 
     def close(self, name):
