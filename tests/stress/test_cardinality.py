@@ -176,6 +176,11 @@ http://127.0.0.1:%(site)d {
 		buckets 0.5
 	}
 %(routes)s
+	# Scrapes here are traffic (endpoint "other"): test_faults watches a
+	# slow scrape's in-flight count through it.
+	handle /metrics {
+		metrics_endpoint
+	}
 	handle {
 		respond 404
 	}
