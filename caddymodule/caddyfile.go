@@ -254,6 +254,9 @@ func parseServerTimingMetric(d *caddyfile.Dispenser) (ServerTimingMetric, error)
 				if err := validateMetricName(name); err != nil {
 					return m, d.Errf("server_timing: metric %s: duration: %v", m.Name, err)
 				}
+				if err := validateHistogramName(name); err != nil {
+					return m, d.Errf("server_timing: metric %s: %v", m.Name, err)
+				}
 				m.Duration = name
 			}
 		case "operations":

@@ -121,7 +121,7 @@ http://:18080 {
 			}
 		}
 	}
-}`, "must not end in _total", "Caddyfile:4"},
+}`, "must not end in _total (e.g. db_seconds)", "Caddyfile:5"},
 		{"uppercase operation", `
 http://:18080 {
 	route_metrics {

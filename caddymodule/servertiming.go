@@ -143,11 +143,8 @@ func (m *ServerTimingMetric) validate(namespace string) error {
 		if err := validateMetricName(m.Duration); err != nil {
 			return fmt.Errorf("server_timing: metric %s: duration: %w", m.Name, err)
 		}
-		for _, sfx := range []string{"_total", "_bucket", "_count", "_sum", "_created"} {
-			if strings.HasSuffix(m.Duration, sfx) {
-				return fmt.Errorf("server_timing: metric %s: duration %q is a histogram and must not end in %s (e.g. %s_seconds)",
-					m.Name, m.Duration, sfx, strings.TrimSuffix(m.Duration, sfx))
-			}
+		if err := validateHistogramName(m.Duration); err != nil {
+			return fmt.Errorf("server_timing: metric %s: %w", m.Name, err)
 		}
 		if f := builtinFamilyOf(m.Duration, namespace); f != "" {
 			return fmt.Errorf("server_timing: metric %s: duration %q collides with the built-in metric %s", m.Name, m.Duration, f)
@@ -175,6 +172,22 @@ func (m *ServerTimingMetric) validate(namespace string) error {
 	}
 	if err := validateBuckets(m.Buckets); err != nil {
 		return fmt.Errorf("server_timing: metric %s: %w", m.Name, err)
+	}
+	return nil
+}
+
+// validateHistogramName refuses names whose samples would look like another
+// family's (x_total is a counter's, x_bucket/_count/_sum/_created a
+// histogram's own samples).
+func validateHistogramName(name string) error {
+	for _, sfx := range []string{"_total", "_bucket", "_count", "_sum", "_created"} {
+		if strings.HasSuffix(name, sfx) {
+			hint := strings.TrimSuffix(name, sfx)
+			if !strings.HasSuffix(hint, "_seconds") {
+				hint += "_seconds"
+			}
+			return fmt.Errorf("duration %q is a histogram and must not end in %s (e.g. %s)", name, sfx, hint)
+		}
 	}
 	return nil
 }
