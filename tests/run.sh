@@ -16,6 +16,7 @@ STAGES=(
   "c:tests/c.sh"          # libmetrics: ctest plain, ASan+UBSan, TSan; valgrind; fuzz
   "go:tests/go.sh"        # caddymodule: gofmt, go vet, go test -race
   "e2e:tests/e2e.sh"      # built Caddy running Caddyfile.example; Prometheus; browser
+  "stress:tests/stress.sh" # hostile traffic, reloads, faults, Caddyfile fuzzing (bounded)
 )
 
 passed=0; failed=0; failed_names=()

@@ -92,7 +92,7 @@ class CheckingScraper(sl.Scraper):
                     continue
                 self.problems += quick_problems(s.body)[:5]
                 self.checked += 1
-                if self.checked % 25 == 1:
+                if self.checked % 25 == 1 and len(self.bodies) < 40:
                     self.bodies.append(s.body)
             except Exception as e:
                 self.errors.append("%s: %s" % (type(e).__name__, e))
