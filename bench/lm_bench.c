@@ -86,6 +86,9 @@ typedef struct fixture {
     lm_series *gauge;
     lm_series *biz[2];
     lm_route *route[2];
+    /* lm_route_record_ex: an upstream latency histogram, a Server-Timing
+     * counter and histogram (what the Caddy plugin feeds per request). */
+    lm_series *up, *dbq, *dbd;
     int64_t dur[NDUR];
 } fixture;
 
@@ -124,6 +127,9 @@ static void fixture_init(fixture *f)
     f->biz[0] = lm_series_get(c, (lm_str[]){S("biz1")}, &e);
     f->biz[1] = lm_series_get(c, (lm_str[]){S("biz2")}, &e);
     f->hist = lm_series_get(h, (lm_str[]){S("a")}, &e);
+    f->up = lm_series_get(h, (lm_str[]){S("upstream")}, &e);
+    f->dbd = lm_series_get(h, (lm_str[]){S("db")}, &e);
+    f->dbq = lm_series_get(c, (lm_str[]){S("db")}, &e);
     f->gauge = lm_series_get(g, NULL, &e);
     lm_http *http = lm_http_register(f->reg, NULL, &e);
     if (!http)
@@ -153,6 +159,9 @@ typedef enum op {
     OP_HIST_VARIED,
     OP_ROUTE,
     OP_ROUTE_BIZ2,
+    OP_ROUTE_EX,      /* lm_route_record_ex, no extras */
+    OP_ROUTE_EX_OBS3, /* + upstream, Server-Timing counter and histogram */
+    OP_ROUTE_EX_EXEMPLAR, /* + the same with an exemplar (request ID) */
     OP_ATOMIC, /* reference: one C11 atomic fetch_add cell */
 } op;
 
@@ -206,6 +215,29 @@ static void run_range(job *j, long from, long n)
         lm_route *r = f->route[j->which];
         for (long i = from; i < n; i++)
             lm_route_record(r, LM_METHOD_GET, 200, f->dur[i & (NDUR - 1)], 512, f->biz, 2);
+        break;
+    }
+    case OP_ROUTE_EX:
+    case OP_ROUTE_EX_OBS3:
+    case OP_ROUTE_EX_EXEMPLAR: {
+        /* As the plugin does it: the record and its arrays are reused, the
+         * ID is a 36-character UUID, the time is passed in (Go has it). */
+        static const char id[] = "0f8fad5b-d9cb-469f-a165-70867728950e";
+        lm_exemplar ex = {"request_id", {id, sizeof id - 1}, 1700000000123456789LL};
+        lm_observation obs[3] = {{f->up, 0, LM_OBS_EXEMPLAR}, {f->dbq, 1, 0}, {f->dbd, 3200000, 0}};
+        lm_request_record rec = {.method = LM_METHOD_GET,
+                                 .status = 200,
+                                 .response_bytes = 512,
+                                 .observations = obs,
+                                 .nobservations = j->op == OP_ROUTE_EX ? 0 : 3,
+                                 .exemplar = j->op == OP_ROUTE_EX_EXEMPLAR ? &ex : NULL};
+        lm_route *r = f->route[j->which];
+        for (long i = from; i < n; i++) {
+            rec.duration_ns = f->dur[i & (NDUR - 1)];
+            obs[0].value = rec.duration_ns / 2;
+            ex.unix_ns++;
+            lm_route_record_ex(r, &rec);
+        }
         break;
     }
     case OP_ATOMIC:
@@ -455,8 +487,11 @@ int main(int argc, char **argv)
         {"lm_route_record, varied durations", OP_ROUTE, N / 4},
         {"lm_route_record + 2 business counters", OP_ROUTE_BIZ2, N / 4},
         {"reference: C11 atomic_fetch_add, one cell", OP_ATOMIC, N / 2},
+        {"lm_route_record_ex, no extras", OP_ROUTE_EX, N / 4},
+        {"lm_route_record_ex + 3 observations", OP_ROUTE_EX_OBS3, N / 4},
+        {"lm_route_record_ex + 3 obs + exemplar", OP_ROUTE_EX_EXEMPLAR, N / 4},
     };
-    result one[8];
+    result one[10];
     for (size_t i = 0; i < sizeof singles / sizeof *singles; i++) {
         one[i] = measure(&f, singles[i].o, 1, true, singles[i].n);
         print_row(singles[i].name, one[i]);
@@ -479,8 +514,12 @@ int main(int argc, char **argv)
         {"lm_route_record, same route and status", OP_ROUTE, true, N / 4, 4},
         {"lm_route_record, different routes", OP_ROUTE, false, N / 4, 4},
         {"reference: atomic_fetch_add, same cell", OP_ATOMIC, true, N / 2, 6},
+        /* Exemplar slots are shared, not sharded: this row shows what two
+         * threads writing the same slots cost. */
+        {"record_ex + exemplar, same route", OP_ROUTE_EX_EXEMPLAR, true, N / 4, 9},
+        {"record_ex + exemplar, different routes", OP_ROUTE_EX_EXEMPLAR, false, N / 4, 9},
     };
-    result r;
+    result r, atomic_r = {0};
     double min_overlap = 1;
     for (size_t i = 0; i < sizeof twos / sizeof *twos; i++) {
         r = measure(&f, twos[i].o, 2, twos[i].same, twos[i].n);
@@ -488,13 +527,15 @@ int main(int argc, char **argv)
                twos[i].name, r.wall.med, r.wall.min, r.wall.max,
                one[twos[i].base].wall.med / r.wall.med, r.cpu.med, 100 * r.overlap);
         min_overlap = r.overlap < min_overlap ? r.overlap : min_overlap;
+        if (twos[i].o == OP_ATOMIC)
+            atomic_r = r;
     }
     /* Two threads only contend (and only scale) while both actually run.
      * On a busy machine they are time-sliced; the overlap column measures
      * how much of each run both threads made progress together. */
     printf("  overlap = share of %d-call chunks during which the other thread also made "
            "progress;\n  contended/uncontended atomic CPU per call = %.2fx\n",
-           CHUNK, r.cpu.med / one[6].cpu.med);
+           CHUNK, atomic_r.cpu.med / one[6].cpu.med);
     if (min_overlap < 0.8)
         printf("  WARNING: the two threads ran together only %.0f%% of the time in at least one "
                "row:\n  the machine is busy, and two-thread figures of that row are not a "
