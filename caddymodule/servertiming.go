@@ -730,14 +730,18 @@ func parseDurMillis(v string) (int64, bool) {
 
 func isOWS(c byte) bool { return c == ' ' || c == '\t' }
 
-// isTchar: RFC 9110 token characters.
-func isTchar(c byte) bool {
-	switch {
-	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		return true
+// isTchar: RFC 9110 token characters (a table: the scanner asks once per
+// byte of every name and token).
+func isTchar(c byte) bool { return tcharTable[c] }
+
+var tcharTable = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		b := byte(c)
+		t[c] = (b >= 'a' && b <= 'z') || (b >= 'A' && b <= 'Z') || (b >= '0' && b <= '9') ||
+			strings.IndexByte("!#$%&'*+-.^_`|~", b) >= 0
 	}
-	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
-}
+	return t
+}()
 
 // isQdtext: RFC 9110 qdtext (HTAB, SP, visible ASCII except '"' and '\',
 // obs-text).
