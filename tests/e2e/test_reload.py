@@ -189,10 +189,13 @@ NEW_BUCKETS = ("0.05", "0.5", "5")
 
 def _with_buckets(text: str) -> str:
     """The example with an explicit bucket list on its outermost
-    route_metrics (the only one without a block)."""
-    new = "\troute_metrics {\n\t\tbuckets %s\n\t}\n" % " ".join(NEW_BUCKETS)
-    assert text.count("\troute_metrics\n") == 1, "the example's bare route_metrics line moved"
-    return text.replace("\troute_metrics\n", new)
+    route_metrics (the site-level one, indented by one tab; bare or with a
+    block)."""
+    buckets = "\t\tbuckets %s\n" % " ".join(NEW_BUCKETS)
+    if text.count("\n\troute_metrics\n") == 1:
+        return text.replace("\n\troute_metrics\n", "\n\troute_metrics {\n" + buckets + "\t}\n")
+    assert text.count("\n\troute_metrics {\n") == 1, "the example's site-level route_metrics moved"
+    return text.replace("\n\troute_metrics {\n", "\n\troute_metrics {\n" + buckets)
 
 
 def _le_sets(values: dict) -> set:
