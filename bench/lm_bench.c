@@ -10,6 +10,7 @@
  *
  * Usage: lm_bench [reps]          (reps >= 5, default 7)
  * Env:   LM_BENCH_SCALE=0.1       shrink loop sizes (quick look, noisier)
+ *        LM_BENCH_ONLY=scrape     only the exposition and memory sections
  */
 #include "libmetrics.h"
 
@@ -20,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -360,6 +362,56 @@ static int discard(void *ctx, const char *buf, size_t len)
     return 0;
 }
 
+static void time_expo(lm_registry *reg, lm_format fmt, size_t nseries, const char *type)
+{
+    lm_error e = {0};
+    double v[MAX_REPS], c[MAX_REPS];
+    sink sk = {0};
+    lm_expo_write(reg, fmt, 0, discard, &sk, &e); /* warm */
+    size_t bytes = sk.bytes;
+    for (int r = 0; r < reps; r++) {
+        sk.bytes = 0;
+        double t0 = now_ns(), c0 = cpu_ns();
+        lm_status st = lm_expo_write(reg, fmt, 0, discard, &sk, &e);
+        double c1 = cpu_ns(), t1 = now_ns();
+        if (st != LM_OK)
+            die("lm_expo_write", &e);
+        v[r] = (t1 - t0) / 1e6;
+        c[r] = (c1 - c0) / 1e6;
+    }
+    stats s = summarize(v, reps), cs = summarize(c, reps);
+    printf("  %6zu %-9s %-11s %8.2f [%8.2f .. %8.2f] %8.2f %7.0f %8.1f MB\n", nseries, type,
+           fmt == LM_FORMAT_TEXT ? "text" : "openmetrics", cs.med, cs.min, cs.max, s.med,
+           cs.med * 1e6 / (double)nseries, (double)bytes / 1e6);
+}
+
+/* The shape route_metrics produces: lm_route_record creates a request
+ * counter, a latency histogram and a bytes counter series per (route,
+ * method, status), three labels each, interleaved in memory. One series
+ * here is one such tuple (three series plus the route's in-flight gauge). */
+static void bench_expo_http(size_t ntuples, lm_format fmt)
+{
+    lm_error e = {0};
+    lm_registry *reg = lm_registry_new(NULL, &e);
+    if (!reg)
+        die("registry", &e);
+    lm_http *http = lm_http_register(
+        reg, &(lm_http_options){.max_routes = ntuples, .max_series = ntuples}, &e);
+    if (!http)
+        die("http", &e);
+    for (size_t i = 0; i < ntuples; i++) {
+        char v[48];
+        snprintf(v, sizeof v, "/api/v1/item/%zu", i);
+        lm_route *r = lm_http_route(http, S(v), &e);
+        if (!r)
+            die("route", &e);
+        lm_route_record(r, LM_METHOD_GET, 200, (int64_t)(i * 7919 % 3000000000ULL), 512, NULL,
+                        0);
+    }
+    time_expo(reg, fmt, ntuples, "http");
+    lm_registry_free(reg);
+}
+
 static void bench_expo(bool histograms, size_t nseries, lm_format fmt)
 {
     lm_error e = {0};
@@ -390,25 +442,56 @@ static void bench_expo(bool histograms, size_t nseries, lm_format fmt)
             lm_counter_add(s, i * 2654435761ULL % 1000000);
         }
     }
-    double v[MAX_REPS], c[MAX_REPS];
-    sink sk = {0};
-    lm_expo_write(reg, fmt, 0, discard, &sk, &e); /* warm */
-    size_t bytes = sk.bytes;
-    for (int r = 0; r < reps; r++) {
-        sk.bytes = 0;
-        double t0 = now_ns(), c0 = cpu_ns();
-        lm_status st = lm_expo_write(reg, fmt, 0, discard, &sk, &e);
-        double c1 = cpu_ns(), t1 = now_ns();
-        if (st != LM_OK)
-            die("lm_expo_write", &e);
-        v[r] = (t1 - t0) / 1e6;
-        c[r] = (c1 - c0) / 1e6;
-    }
-    stats s = summarize(v, reps), cs = summarize(c, reps);
-    printf("  %6zu %-9s %-11s %8.2f [%8.2f .. %8.2f] %8.2f %7.0f %8.1f MB\n", nseries,
-           histograms ? "histogram" : "counter", fmt == LM_FORMAT_TEXT ? "text" : "openmetrics",
-           cs.med, cs.min, cs.max, s.med, cs.med * 1e6 / (double)nseries, (double)bytes / 1e6);
+    time_expo(reg, fmt, nseries, histograms ? "histogram" : "counter");
     lm_registry_free(reg);
+}
+
+/* ---------------------------------------------------------------- memory */
+
+static long resident_kib(void)
+{
+    long pages = -1, res = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (f) {
+        if (fscanf(f, "%ld %ld", &pages, &res) != 2)
+            res = -1;
+        fclose(f);
+    }
+    return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
+/* Resident memory a default lm_http registry adds with nroutes routes
+ * recorded once each (GET 200), measured in a fresh child process so no
+ * earlier benchmark's freed heap hides it. Shards are mmapped and touched
+ * lazily, so this counts the pages actually used. */
+static void bench_memory(size_t nroutes)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        long before = resident_kib();
+        lm_error e = {0};
+        lm_registry *reg = lm_registry_new(NULL, &e);
+        lm_http *http = reg ? lm_http_register(reg, NULL, &e) : NULL;
+        if (!http)
+            die("memory registry", &e);
+        for (size_t i = 0; i < nroutes; i++) {
+            char v[48];
+            snprintf(v, sizeof v, "/api/v1/item/%zu", i);
+            lm_route *r = lm_http_route(http, S(v), &e);
+            if (!r)
+                die("memory route", &e);
+            lm_route_record(r, LM_METHOD_GET, 200, 1000000, 512, NULL, 0);
+        }
+        long after = resident_kib();
+        printf("  %6zu routes  %8ld KiB resident added  %7.0f B per route\n", nroutes,
+               after - before, nroutes ? (double)(after - before) * 1024 / (double)nroutes : 0);
+        fflush(stdout);
+        _exit(0);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "lm_bench: memory child for %zu routes failed\n", nroutes);
 }
 
 /* --------------------------------------------------------------- main */
@@ -468,6 +551,10 @@ int main(int argc, char **argv)
     printf("method: median of %d repetitions [min .. max]; each repetition times a whole loop;\n"
            "        durations cycle through %d log-uniform values 50us..20s (all buckets hit)\n\n",
            reps, NDUR);
+
+    const char *only = getenv("LM_BENCH_ONLY");
+    if (only && strcmp(only, "scrape") == 0)
+        goto scrape;
 
     fixture f;
     fixture_init(&f);
@@ -543,6 +630,7 @@ int main(int argc, char **argv)
                100 * min_overlap);
     lm_registry_free(f.reg);
 
+scrape:
     printf("\nexposition: lm_expo_write to a writer that discards, median of %d\n"
            "  series  type      format      CPU ms [min .. max]            wall ms  CPU ns/series "
            "body\n",
@@ -553,5 +641,14 @@ int main(int argc, char **argv)
             bench_expo(h, sizes[i], LM_FORMAT_TEXT);
     bench_expo(false, 100000, LM_FORMAT_OPENMETRICS);
     bench_expo(true, 10000, LM_FORMAT_OPENMETRICS);
+    printf("  (http: one row per (route, GET, 200) of a default lm_http: counter + histogram +\n"
+           "   bytes counter + in-flight gauge, three labels; ns per tuple)\n");
+    for (size_t i = 0; i < 3; i++)
+        bench_expo_http(sizes[i], LM_FORMAT_TEXT);
+
+    printf("\nmemory: resident KiB a default lm_http registry adds (fresh process each)\n");
+    size_t routes[] = {0, 100, 1000, 10000};
+    for (size_t i = 0; i < 4; i++)
+        bench_memory(routes[i]);
     return 0;
 }
