@@ -1,25 +1,46 @@
-"""Bucket churn: libmetrics never frees a replaced histogram family (its
+"""Bucket churn. libmetrics never frees a replaced histogram family (its
 handles stay valid for requests still running on the old config), so each
-reload that changes a namespace's buckets costs a family slot of the
-registry (max_families 256) and the moved series' cells (slot_capacity).
-This flips Caddyfile.example between the default buckets and another list
-until a reload is refused (or MAX_FLIPS pass), and asserts the refusal is
-clean: a clear error naming the exhausted limit, the running config keeps
-serving, metrics stay exact, reloads that do not change buckets still
-succeed, no panic. The number of bucket changes it took is published."""
+reload that changes a namespace's buckets costs family slots of the
+registry (max_families 256: the duration histogram and, since the upstream
+histogram follows the namespace's buckets, that one too) and the moved
+series' cells (slot_capacity). This flips Caddyfile.example between the
+default buckets and another list, sending a request and checking the
+exposed buckets after every reload.
+
+- test_buckets_follow_config_while_capacity_lasts: for the first
+  SAFE_FLIPS flips the exposed buckets are exactly the configured ones,
+  and after all MAX_FLIPS Caddy still serves and counts exactly, no panic.
+- test_every_reload_keeps_its_word (xfail, strict): every reload must
+  either be refused with an error naming the exhausted limit or expose the
+  configured buckets. Today neither happens once the registry is full: the
+  reload back to the default buckets succeeds, but the old config's
+  Cleanup cannot register the default histogram any more, Caddy logs that
+  at INFO level ("[ERROR] ... cleanup: ... max_families"), and the
+  histogram silently keeps the other buckets. Strict: the day retired
+  families are reclaimed (or revived), this starts passing and must lose
+  its mark."""
 
 from __future__ import annotations
 
-import json
+import re
 
 import pytest
 
 import stresslib as sl
 from stresslib import h
-from test_reload_torture import B1, adapt_all
+from test_reload_torture import B1, adapt_all, with_buckets
 
 MAX_FLIPS = 400
+SAFE_FLIPS = 100
 LIMIT_ERRORS = ("max_families", "slot_capacity")
+DEFAULT_LE = {"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "0.75", "1", "2.5",
+              "5", "10", "+Inf"}
+B1_LE = set(B1.split()) | {"+Inf"}
+_LE = re.compile(r'^http_request_duration_seconds_bucket\{[^}]*le="([^"]+)"', re.M)
+
+
+def _le(text: str) -> set[str]:
+    return {x[:-2] if x.endswith(".0") else x for x in _LE.findall(text)}
 
 
 def _total(c) -> float:
@@ -30,44 +51,55 @@ def _total(c) -> float:
 def churn(request, caddy_binary):
     ports = sl.free_ports(*h.DEFAULT_PORTS)
     base = h.example_text(ports)
-    other = base.replace("\troute_metrics\n", "\troute_metrics {\n\t\tbuckets %s\n\t}\n" % B1, 1)
-    assert other != base
     c = sl.start(request, base, ports, "bucket-churn", probes=sl.example_probes)
-    adapted = adapt_all(c, [base, other])
-    for path in ("/", "/api/x", "/zq"):
-        assert h.request("GET", c.url("site", path)).status in (200, 404)
-    refused, flips, current = None, 0, 0
+    adapted = adapt_all(c, [base, with_buckets(base, B1)])
+    want = [DEFAULT_LE, B1_LE]
+    flips = []  # (flip, reload status, error text, buckets as configured?)
     for i in range(1, MAX_FLIPS + 1):
         nxt = i % 2
         r = c.reload_admin(adapted[nxt])
-        if r.status != 200:
-            refused = (i, r.status, r.body.decode(errors="replace"))
-            break
-        flips, current = i, nxt
-    return dict(caddy=c, adapted=adapted, refused=refused, flips=flips, current=current,
-                rss=sl.rss_bytes(c.proc.pid))
+        assert h.request("GET", c.url("site", "/zq-churn")).status == 404
+        le = _le(h.scrape(c.internal_metrics_url).text)
+        flips.append((i, r.status, r.body.decode(errors="replace")[-400:], le == want[nxt]))
+    cleanup_errors = [ln for ln in c.log_text().splitlines() if "cleanup:" in ln and "libmetrics" in ln]
+    return dict(caddy=c, flips=flips, cleanup_errors=cleanup_errors, adapted=adapted)
 
 
-def test_refusal_is_clean(churn):
-    c, refused = churn["caddy"], churn["refused"]
-    if refused is not None:
-        i, status, body = refused
-        msg = json.loads(body).get("error", body) if body.startswith("{") else body
-        assert any(k in msg for k in LIMIT_ERRORS), "reload %d refused without naming the limit: %s" % (i, msg)
-    # Still serving on the config that was running, and counting exactly.
+def _first(flips, pred):
+    return next((f[0] for f in flips if pred(f)), None)
+
+
+def test_buckets_follow_config_while_capacity_lasts(churn):
+    c, flips = churn["caddy"], churn["flips"]
+    early = flips[:SAFE_FLIPS]
+    assert all(f[1] == 200 and f[3] for f in early), [f for f in early if not (f[1] == 200 and f[3])][:3]
+    first_wrong = _first(flips, lambda f: f[1] == 200 and not f[3])
+    first_refused = _first(flips, lambda f: f[1] != 200)
+    # Whatever happened past the limit: still serving, still exact.
     before = _total(c)
     n = 50
     for k in range(n):
         assert h.request("GET", c.url("site", "/zq-after-%d" % k)).status == 404
-    s = h.settled_scrape(c.internal_metrics_url, lambda v: sum(h.series(v, "http_requests_total").values()) >= before + n)
+    s = h.settled_scrape(c.internal_metrics_url,
+                         lambda v: sum(h.series(v, "http_requests_total").values()) >= before + n)
     assert sum(h.series(s.values(), "http_requests_total").values()) == before + n
     problems = h.exposition_problems(s, h.scrape(c.internal_metrics_url, fmt="openmetrics"), "stress-bucket-churn")
     assert not problems, "\n".join(problems)
-    # A reload that keeps the buckets in force still works.
-    r = c.reload_admin(churn["adapted"][churn["current"]])
-    assert r.status == 200, r.body[-500:]
-    sl.publish("bucket_churn", bucket_changes_accepted=churn["flips"],
-               refused_at=refused[0] if refused else "none", max_tried=MAX_FLIPS,
-               limit=next((k for k in LIMIT_ERRORS if refused and k in refused[2]), "none"),
-               rss_after_mib=churn["rss"] / sl.MIB, still_serving=True, exact_after=True)
+    sl.publish("bucket_churn", flips=len(flips), buckets_right_first=SAFE_FLIPS,
+               first_flip_with_wrong_buckets=first_wrong or "none", first_refused=first_refused or "none",
+               cleanup_errors_logged=len(churn["cleanup_errors"]),
+               flips_with_wrong_buckets=sum(1 for f in flips if f[1] == 200 and not f[3]),
+               still_serving=True, exact_after=True)
     sl.assert_healthy(c)
+
+
+@pytest.mark.xfail(strict=True, reason="known bug: past max_families a reload back to default buckets succeeds "
+                                       "but keeps the old buckets (Cleanup cannot register; logged at INFO only)")
+def test_every_reload_keeps_its_word(churn):
+    bad = []
+    for i, status, body, right in churn["flips"]:
+        if status == 200 and not right:
+            bad.append((i, "reload succeeded, buckets not the configured ones"))
+        elif status != 200 and not any(k in body for k in LIMIT_ERRORS):
+            bad.append((i, "refused without naming the limit: " + body))
+    assert not bad, bad[:5]
