@@ -23,6 +23,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 OUT = ROOT / "tests" / "out" / "stress"
+SRC = OUT  # where the figures are read from (--from)
 
 # What each line proves (the test asserts it; the figures are the evidence).
 ASSERTS = {
@@ -52,9 +53,10 @@ ASSERTS = {
     "reload_baseline": "the same reloads without route_metrics: requests failing during reloads (connections "
                        "reset/closed by the replaced server, Caddy's own behaviour) are no more frequent with "
                        "the module (<= 2x baseline + 1 point)",
-    "bucket_churn": "flip the default namespace's buckets until a reload is refused: the refusal names the "
-                    "exhausted limit, the running config keeps serving and counting exactly, a reload that keeps "
-                    "the buckets still succeeds (a known limit: replaced histograms are never freed)",
+    "bucket_churn": "400 reloads flipping the default namespace's buckets, a request and a scrape after each: "
+                    "the first 100 expose exactly the configured buckets; afterwards Caddy still serves and "
+                    "counts exactly, exposition valid, no panic. Strict xfail pins the known bug below: past "
+                    "max_families a reload succeeds but keeps the old buckets",
     "fault_hangup": "scrapers hang up mid-body (plain/gzip, FIN/RST) on a ~5 MB exposition: descriptors and "
                     "goroutines back, next scrape whole and valid",
     "fault_slow_reader": "a scrape read 1 byte per 10 ms holds its handler (in-flight gauge == 1) while scrapes, "
@@ -67,23 +69,58 @@ ASSERTS = {
 }
 
 
+# Found by this suite and not fixed (see the final report of issue 7).
+NOTES = """
+## Known issues these figures show
+
+- **Bucket churn keeps old buckets silently** (`bucket_churn`): libmetrics
+  never frees a replaced histogram family, so every reload that changes a
+  namespace's buckets uses up registry families (256) and shard cells
+  (slot_capacity). Once they run out, a reload that goes back to the default
+  buckets still succeeds: the old config's Cleanup cannot register the
+  default histogram, Caddy logs that at INFO level (`[ERROR] ... cleanup:
+  ... max_families`), and the histogram keeps the other buckets. With
+  Caddyfile.example that happens at the ~120th bucket change of a process.
+  With 10,800 route slots (test_cardinality's capped config) flipping
+  between 1 and 3 bounds, the cells ran out at the 41st change; that
+  reload was refused with a clear message (wider bucket lists run out
+  sooner; whether a reload is refused or silently keeps old buckets depends
+  on whether Provision or the old config's Cleanup hits the limit).
+  Restarting Caddy clears it. A fix needs retired families to be reclaimed
+  (once no request can still hold a handle) or revived with their counts
+  reset when a config returns to earlier buckets.
+- **Requests whose Host matches no site are not counted**: Caddy answers them
+  with an empty 200 before any handler runs (the stress configs that bind a
+  site to `127.0.0.1` must send that Host). Caddyfile.example's site is
+  `http://:8080`, which matches every Host.
+- **Aborted proxied responses count as 500**: when the upstream dies
+  mid-body, reverse_proxy panics with `http.ErrAbortHandler` and the client
+  gets a truncated answer; route_metrics records 500 (its panic rule), not
+  the 200 whose status line may already have been written.
+- **Reloads drop a few fresh connections** (`reload_baseline`): about 1 % of
+  requests on new connections are reset or closed while servers are
+  replaced, with or without route_metrics (Caddy/Go behaviour: Shutdown
+  closes connections that have not sent a request within 5 s).
+"""
+
+
 def read_lines() -> list[str]:
     lines = []
     for name in ("fuzz-figures.txt", "figures.txt"):
-        p = OUT / name
+        p = SRC / name
         if p.exists():
             lines += [ln.strip() for ln in p.read_text().splitlines() if ln.strip()]
     return lines
 
 
 def pytest_summary() -> str:
-    p = OUT / "junit.xml"
+    p = SRC / "junit.xml"
     if not p.exists():
         return "no junit.xml"
     suite = ET.parse(p).getroot()
     suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
     a = suite.attrib
-    return "%s tests, %s failures, %s errors, %s skipped in %.0f s" % (
+    return "%s tests, %s failures, %s errors, %s skipped or xfailed in %.0f s" % (
         a.get("tests"), a.get("failures"), a.get("errors"), a.get("skipped"), float(a.get("time", 0)))
 
 
@@ -118,17 +155,21 @@ def render(lines: list[str], command: str) -> str:
     if missing:
         out += ["", "Scenarios without figures in this run (failed before publishing, or deselected): " +
                 ", ".join(missing)]
-    return "\n".join(out) + "\n"
+    return "\n".join(out) + "\n" + NOTES
 
 
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--command", default="tests/stress.sh")
     ap.add_argument("--out", default=str(OUT / "RESULTS.md"))
+    ap.add_argument("--from", dest="src", default=str(OUT),
+                    help="directory holding figures.txt, fuzz-figures.txt and junit.xml")
     args = ap.parse_args()
+    global SRC
+    SRC = Path(args.src)
     lines = read_lines()
     if not lines:
-        print("results.py: no figures in %s" % OUT, file=sys.stderr)
+        print("results.py: no figures in %s" % SRC, file=sys.stderr)
         return 1
     Path(args.out).write_text(render(lines, args.command))
     print("results.py: %d scenario lines -> %s" % (len(lines), args.out))
