@@ -15,6 +15,7 @@
  * value always stays on its one line and in its one cell.
  */
 #include "internal.h"
+#include "outbuf.h"
 #include "report.h"
 
 #include <math.h>
@@ -22,60 +23,10 @@
 #include <string.h>
 #include <time.h>
 
-#define OUT_CAP 4096
 #define TITLE_MAX 200
 #define FFFD "\xEF\xBF\xBD"
 /* Routes created while a report is being rendered show on the next one. */
 #define ROUTE_SLACK 16
-
-/* ------------------------------------------------------------- output */
-
-typedef struct out {
-    lm_write_fn fn;
-    void *ctx;
-    bool failed;
-    size_t len;
-    char buf[OUT_CAP];
-} out;
-
-static void out_flush(out *o)
-{
-    if (o->len && !o->failed && o->fn(o->ctx, o->buf, o->len) != 0)
-        o->failed = true;
-    o->len = 0;
-}
-
-static void out_put(out *o, const char *s, size_t n)
-{
-    while (n && !o->failed) {
-        size_t k = OUT_CAP - o->len;
-        if (k > n)
-            k = n;
-        memcpy(o->buf + o->len, s, k);
-        o->len += k;
-        s += k;
-        n -= k;
-        if (o->len == OUT_CAP)
-            out_flush(o);
-    }
-}
-
-static void out_str(out *o, const char *s)
-{
-    out_put(o, s, strlen(s));
-}
-
-static void out_u64(out *o, uint64_t v)
-{
-    char b[48];
-    out_put(o, b, lm__fmt_u64(b, v));
-}
-
-static void out_i64(out *o, int64_t v)
-{
-    char b[48];
-    out_put(o, b, lm__fmt_i64(b, v));
-}
 
 /* ----------------------------------------------------------- escaping */
 
@@ -106,7 +57,7 @@ static size_t utf8_len(const unsigned char *s, size_t n)
     return len;
 }
 
-static void md_escape(out *o, const char *s, size_t n)
+static void md_escape(lm_outbuf *o, const char *s, size_t n)
 {
     const unsigned char *p = (const unsigned char *)s;
     /* Where a value's first non-blank character is, for block starters
@@ -123,10 +74,10 @@ static void md_escape(out *o, const char *s, size_t n)
         if (c >= 0x80) {
             size_t k = utf8_len(p + i, n - i);
             if (k) {
-                out_put(o, s + i, k);
+                lm__out_put(o, s + i, k);
                 i += k;
             } else {
-                out_str(o, FFFD);
+                lm__out_str(o, FFFD);
                 i++;
             }
             continue;
@@ -135,52 +86,52 @@ static void md_escape(out *o, const char *s, size_t n)
         case ' ':
             /* Four leading spaces would open an indented code block where
              * a value starts a line (help text); an entity is text. */
-            out_str(o, i == 0 ? "&#32;" : " ");
+            lm__out_str(o, i == 0 ? "&#32;" : " ");
             break;
         case '<':
-            out_str(o, "&lt;");
+            lm__out_str(o, "&lt;");
             break;
         case '>':
-            out_str(o, "&gt;");
+            lm__out_str(o, "&gt;");
             break;
         case '&':
-            out_str(o, "&amp;");
+            lm__out_str(o, "&amp;");
             break;
         /* Arrows rather than the control pictures (U+240A...): common
          * fonts (DejaVu) have glyphs for these. */
         case '\n':
         case '\r':
-            out_str(o, "\xE2\x86\xB5"); /* U+21B5 ↵ */
+            lm__out_str(o, "\xE2\x86\xB5"); /* U+21B5 ↵ */
             break;
         case '\t':
-            out_str(o, "\xE2\x87\xA5"); /* U+21E5 ⇥ */
+            lm__out_str(o, "\xE2\x87\xA5"); /* U+21E5 ⇥ */
             break;
         case '\\': case '`': case '*': case '_': case '[': case ']': case '|': case '~':
         case '!':
-            out_put(o, "\\", 1);
-            out_put(o, s + i, 1);
+            lm__out_put(o, "\\", 1);
+            lm__out_put(o, s + i, 1);
             break;
         case '#': case '-': case '+': case '=':
             if (i == lead)
-                out_put(o, "\\", 1);
-            out_put(o, s + i, 1);
+                lm__out_put(o, "\\", 1);
+            lm__out_put(o, s + i, 1);
             break;
         case '.': case ')':
             if (i == digits && digits > lead)
-                out_put(o, "\\", 1);
-            out_put(o, s + i, 1);
+                lm__out_put(o, "\\", 1);
+            lm__out_put(o, s + i, 1);
             break;
         default:
             if (c < 0x20 || c == 0x7F)
-                out_str(o, FFFD);
+                lm__out_str(o, FFFD);
             else
-                out_put(o, s + i, 1);
+                lm__out_put(o, s + i, 1);
         }
         i++;
     }
 }
 
-static void md_text(out *o, const lm_text *t)
+static void md_text(lm_outbuf *o, const lm_text *t)
 {
     md_escape(o, t->ptr, t->len);
 }
@@ -215,20 +166,20 @@ static size_t fmt_num(char *buf, double v, int sig, int maxdec)
     return n;
 }
 
-static void out_num(out *o, double v, int sig, int maxdec)
+static void out_num(lm_outbuf *o, double v, int sig, int maxdec)
 {
     char b[64];
-    out_put(o, b, fmt_num(b, v, sig, maxdec));
+    lm__out_put(o, b, fmt_num(b, v, sig, maxdec));
 }
 
-static void out_duration(out *o, double seconds)
+static void out_duration(lm_outbuf *o, double seconds)
 {
     static const struct {
         const char *unit;
         uint64_t secs;
     } parts[] = {{"d", 86400}, {"h", 3600}, {"m", 60}, {"s", 1}};
     if (!(seconds >= 0) || seconds > 1e15) {
-        out_str(o, "\xE2\x80\x93"); /* en dash: unknown */
+        lm__out_str(o, "\xE2\x80\x93"); /* en dash: unknown */
         return;
     }
     /* The two most significant units: "3d 4h", "2h 3m", "5m 7s", "42s". */
@@ -236,24 +187,24 @@ static void out_duration(out *o, double seconds)
     size_t i = 0;
     while (i < 3 && s < parts[i].secs)
         i++;
-    out_u64(o, s / parts[i].secs);
-    out_str(o, parts[i].unit);
+    lm__out_u64(o, s / parts[i].secs);
+    lm__out_str(o, parts[i].unit);
     if (i < 3) {
-        out_str(o, " ");
-        out_u64(o, s % parts[i].secs / parts[i + 1].secs);
-        out_str(o, parts[i + 1].unit);
+        lm__out_str(o, " ");
+        lm__out_u64(o, s % parts[i].secs / parts[i + 1].secs);
+        lm__out_str(o, parts[i + 1].unit);
     }
 }
 
-static void out_utc(out *o, double unix_seconds)
+static void out_utc(lm_outbuf *o, double unix_seconds)
 {
     char b[64];
     struct tm tm;
     time_t t = (time_t)unix_seconds;
     if (gmtime_r(&t, &tm) && strftime(b, sizeof b, "%Y-%m-%d %H:%M:%S UTC", &tm))
-        out_str(o, b);
+        lm__out_str(o, b);
     else
-        out_str(o, "\xE2\x80\x93");
+        lm__out_str(o, "\xE2\x80\x93");
 }
 
 static int64_t clock_ns(clockid_t id)
@@ -483,36 +434,36 @@ static int collect_routes(lm_http *http, table *t)
 
 #define DASH "\xE2\x80\x93"
 
-static void out_percent(out *o, uint64_t part, uint64_t whole)
+static void out_percent(lm_outbuf *o, uint64_t part, uint64_t whole)
 {
     if (!whole)
-        out_str(o, DASH);
+        lm__out_str(o, DASH);
     else
         out_num(o, 100.0 * (double)part / (double)whole, 3, 2);
 }
 
-static void out_rate(out *o, double count, double elapsed_s)
+static void out_rate(lm_outbuf *o, double count, double elapsed_s)
 {
     if (!(elapsed_s > 0.001))
-        out_str(o, DASH);
+        lm__out_str(o, DASH);
     else
         out_num(o, count / elapsed_s, 3, 2);
 }
 
-static void out_latency_ms(out *o, double seconds, bool clamped)
+static void out_latency_ms(lm_outbuf *o, double seconds, bool clamped)
 {
     if (isnan(seconds)) {
-        out_str(o, DASH);
+        lm__out_str(o, DASH);
         return;
     }
     if (clamped)
-        out_str(o, "\xE2\x89\xA5 "); /* "≥ " */
+        lm__out_str(o, "\xE2\x89\xA5 "); /* "≥ " */
     out_num(o, seconds * 1000, 3, 3);
 }
 
 /* One block character per bucket, height relative to the fullest bucket;
  * a middle dot marks an empty bucket so the bar's extent stays visible. */
-static void out_bar(out *o, const uint64_t *b, size_t n)
+static void out_bar(lm_outbuf *o, const uint64_t *b, size_t n)
 {
     static const char *const blocks[8] = {
         "\xE2\x96\x81", "\xE2\x96\x82", "\xE2\x96\x83", "\xE2\x96\x84",
@@ -522,19 +473,19 @@ static void out_bar(out *o, const uint64_t *b, size_t n)
         if (b[i] > max)
             max = b[i];
     if (!max) {
-        out_str(o, DASH);
+        lm__out_str(o, DASH);
         return;
     }
-    out_str(o, "`");
+    lm__out_str(o, "`");
     for (size_t i = 0; i < n; i++) {
         if (!b[i]) {
-            out_str(o, "\xC2\xB7");
+            lm__out_str(o, "\xC2\xB7");
             continue;
         }
         int level = (int)(7.0 * (double)b[i] / (double)max);
-        out_str(o, blocks[level > 7 ? 7 : level]);
+        lm__out_str(o, blocks[level > 7 ? 7 : level]);
     }
-    out_str(o, "`");
+    lm__out_str(o, "`");
 }
 
 static const char *row_state(const row *r)
@@ -546,7 +497,7 @@ static const char *row_state(const row *r)
     return r->s5xx ? LM__REPORT_STATE_WARN : LM__REPORT_STATE_OK;
 }
 
-static void write_routes(out *o, lm_http *http, const table *t, double elapsed_s)
+static void write_routes(lm_outbuf *o, lm_http *http, const table *t, double elapsed_s)
 {
     uint64_t total = 0, s5 = 0, s4 = 0;
     int64_t inflight = 0;
@@ -558,71 +509,71 @@ static void write_routes(out *o, lm_http *http, const table *t, double elapsed_s
         inflight += t->rows[i].inflight;
         failing += strcmp(row_state(&t->rows[i]), LM__REPORT_STATE_FAIL) == 0;
     }
-    out_str(o, "## Routes, worst first\n\n");
-    out_u64(o, t->n);
-    out_str(o, t->n == 1 ? " route" : " routes");
-    out_str(o, " \xC2\xB7 ");
-    out_u64(o, failing);
-    out_str(o, " failing \xC2\xB7 ");
-    out_u64(o, total);
-    out_str(o, " requests \xC2\xB7 ");
+    lm__out_str(o, "## Routes, worst first\n\n");
+    lm__out_u64(o, t->n);
+    lm__out_str(o, t->n == 1 ? " route" : " routes");
+    lm__out_str(o, " \xC2\xB7 ");
+    lm__out_u64(o, failing);
+    lm__out_str(o, " failing \xC2\xB7 ");
+    lm__out_u64(o, total);
+    lm__out_str(o, " requests \xC2\xB7 ");
     out_percent(o, s5, total);
-    out_str(o, " % 5xx \xC2\xB7 ");
+    lm__out_str(o, " % 5xx \xC2\xB7 ");
     out_percent(o, s4, total);
-    out_str(o, " % 4xx \xC2\xB7 ");
-    out_i64(o, inflight);
-    out_str(o, " in flight\n\n");
+    lm__out_str(o, " % 4xx \xC2\xB7 ");
+    lm__out_i64(o, inflight);
+    lm__out_str(o, " in flight\n\n");
 
     uint64_t folded = atomic_load_explicit(&http->requests->folded, memory_order_relaxed);
     if (folded) {
-        out_str(o, "**Cardinality cap reached:** ");
-        out_u64(o, folded);
-        out_str(o, " route/method/status lookups were folded into the `_overflow` row "
+        lm__out_str(o, "**Cardinality cap reached:** ");
+        lm__out_u64(o, folded);
+        lm__out_str(o, " route/method/status lookups were folded into the `_overflow` row "
                    "(max_series of the HTTP families).\n\n");
     }
     if (!t->n) {
-        out_str(o, "No routes have been registered yet.\n\n");
+        lm__out_str(o, "No routes have been registered yet.\n\n");
         return;
     }
 
-    out_str(o, "| State | Route | Requests | Req/s | 5xx % | 4xx % | p50 ms | p95 ms | p99 ms "
+    lm__out_str(o, "| State | Route | Requests | Req/s | 5xx % | 4xx % | p50 ms | p95 ms | p99 ms "
                "| In flight | Latency buckets |\n"
                "| :-- | :-- | --: | --: | --: | --: | --: | --: | --: | --: | :-- |\n");
     for (size_t i = 0; i < t->n && !o->failed; i++) {
         const row *r = &t->rows[i];
-        out_str(o, "| ");
-        out_str(o, row_state(r));
-        out_str(o, " | ");
+        lm__out_str(o, "| ");
+        lm__out_str(o, row_state(r));
+        lm__out_str(o, " | ");
         if (r->name->len)
             md_text(o, r->name);
         else
-            out_str(o, "*(empty name)*");
-        out_str(o, " | ");
-        out_u64(o, r->requests);
-        out_str(o, " | ");
+            lm__out_str(o, "*(empty name)*");
+        lm__out_str(o, " | ");
+        lm__out_u64(o, r->requests);
+        lm__out_str(o, " | ");
         out_rate(o, (double)r->requests, elapsed_s);
-        out_str(o, " | ");
+        lm__out_str(o, " | ");
         out_percent(o, r->s5xx, r->requests);
-        out_str(o, " | ");
+        lm__out_str(o, " | ");
         out_percent(o, r->s4xx, r->requests);
         for (int k = 0; k < 3; k++) {
-            out_str(o, " | ");
+            lm__out_str(o, " | ");
             out_latency_ms(o, r->q[k], r->clamped[k]);
         }
-        out_str(o, " | ");
-        out_i64(o, r->inflight);
-        out_str(o, " | ");
+        lm__out_str(o, " | ");
+        lm__out_i64(o, r->inflight);
+        lm__out_str(o, " | ");
         out_bar(o, r->buckets, t->nb + 1);
-        out_str(o, " |\n");
+        lm__out_str(o, " |\n");
     }
 
-    out_str(o, "\n**Worst first** means the highest share of 5xx responses first, then the "
+    lm__out_str(o, "\n**Worst first** means the highest share of 5xx responses first, then the "
                "highest p99 latency. **State:** FAIL when at least ");
     out_num(o, LM__REPORT_FAIL_5XX_PERCENT, 3, 2);
-    out_str(o, " % of requests ended in 5xx, warn when any did, idle without requests. "
+    lm__out_str(o, " % of requests ended in 5xx, warn when any did, idle without requests. "
                "**Req/s** is the average since the metrics began ");
     out_duration(o, elapsed_s);
-    out_str(o, " ago, not a current rate.\n\n"
+    lm__out_str(o, " ago, not a current rate.\n\n"
                "**Latency percentiles** are estimated from the histogram buckets by linear "
                "interpolation within the bucket that holds the rank, exactly as Prometheus's "
                "`histogram_quantile()` does; \xE2\x89\xA5 marks a percentile that fell in the "
@@ -631,9 +582,9 @@ static void write_routes(out *o, lm_http *http, const table *t, double elapsed_s
                "the fullest, \xC2\xB7 when empty; upper bounds in ms: ");
     for (size_t i = 0; i < t->nb; i++) {
         out_num(o, t->bounds[i] * 1000, 6, 6);
-        out_str(o, ", ");
+        lm__out_str(o, ", ");
     }
-    out_str(o, "+Inf.\n\n");
+    lm__out_str(o, "+Inf.\n\n");
 }
 
 static bool has_prefix(const lm_text *t, const char *p)
@@ -642,32 +593,32 @@ static bool has_prefix(const lm_text *t, const char *p)
     return t->len >= n && memcmp(t->ptr, p, n) == 0;
 }
 
-static void write_series_row(out *o, const lm_family *f, const lm_series *s, double elapsed_s)
+static void write_series_row(lm_outbuf *o, const lm_family *f, const lm_series *s, double elapsed_s)
 {
     uint64_t v = lm_series_count(s);
-    out_str(o, "| ");
+    lm__out_str(o, "| ");
     if (!f->nlabels)
-        out_str(o, "*(no labels)*");
+        lm__out_str(o, "*(no labels)*");
     for (size_t j = 0; j < f->nlabels; j++) {
         if (j)
-            out_str(o, ", ");
+            lm__out_str(o, ", ");
         md_text(o, &f->label_names[j]);
-        out_str(o, "=\"");
+        lm__out_str(o, "=\"");
         md_text(o, &s->values[j]);
-        out_str(o, "\"");
+        lm__out_str(o, "\"");
     }
-    out_str(o, " | ");
-    out_u64(o, v);
-    out_str(o, " | ");
+    lm__out_str(o, " | ");
+    lm__out_u64(o, v);
+    lm__out_str(o, " | ");
     out_rate(o, (double)v, elapsed_s);
-    out_str(o, " |\n");
+    lm__out_str(o, " |\n");
 }
 
-static void write_counters(out *o, lm_registry *reg, lm_family *const *skip, size_t nskip,
+static void write_counters(lm_outbuf *o, lm_registry *reg, lm_family *const *skip, size_t nskip,
                            double elapsed_s)
 {
     size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_acquire), shown = 0;
-    out_str(o, "## Business counters\n\n");
+    lm__out_str(o, "## Business counters\n\n");
     for (size_t i = 0; i < nf && !o->failed; i++) {
         lm_family *f = reg->families[i];
         bool skipped = f->type != LM_COUNTER ||
@@ -679,59 +630,59 @@ static void write_counters(out *o, lm_registry *reg, lm_family *const *skip, siz
         if (skipped)
             continue;
         shown++;
-        out_str(o, "### ");
+        lm__out_str(o, "### ");
         md_text(o, &f->name);
-        out_str(o, "\n\n");
+        lm__out_str(o, "\n\n");
         if (f->help.len) {
             md_text(o, &f->help);
-            out_str(o, "\n\n");
+            lm__out_str(o, "\n\n");
         }
         size_t n = atomic_load_explicit(&f->nseries, memory_order_acquire);
         lm_series *ov = atomic_load_explicit(&f->overflow, memory_order_acquire);
         if (!n && !ov) {
-            out_str(o, "No series yet.\n\n");
+            lm__out_str(o, "No series yet.\n\n");
             continue;
         }
-        out_str(o, "| Labels | Value | Per second |\n| :-- | --: | --: |\n");
+        lm__out_str(o, "| Labels | Value | Per second |\n| :-- | --: | --: |\n");
         for (size_t j = 0; j < n && !o->failed; j++)
             write_series_row(o, f, f->series[j], elapsed_s);
         if (ov)
             write_series_row(o, f, ov, elapsed_s);
-        out_str(o, "\n");
+        lm__out_str(o, "\n");
     }
     if (!shown)
-        out_str(o, "None registered.\n\n");
+        lm__out_str(o, "None registered.\n\n");
 }
 
-static void write_process(out *o, const lm_process_stats *ps, double now_s)
+static void write_process(lm_outbuf *o, const lm_process_stats *ps, double now_s)
 {
-    out_str(o, "## Process\n\n");
+    lm__out_str(o, "## Process\n\n");
     if (!ps->ok) {
-        out_str(o, "/proc could not be read; process figures are unavailable.\n");
+        lm__out_str(o, "/proc could not be read; process figures are unavailable.\n");
         return;
     }
     double up = now_s - ps->start_time_seconds;
-    out_str(o, "| Resource | Value |\n| :-- | --: |\n| CPU time | ");
+    lm__out_str(o, "| Resource | Value |\n| :-- | --: |\n| CPU time | ");
     out_num(o, ps->cpu_seconds, 3, 2);
-    out_str(o, " s");
+    lm__out_str(o, " s");
     if (up > 0.001) {
-        out_str(o, " (");
+        lm__out_str(o, " (");
         out_num(o, ps->cpu_seconds / up, 2, 2);
-        out_str(o, " cores on average since start)");
+        lm__out_str(o, " cores on average since start)");
     }
-    out_str(o, " |\n| Resident memory | ");
+    lm__out_str(o, " |\n| Resident memory | ");
     out_num(o, ps->resident_bytes / (1024.0 * 1024.0), 3, 1);
-    out_str(o, " MiB |\n| Open file descriptors | ");
+    lm__out_str(o, " MiB |\n| Open file descriptors | ");
     out_num(o, ps->open_fds, 20, 0);
     if (ps->max_fds > 0) {
-        out_str(o, " of ");
+        lm__out_str(o, " of ");
         out_num(o, ps->max_fds, 20, 0);
     }
-    out_str(o, " |\n| Threads | ");
+    lm__out_str(o, " |\n| Threads | ");
     out_num(o, ps->threads, 20, 0);
-    out_str(o, " |\n| Started | ");
+    lm__out_str(o, " |\n| Started | ");
     out_utc(o, ps->start_time_seconds);
-    out_str(o, " |\n");
+    lm__out_str(o, " |\n");
 }
 
 /* ------------------------------------------------------------- driver */
@@ -767,7 +718,7 @@ lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm
     const char *prefix = opts->http_prefix ? opts->http_prefix : "";
     const char *title = opts->title ? opts->title : "libmetrics";
 
-    out *o = malloc(sizeof *o);
+    lm_outbuf *o = malloc(sizeof *o);
     lm_text ttl = {0};
     table t;
     memset(&t, 0, sizeof t);
@@ -775,10 +726,7 @@ lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm
     size_t nskip;
     if (!o || lm__text_from((lm_str){title, strlen(title)}, TITLE_MAX, &ttl) != 0)
         goto nomem;
-    o->fn = fn;
-    o->ctx = ctx;
-    o->failed = false;
-    o->len = 0;
+    lm__out_init(o, fn, ctx);
 
     lm_http *http = find_http(reg, prefix, skip, &nskip);
     if (http && collect_routes(http, &t) != 0)
@@ -791,28 +739,28 @@ lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm
                            ? (double)(clock_ns(CLOCK_MONOTONIC) - reg->created_mono_ns) / 1e9
                            : NAN;
 
-    out_str(o, "# ");
+    lm__out_str(o, "# ");
     md_text(o, &ttl);
-    out_str(o, "\n\nGenerated ");
+    lm__out_str(o, "\n\nGenerated ");
     out_utc(o, now_s);
     if (ps.ok) {
-        out_str(o, " \xC2\xB7 process up ");
+        lm__out_str(o, " \xC2\xB7 process up ");
         out_duration(o, now_s - ps.start_time_seconds);
     }
-    out_str(o, " \xC2\xB7 metrics since ");
+    lm__out_str(o, " \xC2\xB7 metrics since ");
     out_duration(o, elapsed_s);
-    out_str(o, " ago\n\n");
+    lm__out_str(o, " ago\n\n");
 
     if (http) {
         write_routes(o, http, &t, elapsed_s);
     } else {
-        out_str(o, "## Routes\n\nNo HTTP metrics are registered with the prefix \"");
+        lm__out_str(o, "## Routes\n\nNo HTTP metrics are registered with the prefix \"");
         md_escape(o, prefix, strlen(prefix));
-        out_str(o, "\".\n\n");
+        lm__out_str(o, "\".\n\n");
     }
     write_counters(o, reg, skip, nskip, elapsed_s);
     write_process(o, &ps, now_s);
-    out_flush(o);
+    lm__out_flush(o);
 
     lm_status st = o->failed ? LM_ERR_IO : LM_OK;
     if (st != LM_OK)

@@ -15,70 +15,27 @@
  * plus one rendered cell or block at a time.
  */
 #include "internal.h"
+#include "outbuf.h"
 #include "report.h"
 
 #include <cmark.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define OUT_CAP 4096
 #define CMARK_OPTS (CMARK_OPT_SAFE | CMARK_OPT_VALIDATE_UTF8)
 #define TRUNC_NOTE_MAX 256
 
-/* ------------------------------------------------------------- output */
-
-typedef struct hout {
-    lm_write_fn fn;
-    void *ctx;
-    bool failed;
-    size_t len;
-    char buf[OUT_CAP];
-} hout;
-
-static void h_flush(hout *o)
-{
-    if (o->len && !o->failed && o->fn(o->ctx, o->buf, o->len) != 0)
-        o->failed = true;
-    o->len = 0;
-}
-
-static void h_put(hout *o, const char *s, size_t n)
-{
-    while (n && !o->failed) {
-        size_t k = OUT_CAP - o->len;
-        if (k > n)
-            k = n;
-        memcpy(o->buf + o->len, s, k);
-        o->len += k;
-        s += k;
-        n -= k;
-        if (o->len == OUT_CAP)
-            h_flush(o);
-    }
-}
-
-static void h_str(hout *o, const char *s)
-{
-    h_put(o, s, strlen(s));
-}
-
-static void h_u64(hout *o, uint64_t v)
-{
-    char b[48];
-    h_put(o, b, lm__fmt_u64(b, v));
-}
-
 /* For the one string this file places itself (the <title>): valid UTF-8
  * already (lm__text_from), so only the HTML specials need care. */
-static void h_escape(hout *o, const char *s, size_t n)
+static void h_escape(lm_outbuf *o, const char *s, size_t n)
 {
     for (size_t i = 0; i < n; i++) {
         switch (s[i]) {
-        case '&': h_str(o, "&amp;"); break;
-        case '<': h_str(o, "&lt;"); break;
-        case '>': h_str(o, "&gt;"); break;
-        case '"': h_str(o, "&quot;"); break;
-        default: h_put(o, s + i, 1);
+        case '&': lm__out_str(o, "&amp;"); break;
+        case '<': lm__out_str(o, "&lt;"); break;
+        case '>': lm__out_str(o, "&gt;"); break;
+        case '"': lm__out_str(o, "&quot;"); break;
+        default: lm__out_put(o, s + i, 1);
         }
     }
 }
@@ -133,7 +90,7 @@ static void md_truncate(mdbuf *b)
 
 /* cmark's HTML for a fragment, with the paragraph wrapper of a single
  * inline run removed so it fits in a table cell. */
-static void h_cmark(hout *o, const char *md, size_t n, bool inline_only)
+static void h_cmark(lm_outbuf *o, const char *md, size_t n, bool inline_only)
 {
     char *html = cmark_markdown_to_html(md, n, CMARK_OPTS);
     size_t len = strlen(html);
@@ -143,7 +100,7 @@ static void h_cmark(hout *o, const char *md, size_t n, bool inline_only)
         s += 3;
         len -= 8;
     }
-    h_put(o, s, len);
+    lm__out_put(o, s, len);
     free(html);
 }
 
@@ -206,7 +163,7 @@ static size_t split_row(line l, cell_fn fn, void *ctx)
 #define MAX_COLS 32
 
 typedef struct table_ctx {
-    hout *o;
+    lm_outbuf *o;
     bool right[MAX_COLS];
     bool header;
     const char *first; /* first cell of the current row */
@@ -223,12 +180,12 @@ static void align_cell(void *ctx, size_t col, const char *s, size_t n)
 static void emit_cell(void *ctx, size_t col, const char *s, size_t n)
 {
     table_ctx *t = ctx;
-    h_str(t->o, t->header ? "<th" : "<td");
+    lm__out_str(t->o, t->header ? "<th" : "<td");
     if (col < MAX_COLS && t->right[col])
-        h_str(t->o, " class=\"num\"");
-    h_str(t->o, ">");
+        lm__out_str(t->o, " class=\"num\"");
+    lm__out_str(t->o, ">");
     h_cmark(t->o, s, n, true);
-    h_str(t->o, t->header ? "</th>" : "</td>");
+    lm__out_str(t->o, t->header ? "</th>" : "</td>");
 }
 
 static void first_cell(void *ctx, size_t col, const char *s, size_t n)
@@ -246,7 +203,7 @@ static bool cell_is(const table_ctx *t, const char *state)
 }
 
 /* Renders the table starting at pos; returns the position after it. */
-static size_t render_table(hout *o, const char *md, size_t len, size_t pos)
+static size_t render_table(lm_outbuf *o, const char *md, size_t len, size_t pos)
 {
     table_ctx t = {.o = o};
     line head = line_at(md, len, pos);
@@ -255,10 +212,10 @@ static size_t render_table(hout *o, const char *md, size_t len, size_t pos)
     pos += delim.n + 1;
     split_row(delim, align_cell, &t);
 
-    h_str(o, "<table>\n<thead><tr>");
+    lm__out_str(o, "<table>\n<thead><tr>");
     t.header = true;
     split_row(head, emit_cell, &t);
-    h_str(o, "</tr></thead>\n<tbody>\n");
+    lm__out_str(o, "</tr></thead>\n<tbody>\n");
     t.header = false;
     while (pos < len && !o->failed) {
         line l = line_at(md, len, pos);
@@ -269,24 +226,24 @@ static size_t render_table(hout *o, const char *md, size_t len, size_t pos)
         split_row(l, first_cell, &t);
         /* Row state comes from report.c's fixed first-cell vocabulary. */
         if (cell_is(&t, LM__REPORT_STATE_FAIL))
-            h_str(o, "<tr class=\"fail\">");
+            lm__out_str(o, "<tr class=\"fail\">");
         else if (cell_is(&t, LM__REPORT_STATE_WARN))
-            h_str(o, "<tr class=\"warn\">");
+            lm__out_str(o, "<tr class=\"warn\">");
         else if (cell_is(&t, LM__REPORT_STATE_IDLE))
-            h_str(o, "<tr class=\"idle\">");
+            lm__out_str(o, "<tr class=\"idle\">");
         else if (cell_is(&t, LM__REPORT_STATE_OK))
-            h_str(o, "<tr class=\"ok\">");
+            lm__out_str(o, "<tr class=\"ok\">");
         else
-            h_str(o, "<tr>");
+            lm__out_str(o, "<tr>");
         split_row(l, emit_cell, &t);
-        h_str(o, "</tr>\n");
+        lm__out_str(o, "</tr>\n");
         pos += l.n + 1;
     }
-    h_str(o, "</tbody>\n</table>\n");
+    lm__out_str(o, "</tbody>\n</table>\n");
     return pos;
 }
 
-static void render_markdown(hout *o, const char *md, size_t len)
+static void render_markdown(lm_outbuf *o, const char *md, size_t len)
 {
     size_t pos = 0, chunk = 0;
     while (pos < len && !o->failed) {
@@ -339,36 +296,36 @@ static const char css[] =
 
 static const unsigned refresh_choices[] = {0, 5, 15, 60};
 
-static void write_nav(hout *o, unsigned refresh)
+static void write_nav(lm_outbuf *o, unsigned refresh)
 {
     bool listed = false;
-    h_str(o, "<nav><span>Auto-refresh:</span>");
+    lm__out_str(o, "<nav><span>Auto-refresh:</span>");
     for (size_t i = 0; i < sizeof refresh_choices / sizeof refresh_choices[0]; i++) {
         unsigned r = refresh_choices[i];
-        h_str(o, "<a href=\"?format=html&amp;refresh=");
-        h_u64(o, r);
-        h_str(o, "\"");
+        lm__out_str(o, "<a href=\"?format=html&amp;refresh=");
+        lm__out_u64(o, r);
+        lm__out_str(o, "\"");
         if (r == refresh) {
-            h_str(o, " aria-current=\"true\"");
+            lm__out_str(o, " aria-current=\"true\"");
             listed = true;
         }
-        h_str(o, ">");
+        lm__out_str(o, ">");
         if (r) {
-            h_u64(o, r);
-            h_str(o, " s");
+            lm__out_u64(o, r);
+            lm__out_str(o, " s");
         } else {
-            h_str(o, "off");
+            lm__out_str(o, "off");
         }
-        h_str(o, "</a>");
+        lm__out_str(o, "</a>");
     }
     if (!listed) {
-        h_str(o, "<a href=\"?format=html&amp;refresh=");
-        h_u64(o, refresh);
-        h_str(o, "\" aria-current=\"true\">");
-        h_u64(o, refresh);
-        h_str(o, " s</a>");
+        lm__out_str(o, "<a href=\"?format=html&amp;refresh=");
+        lm__out_u64(o, refresh);
+        lm__out_str(o, "\" aria-current=\"true\">");
+        lm__out_u64(o, refresh);
+        lm__out_str(o, " s</a>");
     }
-    h_str(o, "<span>\xC2\xB7</span><a href=\"?format=markdown\">Markdown</a></nav>\n");
+    lm__out_str(o, "<span>\xC2\xB7</span><a href=\"?format=markdown\">Markdown</a></nav>\n");
 }
 
 lm_status lm_report_html(lm_registry *reg, const lm_report_options *opts, lm_write_fn fn,
@@ -386,16 +343,13 @@ lm_status lm_report_html(lm_registry *reg, const lm_report_options *opts, lm_wri
 
     mdbuf md = {0};
     lm_text ttl = {0};
-    hout *o = malloc(sizeof *o);
+    lm_outbuf *o = malloc(sizeof *o);
     if (!o || lm__text_from((lm_str){title, strlen(title)}, 200, &ttl) != 0) {
         free(o);
         lm__set_error(err, LM_ERR_NOMEM, "lm_report_html: out of memory");
         return LM_ERR_NOMEM;
     }
-    o->fn = fn;
-    o->ctx = ctx;
-    o->failed = false;
-    o->len = 0;
+    lm__out_init(o, fn, ctx);
 
     lm_status st = lm_report_markdown(reg, opts, md_collect, &md, err);
     if (st == LM_ERR_IO && md.truncated) {
@@ -407,23 +361,23 @@ lm_status lm_report_html(lm_registry *reg, const lm_report_options *opts, lm_wri
                       md.len);
     }
     if (st == LM_OK) {
-        h_str(o, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
+        lm__out_str(o, "<!doctype html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
                  "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n");
         if (opts->refresh_seconds) {
-            h_str(o, "<meta http-equiv=\"refresh\" content=\"");
-            h_u64(o, opts->refresh_seconds);
-            h_str(o, "\">\n");
+            lm__out_str(o, "<meta http-equiv=\"refresh\" content=\"");
+            lm__out_u64(o, opts->refresh_seconds);
+            lm__out_str(o, "\">\n");
         }
-        h_str(o, "<title>");
+        lm__out_str(o, "<title>");
         h_escape(o, ttl.ptr, ttl.len);
-        h_str(o, "</title>\n<style>");
-        h_str(o, css);
-        h_str(o, "</style>\n</head>\n<body>\n");
+        lm__out_str(o, "</title>\n<style>");
+        lm__out_str(o, css);
+        lm__out_str(o, "</style>\n</head>\n<body>\n");
         write_nav(o, opts->refresh_seconds);
-        h_str(o, "<main>\n");
+        lm__out_str(o, "<main>\n");
         render_markdown(o, md.p, md.len);
-        h_str(o, "</main>\n</body>\n</html>\n");
-        h_flush(o);
+        lm__out_str(o, "</main>\n</body>\n</html>\n");
+        lm__out_flush(o);
         if (o->failed) {
             st = LM_ERR_IO;
             lm__set_error(err, st, "lm_report_html: the writer callback aborted");
