@@ -231,19 +231,6 @@ static const char *counter_suffix(const lm_expo *e, const char *name, size_t len
     return "";
 }
 
-static const char *type_word(lm_type t)
-{
-    switch (t) {
-    case LM_COUNTER:
-        return "counter";
-    case LM_GAUGE:
-        return "gauge";
-    case LM_HISTOGRAM:
-        return "histogram";
-    }
-    return "unknown";
-}
-
 /* Meta line number `step` (0 or 1) of a family: text puts HELP first as
  * client_golang does, OpenMetrics recommends TYPE, UNIT, HELP. An empty
  * help renders no HELP line (OpenMetrics treats an empty one as absent). */
@@ -265,7 +252,7 @@ static void render_meta(lm_expo *e, unsigned step, const char *name, size_t len,
         puts_(e, "# TYPE ");
         put(e, name, mlen);
         put(e, " ", 1);
-        puts_(e, type_word(type));
+        puts_(e, lm__type_name(type));
         put(e, "\n", 1);
     }
 }

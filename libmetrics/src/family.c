@@ -24,7 +24,7 @@ const double *lm_default_latency_bounds(size_t *nbounds)
     return lm_default_bounds;
 }
 
-static const char *type_name(lm_type t)
+const char *lm__type_name(lm_type t)
 {
     switch (t) {
     case LM_COUNTER:
@@ -163,7 +163,7 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
             lm__set_error(err, LM_ERR_INVALID,
                           "family %s is a %s; bounds, nbounds and unit_scale apply to histograms "
                           "only and must be zero",
-                          q, type_name(o->type));
+                          q, lm__type_name(o->type));
             return -1;
         }
     } else {
@@ -247,8 +247,8 @@ int lm__family_validate(const lm_family_options *opts, lm_error *err)
 static bool shape_differs(const lm_family *f, const shape *sh, char *msg, size_t cap)
 {
     if (f->type != sh->type) {
-        snprintf(msg, cap, "it is a %s, this call asks for a %s", type_name(f->type),
-                 type_name(sh->type));
+        snprintf(msg, cap, "it is a %s, this call asks for a %s", lm__type_name(f->type),
+                 lm__type_name(sh->type));
         return true;
     }
     if (f->help.len != sh->help.len || memcmp(f->help.ptr, sh->help.ptr, sh->help.len) != 0) {
@@ -372,8 +372,8 @@ static int check_clashes(lm_registry *reg, const shape *sh, const lm_family *ski
                     continue;
                 lm__set_error(err, LM_ERR_EXISTS,
                               "%s %s would expose \"%.*s%s\", which %s %s%s already exposes",
-                              type_name(sh->type), lm__quote(q, QCAP, sh->name, strlen(sh->name)),
-                              (int)mine[a].blen, mine[a].base, mine[a].suf, type_name(t),
+                              lm__type_name(sh->type), lm__quote(q, QCAP, sh->name, strlen(sh->name)),
+                              (int)mine[a].blen, mine[a].base, mine[a].suf, lm__type_name(t),
                               lm__quote(q2, QCAP, name, strlen(name)),
                               i == nf ? " (built into the exposition)" : "");
                 return -1;

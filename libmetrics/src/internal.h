@@ -177,6 +177,11 @@ LM_HIDDEN uint64_t lm__cell_total(const lm_registry *reg, uint32_t cell);
 LM_HIDDEN void lm__histogram_read(const lm_series *s, uint64_t *buckets, uint64_t *count,
                                   int64_t *sum_hi, uint64_t *sum_lo);
 
+/* ----------------------------------------------------------- family.c */
+/* "counter", "gauge", "histogram" (the exposition's TYPE word, also used in
+ * error messages); "unknown" for a value outside the enum. */
+LM_HIDDEN const char *lm__type_name(lm_type t);
+
 /* ------------------------------------------------------------- text.c */
 /* Sanitises bytes into valid UTF-8 (see lm_str in libmetrics.h), cutting at
  * max_len bytes on a character boundary (0: no limit). */
