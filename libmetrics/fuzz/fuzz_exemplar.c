@@ -16,44 +16,15 @@
  *   nrec, per record: status (2 bytes), method, duration, observation
  *   value, flags, timestamp selector [+ 8 bytes] */
 #include "expo_check.h"
+#include "fuzz_input.h"
 #include "libmetrics.h"
+#include "lm_capture.h"
 
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct rd {
-    const uint8_t *p;
-    size_t n;
-} rd;
-
-static uint8_t u8(rd *r)
-{
-    if (r->n == 0)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
-static uint64_t u64(rd *r)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | u8(r);
-    return v;
-}
-
-static size_t raw(rd *r, char *out, size_t len)
-{
-    if (len > r->n)
-        len = r->n;
-    memcpy(out, r->p, len);
-    r->p += len;
-    r->n -= len;
-    return len;
-}
 
 static double bound(rd *r)
 {
@@ -120,27 +91,6 @@ static long chars_ok(const unsigned char *s, size_t n)
 
 /* ------------------------------------------------------------- checking */
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int collect(void *ctx, const char *b, size_t n)
-{
-    buf *o = ctx;
-    if (o->len + n > o->cap) {
-        size_t nc = (o->len + n) * 2;
-        char *np = realloc(o->p, nc);
-        if (!np)
-            return -1;
-        o->p = np;
-        o->cap = nc;
-    }
-    memcpy(o->p + o->len, b, n);
-    o->len += n;
-    return 0;
-}
-
 typedef struct expect {
     const char *name;
     const char *id;
@@ -198,9 +148,9 @@ static void render_and_check(lm_registry *reg, expect *ex, bool want)
 {
     for (int f = 0; f < 2; f++) {
         lm_format fmt = f ? LM_FORMAT_OPENMETRICS : LM_FORMAT_TEXT;
-        buf o = {0};
+        capture o = {0};
         lm_error err;
-        if (lm_expo_write(reg, fmt, 0, collect, &o, &err) != LM_OK) {
+        if (lm_expo_write(reg, fmt, 0, capture_write, &o, &err) != LM_OK) {
             fprintf(stderr, "lm_expo_write failed: %s\n", err.message);
             abort();
         }
@@ -225,7 +175,7 @@ static void render_and_check(lm_registry *reg, expect *ex, bool want)
                     want ? "is acceptable" : "must be dropped", ex->found ? "there" : "missing");
             abort();
         }
-        free(o.p);
+        capture_free(&o);
     }
 }
 
@@ -239,12 +189,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (sel < 224) {
         snprintf(name, sizeof name, "%s", names[sel % (sizeof names / sizeof names[0])]);
     } else {
-        size_t nl = raw(&r, name, u8(&r) % 140);
+        size_t nl = raw_n(&r, name, u8(&r) % 140);
         name[nl] = '\0';
     }
     char id[700];
     size_t idl = (size_t)(u8(&r) << 8 | u8(&r)) % sizeof id;
-    idl = raw(&r, id, idl);
+    idl = raw_n(&r, id, idl);
 
     lm_registry *reg = lm_registry_new(
         &(lm_registry_options){.max_families = 16, .slot_capacity = 1u << 12, .max_shards = 1},

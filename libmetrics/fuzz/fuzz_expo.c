@@ -20,7 +20,9 @@
  * names (so registrations succeed often enough to reach the renderer) or
  * taken raw. */
 #include "expo_check.h"
+#include "fuzz_input.h"
 #include "libmetrics.h"
+#include "lm_capture.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -28,38 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef struct rd {
-    const uint8_t *p;
-    size_t n;
-} rd;
-
-static uint8_t u8(rd *r)
-{
-    if (r->n == 0)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
-static uint64_t u64(rd *r)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < 8; i++)
-        v = v << 8 | u8(r);
-    return v;
-}
-
-/* Up to max raw bytes, length-prefixed. */
-static size_t raw(rd *r, char *out, size_t max)
-{
-    size_t len = u8(r) % (max + 1);
-    if (len > r->n)
-        len = r->n;
-    memcpy(out, r->p, len);
-    r->p += len;
-    r->n -= len;
-    return len;
-}
 
 static const char *const k_names[] = {
     "a_total", "b_total", "g", "h_seconds", "h_seconds_bucket", "h_seconds_count", "h_seconds_sum",
@@ -112,27 +82,6 @@ static int64_t value(rd *r)
     return sel < 160 ? table[sel % (sizeof table / sizeof table[0])] : (int64_t)u64(r);
 }
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int collect(void *ctx, const char *b, size_t n)
-{
-    buf *o = ctx;
-    if (o->len + n > o->cap) {
-        size_t nc = (o->len + n) * 2;
-        char *np = realloc(o->p, nc);
-        if (!np)
-            return -1;
-        o->p = np;
-        o->cap = nc;
-    }
-    memcpy(o->p + o->len, b, n);
-    o->len += n;
-    return 0;
-}
-
 static void record(rd *r, lm_series *s, lm_type t)
 {
     int nrec = u8(r) % 8;
@@ -151,9 +100,9 @@ static void render_and_check(lm_registry *reg, unsigned flags, size_t readcap)
 {
     for (int f = 0; f < 2; f++) {
         lm_format fmt = f ? LM_FORMAT_OPENMETRICS : LM_FORMAT_TEXT;
-        buf o = {0};
+        capture o = {0};
         lm_error err;
-        if (lm_expo_write(reg, fmt, flags, collect, &o, &err) != LM_OK) {
+        if (lm_expo_write(reg, fmt, flags, capture_write, &o, &err) != LM_OK) {
             fprintf(stderr, "lm_expo_write failed: %s\n", err.message);
             abort();
         }
@@ -187,7 +136,7 @@ static void render_and_check(lm_registry *reg, unsigned flags, size_t readcap)
             free(chunk);
             lm_expo_end(e);
         }
-        free(o.p);
+        capture_free(&o);
     }
 }
 

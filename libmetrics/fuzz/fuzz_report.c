@@ -14,61 +14,15 @@
  * Input layout (a byte reader that yields zeros once exhausted): title,
  * prefix selector (+ raw prefix), up to 4 routes (raw name, up to 7
  * records of status and duration), counter help and 2 label values. */
+#include "fuzz_input.h"
 #include "libmetrics.h"
+#include "lm_capture.h"
 
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-typedef struct rd {
-    const uint8_t *p;
-    size_t n;
-} rd;
-
-static uint8_t u8(rd *r)
-{
-    if (r->n == 0)
-        return 0;
-    r->n--;
-    return *r->p++;
-}
-
-static size_t raw(rd *r, char *out, size_t max)
-{
-    size_t len = u8(r) % (max + 1);
-    if (len > r->n)
-        len = r->n;
-    memcpy(out, r->p, len);
-    r->p += len;
-    r->n -= len;
-    return len;
-}
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int collect(void *ctx, const char *b, size_t n)
-{
-    buf *o = ctx;
-    if (o->len + n + 1 > o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 1 << 16;
-        while (cap < o->len + n + 1)
-            cap *= 2;
-        char *p = realloc(o->p, cap);
-        if (!p)
-            return 1;
-        o->p = p;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, b, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-    return 0;
-}
 
 #define REQUIRE(c)                                                                        \
     do {                                                                                  \
@@ -178,14 +132,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
 
     lm_report_options o = {.http_prefix = prefix, .title = title, .refresh_seconds = u8(&r) % 3 * 5};
-    buf md = {0}, html = {0};
-    REQUIRE(lm_report_markdown(reg, &o, collect, &md, NULL) == LM_OK);
-    REQUIRE(lm_report_html(reg, &o, collect, &html, NULL) == LM_OK);
+    capture md = {0}, html = {0};
+    REQUIRE(lm_report_markdown(reg, &o, capture_write, &md, NULL) == LM_OK);
+    REQUIRE(lm_report_html(reg, &o, capture_write, &html, NULL) == LM_OK);
     for (const char *p = strchr(md.p, '<'); p; p = strchr(p + 1, '<'))
         REQUIRE(p[1] == '0');
     check_html(html.p);
-    free(md.p);
-    free(html.p);
+    capture_free(&md);
+    capture_free(&html);
     lm_registry_free(reg);
     return 0;
 }

@@ -12,6 +12,7 @@
 #include "core.h"
 #include "exemplar.h"
 #include "expo_check.h"
+#include "lm_capture.h"
 #include "lm_test.h"
 
 #include <stdlib.h>
@@ -22,28 +23,6 @@
 static lm_str S(const char *s)
 {
     return (lm_str){s, strlen(s)};
-}
-
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int collect(void *ctx, const char *b, size_t n)
-{
-    buf *o = ctx;
-    if (o->len + n + 1 > o->cap) {
-        size_t nc = (o->len + n + 1) * 2;
-        char *np = realloc(o->p, nc);
-        if (!np)
-            return 1;
-        o->p = np;
-        o->cap = nc;
-    }
-    memcpy(o->p + o->len, b, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-    return 0;
 }
 
 typedef struct seen {
@@ -62,9 +41,9 @@ static void count_exemplars(void *ctx, const expo_sample *s)
  * frees); *nex gets the number of samples carrying an exemplar. */
 static char *render(lm_registry *reg, lm_format fmt, int *nex)
 {
-    buf o = {0};
+    capture o = {0};
     lm_error err;
-    CHECK(lm_expo_write(reg, fmt, 0, collect, &o, &err) == LM_OK);
+    CHECK(lm_expo_write(reg, fmt, 0, capture_write, &o, &err) == LM_OK);
     char msg[256];
     seen sn = {0};
     int rc = expo_check(o.p, o.len, fmt, count_exemplars, &sn, NULL, msg, sizeof msg);

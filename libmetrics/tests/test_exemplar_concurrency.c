@@ -14,6 +14,7 @@
  * shrinks it for valgrind. */
 #include "expo_check.h"
 #include "libmetrics.h"
+#include "lm_capture.h"
 #include "lm_test.h"
 
 #include <inttypes.h>
@@ -75,28 +76,6 @@ static void *writer(void *p)
     }
     atomic_fetch_add(&sh->finished, 1);
     return NULL;
-}
-
-typedef struct body {
-    char *p;
-    size_t len, cap;
-} body;
-
-static int collect(void *ctx, const char *b, size_t n)
-{
-    body *o = ctx;
-    if (o->len + n + 1 > o->cap) { /* NUL-terminated: on_sample scans it */
-        size_t nc = (o->len + n + 1) * 2;
-        char *np = realloc(o->p, nc);
-        if (!np)
-            return 1;
-        o->p = np;
-        o->cap = nc;
-    }
-    memcpy(o->p + o->len, b, n);
-    o->len += n;
-    o->p[o->len] = '\0';
-    return 0;
 }
 
 typedef struct seen {
@@ -188,13 +167,13 @@ int main(void)
     }
     seen s = {.iters = sh.iters};
     int scrapes = 0;
-    body b = {0};
+    capture b = {0};
     char msg[256];
     while (atomic_load(&sh.started) < WRITERS)
         ;
     while (atomic_load(&sh.finished) < WRITERS || scrapes < 3) {
-        b.len = 0;
-        CHECK(lm_expo_write(reg, LM_FORMAT_OPENMETRICS, 0, collect, &b, &err) == LM_OK);
+        capture_clear(&b);
+        CHECK(lm_expo_write(reg, LM_FORMAT_OPENMETRICS, 0, capture_write, &b, &err) == LM_OK);
         int rc = expo_check(b.p, b.len, LM_FORMAT_OPENMETRICS, on_sample, &s, NULL, msg,
                             sizeof msg);
         CHECK(rc == 0);
@@ -212,8 +191,8 @@ int main(void)
     /* Quiet now: exact totals, and every touched bucket shows an exemplar
      * (one per duration bucket, the counter, and the upstream buckets). */
     s.exemplars = 0;
-    b.len = 0;
-    CHECK(lm_expo_write(reg, LM_FORMAT_OPENMETRICS, 0, collect, &b, &err) == LM_OK);
+    capture_clear(&b);
+    CHECK(lm_expo_write(reg, LM_FORMAT_OPENMETRICS, 0, capture_write, &b, &err) == LM_OK);
     CHECK(expo_check(b.p, b.len, LM_FORMAT_OPENMETRICS, on_sample, &s, NULL, msg, sizeof msg) ==
           0);
     CHECK(s.bad == 0);
@@ -226,7 +205,7 @@ int main(void)
     snprintf(want, sizeof want, "\nup_seconds_count{endpoint=\"api\"} %lu\n", WRITERS * sh.iters);
     CHECK(memmem(b.p, b.len, want, strlen(want)) != NULL);
     printf("%d scrapes during the run\n", scrapes);
-    free(b.p);
+    capture_free(&b);
     lm_registry_free(reg);
     TEST_MAIN_END();
 }

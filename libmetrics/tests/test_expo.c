@@ -6,6 +6,7 @@
  * names shadowed by user families. Every body also passes expo_check. */
 #include "expo_check.h"
 #include "libmetrics.h"
+#include "lm_capture.h"
 #include "lm_test.h"
 
 #include <math.h>
@@ -17,54 +18,21 @@
 
 /* ------------------------------------------------------------ helpers */
 
-typedef struct sink {
-    char *buf;
-    size_t len, cap;
-    size_t calls, max_chunk, fail_at; /* fail_at: 1-based call that fails, 0 never */
-    size_t short_chunks;              /* chunks below 16 KiB that were not the last */
-    size_t last_len;
-} sink;
-
-static int sink_write(void *ctx, const char *b, size_t n)
-{
-    sink *s = ctx;
-    s->calls++;
-    if (s->fail_at && s->calls == s->fail_at)
-        return 42;
-    if (s->calls > 1 && s->last_len < 16384)
-        s->short_chunks++;
-    s->last_len = n;
-    if (n > s->max_chunk)
-        s->max_chunk = n;
-    if (s->len + n + 1 > s->cap) {
-        size_t nc = (s->len + n + 1) * 2;
-        char *nb = realloc(s->buf, nc);
-        if (!nb)
-            return -1;
-        s->buf = nb;
-        s->cap = nc;
-    }
-    memcpy(s->buf + s->len, b, n);
-    s->len += n;
-    s->buf[s->len] = '\0';
-    return 0;
-}
-
 /* Whole body via lm_expo_write; caller frees. */
 static char *render(lm_registry *reg, lm_format fmt, unsigned flags, size_t *len)
 {
-    sink s = {0};
+    capture s = {.full = 16384};
     lm_error err;
-    lm_status st = lm_expo_write(reg, fmt, flags, sink_write, &s, &err);
+    lm_status st = lm_expo_write(reg, fmt, flags, capture_write, &s, &err);
     CHECK(st == LM_OK);
     if (st != LM_OK)
         fprintf(stderr, "lm_expo_write: %s\n", err.message);
     CHECK(s.max_chunk <= 16384);
     CHECK(s.short_chunks == 0); /* every chunk but the last is full */
-    if (!s.buf)
-        s.buf = calloc(1, 1);
+    if (!s.p)
+        s.p = calloc(1, 1);
     *len = s.len;
-    return s.buf;
+    return s.p;
 }
 
 /* Whole body via lm_expo_read with a fixed cap; caller frees. */
@@ -451,8 +419,8 @@ static void test_errors(void)
     CHECK(lm_expo_begin(reg, LM_FORMAT_TEXT, 0x10, &err) == NULL);
     CHECK(err.code == LM_ERR_INVALID && strstr(err.message, "0x10") != NULL);
     CHECK(lm_expo_write(reg, LM_FORMAT_TEXT, 0, NULL, NULL, &err) == LM_ERR_INVALID);
-    CHECK(lm_expo_write(NULL, LM_FORMAT_TEXT, 0, sink_write, NULL, &err) == LM_ERR_INVALID);
-    CHECK(lm_expo_write(reg, (lm_format)3, 0, sink_write, NULL, NULL) == LM_ERR_INVALID);
+    CHECK(lm_expo_write(NULL, LM_FORMAT_TEXT, 0, capture_write, NULL, &err) == LM_ERR_INVALID);
+    CHECK(lm_expo_write(reg, (lm_format)3, 0, capture_write, NULL, NULL) == LM_ERR_INVALID);
     lm_expo_end(NULL);
     CHECK(lm_expo_read(NULL, (char[4]){0}, 4) == 0);
 
@@ -473,11 +441,11 @@ static void test_errors(void)
     CHECK(calls == 2);
     CHECK(err.code == LM_ERR_IO && strstr(err.message, "-7") != NULL &&
           strstr(err.message, "16384") != NULL);
-    sink s = {0};
-    CHECK(lm_expo_write(reg, LM_FORMAT_OPENMETRICS, 0, sink_write, &s, &err) == LM_OK);
+    capture s = {.full = 16384};
+    CHECK(lm_expo_write(reg, LM_FORMAT_OPENMETRICS, 0, capture_write, &s, &err) == LM_OK);
     CHECK(s.calls >= 3 && s.max_chunk == 16384 && s.short_chunks == 0);
-    check_valid(s.buf, s.len, LM_FORMAT_OPENMETRICS, "many");
-    free(s.buf);
+    check_valid(s.p, s.len, LM_FORMAT_OPENMETRICS, "many");
+    capture_free(&s);
     lm_registry_free(reg);
 }
 

@@ -9,6 +9,7 @@
  * "concurrency"); LM_TEST_SMALL=1 shrinks it for valgrind. */
 #include "expo_check.h"
 #include "libmetrics.h"
+#include "lm_capture.h"
 #include "lm_test.h"
 
 #include <pthread.h>
@@ -168,33 +169,12 @@ static void on_sample(void *ctx, const expo_sample *x)
     }
 }
 
-typedef struct buf {
-    char *p;
-    size_t len, cap;
-} buf;
-
-static int collect(void *ctx, const char *b, size_t n)
-{
-    buf *o = ctx;
-    if (o->len + n > o->cap) {
-        size_t nc = (o->len + n) * 2;
-        char *np = realloc(o->p, nc);
-        if (!np)
-            return -1;
-        o->p = np;
-        o->cap = nc;
-    }
-    memcpy(o->p + o->len, b, n);
-    o->len += n;
-    return 0;
-}
-
 /* One scrape, checked; returns 0 if the body was valid. */
-static int scrape(lm_registry *reg, seen *s, buf *o)
+static int scrape(lm_registry *reg, seen *s, capture *o)
 {
-    o->len = 0;
+    capture_clear(o);
     lm_error err;
-    lm_status st = lm_expo_write(reg, LM_FORMAT_OPENMETRICS, LM_EXPO_PROCESS, collect, o, &err);
+    lm_status st = lm_expo_write(reg, LM_FORMAT_OPENMETRICS, LM_EXPO_PROCESS, capture_write, o, &err);
     CHECK(st == LM_OK);
     if (st != LM_OK)
         return -1;
@@ -254,7 +234,7 @@ int main(void)
         args[w] = (writer_arg){&sh, w};
         CHECK(pthread_create(&th[w], NULL, writer, &args[w]) == 0);
     }
-    buf o = {0};
+    capture o = {0};
     int bad = 0, nscrapes = 0;
     /* Scrape until every writer has stopped; writers in turn keep going
      * until at least three scrapes overlapped them. */
@@ -322,7 +302,7 @@ int main(void)
     CHECK(nscrapes >= sh.min_scrapes);
     printf("%d scrapes during writes, %llu operations\n", nscrapes,
            (unsigned long long)total_ops);
-    free(o.p);
+    capture_free(&o);
     lm_registry_free(sh.reg);
     TEST_MAIN_END();
 }

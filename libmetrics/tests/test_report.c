@@ -4,6 +4,7 @@
  * failures, chunk bounds and the HTML truncation bound.
  */
 #include "internal.h"
+#include "lm_capture.h"
 #include "lm_test.h"
 
 #include <ctype.h>
@@ -13,44 +14,6 @@
 #define MS 1000000LL /* recorded units are nanoseconds */
 
 /* ------------------------------------------------------------ helpers */
-
-typedef struct sink {
-    char *p;
-    size_t len, cap;
-    size_t max_chunk;
-    size_t calls;
-    size_t fail_after; /* 0: never fail */
-} sink;
-
-static int sink_write(void *ctx, const char *buf, size_t len)
-{
-    sink *s = ctx;
-    s->calls++;
-    if (s->fail_after && s->calls >= s->fail_after)
-        return 1;
-    if (len > s->max_chunk)
-        s->max_chunk = len;
-    if (s->len + len + 1 > s->cap) {
-        size_t cap = s->cap ? s->cap : 4096;
-        while (cap < s->len + len + 1)
-            cap *= 2;
-        char *p = realloc(s->p, cap);
-        if (!p)
-            return 1;
-        s->p = p;
-        s->cap = cap;
-    }
-    memcpy(s->p + s->len, buf, len);
-    s->len += len;
-    s->p[s->len] = '\0';
-    return 0;
-}
-
-static void sink_reset(sink *s)
-{
-    free(s->p);
-    memset(s, 0, sizeof *s);
-}
 
 static bool contains_ci(const char *hay, const char *needle)
 {
@@ -225,10 +188,10 @@ static lm_registry *fixture(void)
 
 static void test_markdown_numbers(lm_registry *reg)
 {
-    sink s = {0};
+    capture s = {0};
     lm_error err;
     lm_report_options o = {.http_prefix = "", .title = "Shop <script>x</script>"};
-    CHECK(lm_report_markdown(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(lm_report_markdown(reg, &o, capture_write, &s, &err) == LM_OK);
     if (!s.p)
         return;
     char c[MAX_CELLS][256];
@@ -318,7 +281,7 @@ static void test_markdown_numbers(lm_registry *reg)
      * newline a visible ↵, 0xFF replaced by U+FFFD: still one cell. */
     CHECK(find_row(s.p, "\\- pipe\\|tick\\`x\\`\xE2\x86\xB5nl\xEF\xBF\xBD" "end", c) == 11);
     CHECK(s.max_chunk <= 4096);
-    sink_reset(&s);
+    capture_free(&s);
 }
 
 static size_t count(const char *hay, const char *needle)
@@ -331,10 +294,10 @@ static size_t count(const char *hay, const char *needle)
 
 static void test_html(lm_registry *reg)
 {
-    sink s = {0};
+    capture s = {0};
     lm_error err;
     lm_report_options o = {.http_prefix = "", .title = "Shop <script>x</script>", .refresh_seconds = 5};
-    CHECK(lm_report_html(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(lm_report_html(reg, &o, capture_write, &s, &err) == LM_OK);
     if (!s.p)
         return;
     CHECK(strncmp(s.p, "<!doctype html>\n", 16) == 0);
@@ -380,18 +343,18 @@ static void test_html(lm_registry *reg)
     CHECK(strstr(s.p, "<td class=\"num\">12.5</td>") != NULL);
     CHECK(strstr(s.p, "<td class=\"num\">\xE2\x89\xA5 100</td>") != NULL);
     CHECK(!contains_ci(s.p, "raw HTML omitted")); /* nothing even tried */
-    sink_reset(&s);
+    capture_free(&s);
 
     o.refresh_seconds = 0;
-    CHECK(lm_report_html(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(lm_report_html(reg, &o, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && strstr(s.p, "http-equiv") == NULL);
     CHECK(s.p && strstr(s.p, "refresh=0\" aria-current=\"true\">off</a>") != NULL);
-    sink_reset(&s);
+    capture_free(&s);
 
     o.refresh_seconds = 42;
-    CHECK(lm_report_html(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(lm_report_html(reg, &o, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && strstr(s.p, "refresh=42\" aria-current=\"true\">42 s</a>") != NULL);
-    sink_reset(&s);
+    capture_free(&s);
 }
 
 /* cmark in safe mode must drop raw HTML even if the Markdown writer ever
@@ -410,37 +373,37 @@ static void test_entities_not_decoded(void)
     CHECK(r != NULL);
     if (r)
         record_n(r, 1, 200, MS);
-    sink s = {0};
-    CHECK(lm_report_html(reg, NULL, sink_write, &s, &err) == LM_OK);
+    capture s = {0};
+    CHECK(lm_report_html(reg, NULL, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && !contains_ci(s.p, "<script") && !contains_ci(s.p, "<b>"));
     CHECK(s.p && strstr(s.p, "<td>&amp;lt;script&amp;gt;&amp;#60;b&amp;#62;</td>") != NULL);
-    sink_reset(&s);
+    capture_free(&s);
     lm_registry_free(reg);
 }
 
 static void test_errors(lm_registry *reg)
 {
-    sink s = {0};
+    capture s = {0};
     lm_error err;
-    CHECK(lm_report_markdown(NULL, NULL, sink_write, &s, &err) == LM_ERR_INVALID);
+    CHECK(lm_report_markdown(NULL, NULL, capture_write, &s, &err) == LM_ERR_INVALID);
     CHECK(strstr(err.message, "registry") != NULL);
     CHECK(lm_report_html(reg, NULL, NULL, NULL, &err) == LM_ERR_INVALID);
     CHECK(strstr(err.message, "writer") != NULL);
 
     s.fail_after = 1;
-    CHECK(lm_report_markdown(reg, NULL, sink_write, &s, &err) == LM_ERR_IO);
+    CHECK(lm_report_markdown(reg, NULL, capture_write, &s, &err) == LM_ERR_IO);
     CHECK(err.code == LM_ERR_IO);
-    sink_reset(&s);
+    capture_free(&s);
     s.fail_after = 2;
-    CHECK(lm_report_html(reg, NULL, sink_write, &s, &err) == LM_ERR_IO);
-    sink_reset(&s);
+    CHECK(lm_report_html(reg, NULL, capture_write, &s, &err) == LM_ERR_IO);
+    capture_free(&s);
 
     /* A prefix with no HTTP set: the page still renders and says so. */
     lm_report_options o = {.http_prefix = "nope_"};
-    CHECK(lm_report_markdown(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(lm_report_markdown(reg, &o, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && strstr(s.p, "No HTTP metrics are registered with the prefix \"nope\\_\"") != NULL);
     CHECK(s.p && strstr(s.p, "### orders\\_total") != NULL);
-    sink_reset(&s);
+    capture_free(&s);
 }
 
 /* A value that starts a line (help text) must not open a block of its own:
@@ -458,16 +421,16 @@ static void test_leading_spaces(void)
     CHECK(f != NULL);
     if (f)
         lm_counter_add(lm_series_get(f, NULL, &err), 1);
-    sink s = {0};
+    capture s = {0};
     lm_report_options o = {.title = "    t"};
-    CHECK(lm_report_html(reg, &o, sink_write, &s, &err) == LM_OK);
+    CHECK(lm_report_html(reg, &o, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && strstr(s.p, "<pre") == NULL);
     CHECK(s.p && strstr(s.p, "<p>      code? &lt;x&gt;</p>") != NULL);
     CHECK(s.p && strstr(s.p, "<h1>    t</h1>") != NULL);
-    sink_reset(&s);
-    CHECK(lm_report_markdown(reg, &o, sink_write, &s, &err) == LM_OK);
+    capture_free(&s);
+    CHECK(lm_report_markdown(reg, &o, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && strstr(s.p, "\n&#32;     code? &lt;x&gt;\n") != NULL);
-    sink_reset(&s);
+    capture_free(&s);
     lm_registry_free(reg);
 }
 
@@ -491,12 +454,12 @@ static void test_bounds(bool small)
         if (r)
             lm_route_record(r, LM_METHOD_GET, i % 7 ? 200 : 500, (int64_t)(i % 50) * MS, 1, NULL, 0);
     }
-    sink s = {0};
-    CHECK(lm_report_markdown(reg, NULL, sink_write, &s, &err) == LM_OK);
+    capture s = {0};
+    CHECK(lm_report_markdown(reg, NULL, capture_write, &s, &err) == LM_OK);
     CHECK(s.max_chunk <= 4096);
     CHECK(s.calls > 1);
     CHECK(s.p && strstr(s.p, small ? "200 routes" : "1000 routes") != NULL);
-    sink_reset(&s);
+    capture_free(&s);
 
     /* Label values of 250 '<' become 1000 bytes of "&lt;" each: 5000
      * series make a Markdown document of about 5 MB > 4 MiB. */
@@ -512,14 +475,14 @@ static void test_bounds(bool small)
         lm_str v = {val, 250 + (size_t)n};
         lm_counter_add(lm_series_get(big, &v, &err), 1);
     }
-    CHECK(lm_report_markdown(reg, NULL, sink_write, &s, &err) == LM_OK);
+    CHECK(lm_report_markdown(reg, NULL, capture_write, &s, &err) == LM_OK);
     CHECK(s.len > LM_REPORT_HTML_MARKDOWN_MAX);
-    sink_reset(&s);
-    CHECK(lm_report_html(reg, NULL, sink_write, &s, &err) == LM_OK);
+    capture_free(&s);
+    CHECK(lm_report_html(reg, NULL, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && strstr(s.p, "This page is truncated") != NULL);
     CHECK(s.p && strstr(s.p, "</html>\n") != NULL);
     CHECK(s.p && !contains_ci(s.p, "<script"));
-    sink_reset(&s);
+    capture_free(&s);
     lm_registry_free(reg);
 }
 
