@@ -460,8 +460,8 @@ static long resident_kib(void)
     return res < 0 ? -1 : res * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-/* Resident memory a default lm_http registry adds with nroutes routes
- * recorded once each (GET 200), measured in a fresh child process so no
+/* Resident memory a default lm_http registry (max_routes raised to nroutes)
+ * adds with nroutes routes recorded once each (GET 200), measured in a fresh child process so no
  * earlier benchmark's freed heap hides it. Shards are mmapped and touched
  * lazily, so this counts the pages actually used. */
 static void bench_memory(size_t nroutes)
@@ -472,7 +472,8 @@ static void bench_memory(size_t nroutes)
         long before = resident_kib();
         lm_error e = {0};
         lm_registry *reg = lm_registry_new(NULL, &e);
-        lm_http *http = reg ? lm_http_register(reg, NULL, &e) : NULL;
+        lm_http *http =
+            reg ? lm_http_register(reg, &(lm_http_options){.max_routes = nroutes}, &e) : NULL;
         if (!http)
             die("memory registry", &e);
         for (size_t i = 0; i < nroutes; i++) {
