@@ -31,6 +31,20 @@ static bool label_name_char(unsigned char c, bool first)
            (!first && c >= '0' && c <= '9');
 }
 
+/* True if the 8 bytes of w are printable ASCII (0x20..0x7E): no high bit,
+ * no byte below 0x20 ("has less than" bit trick, exact for bytes < 0x80),
+ * no 0x7F. Request IDs are ASCII, so this checks them 8 bytes at a time. */
+static inline bool printable_ascii8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ull, high = 0x8080808080808080ull;
+    if (w & high)
+        return false;
+    uint64_t below20 = (w - ones * 0x20) & ~w & high;
+    uint64_t x = w ^ (ones * 0x7F);
+    uint64_t is7f = (x - ones) & ~x & high;
+    return (below20 | is7f) == 0;
+}
+
 /* Characters in s[0..n) if it is strict UTF-8 (no overlongs, surrogates or
  * code points above U+10FFFF) without control characters; -1 otherwise. */
 static long utf8_chars(const unsigned char *s, size_t n)
@@ -38,6 +52,15 @@ static long utf8_chars(const unsigned char *s, size_t n)
     long chars = 0;
     size_t i = 0;
     while (i < n) {
+        if (n - i >= 8) {
+            uint64_t w;
+            memcpy(&w, s + i, 8);
+            if (printable_ascii8(w)) {
+                i += 8;
+                chars += 8;
+                continue;
+            }
+        }
         unsigned char b = s[i];
         chars++;
         if (b < 0x80) {

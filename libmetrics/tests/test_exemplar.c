@@ -421,6 +421,26 @@ static void test_exemplar_limits(void)
     exemplar_of(id, S("v"), got, sizeof got);
     CHECK_STR(got, "");
 
+    /* A bad byte anywhere, inside an 8-byte block or in the tail, drops
+     * the ID; the printable extremes are kept. */
+    for (size_t pos = 0; pos < 41; pos++) {
+        static const struct {
+            unsigned char b;
+            bool ok;
+        } probe[] = {{0x1f, false}, {0x00, false}, {0x7f, false}, {0x80, false}, {0xff, false},
+                     {0x20, true},  {0x7e, true},  {0x21, true}};
+        for (size_t k = 0; k < sizeof probe / sizeof *probe; k++) {
+            char buf[41];
+            memset(buf, 'q', sizeof buf);
+            buf[pos] = (char)probe[k].b;
+            lm_exemplar_prep pp;
+            bool ok = lm__exemplar_prepare(&(lm_exemplar){"id", {buf, sizeof buf}, 1}, &pp);
+            CHECK(ok == probe[k].ok);
+            if (ok != probe[k].ok)
+                fprintf(stderr, "  byte 0x%02x at %zu: %s\n", probe[k].b, pos, ok ? "kept" : "dropped");
+        }
+    }
+
     /* Prepared text is what the slot stores, bytes exactly. */
     lm_exemplar_prep p;
     CHECK(lm__exemplar_prepare(&(lm_exemplar){"id", S("x\xc3\xa9"), 5}, &p));
