@@ -103,6 +103,13 @@ struct lm_expo {
 
     char *buf;              /* staging buffer: one unit */
     size_t cap, len, off;
+
+    /* The current series' escaped label pairs (`a="x",b="y"`, no braces),
+     * rendered once when the series starts and copied into each of its
+     * lines: a histogram has nbounds + 3 of them, and re-reading and
+     * re-escaping the values for each was half the scrape. */
+    char *labels;
+    size_t labels_cap, labels_len;
 };
 
 const char *lm_format_content_type(lm_format fmt)
@@ -257,30 +264,54 @@ static void render_meta(lm_expo *e, unsigned step, const char *name, size_t len,
     }
 }
 
-/* name + suffix + {labels[,le="..."]} + " " (the value follows). */
-static void render_sample_head(lm_expo *e, const lm_family *f, const lm_series *s,
-                               const char *suffix, const char *le)
+/* Renders s's label pairs into e->labels. lm_expo_begin sizes that buffer
+ * from the registry's limits; growing it is the same guarantee as
+ * ensure()'s. */
+static void start_labels(lm_expo *e, const lm_family *f, const lm_series *s)
 {
-    size_t need = f->name.len + strlen(suffix) + sizeof "{,le=\"\"} \n" + LE_MAX + NUM_MAX;
+    size_t need = 0;
     for (size_t i = 0; i < f->nlabels; i++)
         need += f->label_names[i].len + sizeof ",=\"\"" + 2 * s->values[i].len;
-    ensure(e, need);
+    e->labels_len = 0;
+    if (need > e->labels_cap) {
+        char *nb = realloc(e->labels, need);
+        if (nb == NULL) {
+            e->failed = true;
+            e->fail_code = LM_ERR_NOMEM;
+            return;
+        }
+        e->labels = nb;
+        e->labels_cap = need;
+    }
+    char *p = e->labels;
+    for (size_t i = 0; i < f->nlabels; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, f->label_names[i].ptr, f->label_names[i].len);
+        p += f->label_names[i].len;
+        *p++ = '=';
+        *p++ = '"';
+        p += lm__escape_label(p, s->values[i].ptr, s->values[i].len);
+        *p++ = '"';
+    }
+    e->labels_len = (size_t)(p - e->labels);
+}
+
+/* name + suffix + {labels[,le="..."]} + " " (the value follows), the
+ * labels from start_labels. */
+static void render_sample_head(lm_expo *e, const lm_family *f, const char *suffix, const char *le)
+{
+    size_t slen = strlen(suffix);
+    ensure(e, f->name.len + slen + e->labels_len + sizeof "{,le=\"\"} \n" + LE_MAX + NUM_MAX);
     put(e, f->name.ptr, f->name.len);
-    puts_(e, suffix);
+    put(e, suffix, slen);
     if (f->nlabels > 0 || le) {
         put(e, "{", 1);
-        for (size_t i = 0; i < f->nlabels; i++) {
-            if (i)
-                put(e, ",", 1);
-            put(e, f->label_names[i].ptr, f->label_names[i].len);
-            put(e, "=\"", 2);
-            put_label_value(e, s->values[i].ptr, s->values[i].len);
-            put(e, "\"", 1);
-        }
+        put(e, e->labels, e->labels_len);
         if (le) {
             if (f->nlabels)
                 put(e, ",", 1);
-            puts_(e, "le=\"");
+            put(e, "le=\"", 4);
             puts_(e, le);
             put(e, "\"", 1);
         }
@@ -311,7 +342,7 @@ static bool render_histogram_unit(lm_expo *e)
     char num[NUM_MAX];
     if (e->step <= nb) {
         e->cumulative += e->buckets[e->step];
-        render_sample_head(e, f, e->cur, "_bucket", e->step < nb ? f->le[e->step] : "+Inf");
+        render_sample_head(e, f, "_bucket", e->step < nb ? f->le[e->step] : "+Inf");
         put_u64(e, e->cumulative);
         put_exemplar(e, e->cur, e->step, f->unit_scale);
         put(e, "\n", 1);
@@ -321,10 +352,10 @@ static bool render_histogram_unit(lm_expo *e)
     if (!e->with_sum || e->step > nb + 2)
         return false;
     if (e->step == nb + 1) {
-        render_sample_head(e, f, e->cur, "_sum", NULL);
+        render_sample_head(e, f, "_sum", NULL);
         put(e, num, lm__fmt_scaled(num, sizeof num, e->sum_hi, e->sum_lo, f->unit_scale));
     } else {
-        render_sample_head(e, f, e->cur, "_count", NULL);
+        render_sample_head(e, f, "_count", NULL);
         put_u64(e, e->hcount);
     }
     put(e, "\n", 1);
@@ -336,8 +367,18 @@ static bool render_histogram_unit(lm_expo *e)
  * overflow series; NULL when the family is done. */
 static const lm_series *next_series(lm_expo *e)
 {
-    if (e->si < e->nseries)
-        return e->fam->series[e->si++];
+    if (e->si < e->nseries) {
+        /* Series structs and their value arrays are separate allocations,
+         * so a large family is a pointer chase through cold lines: fetch the
+         * struct two ahead and the values of the next one (whose struct the
+         * previous call fetched) while this one renders. */
+        lm_series *const *ser = e->fam->series;
+        if (e->si + 2 < e->nseries)
+            __builtin_prefetch(ser[e->si + 2]);
+        if (e->si + 1 < e->nseries)
+            __builtin_prefetch(ser[e->si + 1]->values);
+        return ser[e->si++];
+    }
     if (e->si == e->nseries) {
         e->si++;
         return atomic_load_explicit(&((lm_family *)e->fam)->overflow, memory_order_acquire);
@@ -355,6 +396,7 @@ static bool render_series_unit(lm_expo *e)
             if (e->cur == NULL)
                 return false;
             e->step = 0;
+            start_labels(e, f, e->cur);
             if (f->type == LM_HISTOGRAM)
                 start_histogram(e, e->cur);
         }
@@ -367,11 +409,11 @@ static bool render_series_unit(lm_expo *e)
         char num[NUM_MAX];
         size_t n;
         if (f->type == LM_COUNTER) {
-            render_sample_head(e, f, e->cur, counter_suffix(e, f->name.ptr, f->name.len, f->type),
+            render_sample_head(e, f, counter_suffix(e, f->name.ptr, f->name.len, f->type),
                                NULL);
             n = lm__fmt_u64(num, lm__cell_total(f->reg, e->cur->slot));
         } else {
-            render_sample_head(e, f, e->cur, "", NULL);
+            render_sample_head(e, f, "", NULL);
             n = lm__fmt_i64(num, atomic_load_explicit(&((lm_series *)e->cur)->gauge,
                                                       memory_order_relaxed));
         }
@@ -531,6 +573,19 @@ static bool render_unit(lm_expo *e)
 
 /* ------------------------------------------------------------- sizing */
 
+/* Longest label block (start_labels) of a series of f, by the same limits
+ * as family_unit_bound. */
+static size_t family_labels_bound(const lm_registry *reg, const lm_family *f)
+{
+    size_t vmax = reg->opts.max_label_value_len;
+    if (vmax < 16)
+        vmax = 16;
+    size_t n = 0;
+    for (size_t i = 0; i < f->nlabels; i++)
+        n += f->label_names[i].len + sizeof ",=\"\"" + 2 * vmax;
+    return n;
+}
+
 /* Longest unit a family of the snapshot can produce, from its fixed parts
  * and the registry's label value limit (values are cut to
  * max_label_value_len bytes when sanitised; fixed values such as
@@ -638,7 +693,7 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
     e->famstate = calloc(e->nfam ? e->nfam : 1, 1);
 
     /* Process metrics and the end line are short fixed strings. */
-    size_t cap = 512;
+    size_t cap = 512, lcap = 64;
     for (size_t i = 0; i < e->nfam && e->famstate; i++) {
         const lm_family *f = reg->families[i];
         if (atomic_load_explicit(&((lm_family *)f)->retired, memory_order_relaxed))
@@ -647,6 +702,9 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
         size_t b = family_unit_bound(reg, f);
         if (b > cap)
             cap = b;
+        b = family_labels_bound(reg, f);
+        if (b > lcap)
+            lcap = b;
     }
     if (flags & LM_EXPO_PROCESS) {
         lm__process_read(&e->proc);
@@ -662,9 +720,11 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
     }
     e->cap = cap;
     e->buf = e->famstate ? malloc(cap) : NULL;
-    if (e->buf == NULL) {
+    e->labels_cap = lcap;
+    e->labels = e->buf ? malloc(lcap) : NULL;
+    if (e->labels == NULL) {
         lm__set_error(err, LM_ERR_NOMEM, "out of memory allocating a %zu-byte exposition buffer",
-                      cap);
+                      cap + lcap);
         lm_expo_end(e);
         return LM_ERR_NOMEM;
     }
@@ -695,6 +755,7 @@ void lm_expo_end(lm_expo *e)
     if (e == NULL)
         return;
     free(e->buf);
+    free(e->labels);
     free(e->famstate);
     free(e);
 }
