@@ -124,7 +124,16 @@ def pytest_summary() -> str:
         a.get("tests"), a.get("failures"), a.get("errors"), a.get("skipped"), float(a.get("time", 0)))
 
 
-def render(lines: list[str], command: str) -> str:
+def table(lines: list[str]) -> list[str]:
+    out = ["| scenario | figures | asserted |", "| --- | --- | --- |"]
+    for line in lines:
+        name, _, figs = line.partition(": ")
+        figs = " ".join("`%s`" % kv for kv in figs.split())
+        out.append("| %s | %s | %s |" % (name, figs, ASSERTS.get(name, "")))
+    return out
+
+
+def render(lines: list[str], command: str, extra: tuple | None = None) -> str:
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     try:
         load = "%.1f %.1f %.1f" % os.getloadavg()
@@ -144,17 +153,15 @@ def render(lines: list[str], command: str) -> str:
         "- machine: %s, %d CPUs, Linux %s, load average at the end %s (shared with other work)" % (
             platform.machine(), os.cpu_count() or 0, platform.release(), load),
         "",
-        "| scenario | figures | asserted |",
-        "| --- | --- | --- |",
-    ]
-    for line in lines:
-        name, _, figs = line.partition(": ")
-        figs = " ".join("`%s`" % kv for kv in figs.split())
-        out.append("| %s | %s | %s |" % (name, figs, ASSERTS.get(name, "")))
+    ] + table(lines)
     missing = sorted(set(ASSERTS) - {ln.partition(": ")[0] for ln in lines})
     if missing:
         out += ["", "Scenarios without figures in this run (failed before publishing, or deselected): " +
                 ", ".join(missing)]
+    if extra:
+        xlines, xcommand, xsummary = extra
+        out += ["", "## A larger run by hand", "", "- command: `%s`" % xcommand, "- pytest: %s" % xsummary, ""]
+        out += table(xlines)
     return "\n".join(out) + "\n" + NOTES
 
 
@@ -164,14 +171,20 @@ def main() -> int:
     ap.add_argument("--out", default=str(OUT / "RESULTS.md"))
     ap.add_argument("--from", dest="src", default=str(OUT),
                     help="directory holding figures.txt, fuzz-figures.txt and junit.xml")
+    ap.add_argument("--extra-from", help="a second run's directory, shown as a larger run by hand")
+    ap.add_argument("--extra-command", default="")
     args = ap.parse_args()
     global SRC
+    extra = None
+    if args.extra_from:
+        SRC = Path(args.extra_from)
+        extra = (read_lines(), args.extra_command, pytest_summary())
     SRC = Path(args.src)
     lines = read_lines()
     if not lines:
         print("results.py: no figures in %s" % SRC, file=sys.stderr)
         return 1
-    Path(args.out).write_text(render(lines, args.command))
+    Path(args.out).write_text(render(lines, args.command, extra))
     print("results.py: %d scenario lines -> %s" % (len(lines), args.out))
     return 0
 
