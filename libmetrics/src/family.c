@@ -13,6 +13,7 @@
 #include <string.h>
 
 #define QCAP 96 /* quoted names in messages: long enough to recognise */
+#define LM_INDEX_MIN 8 /* slots of a new family's series index (a power of two) */
 
 static const double lm_default_bounds[] = {0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
                                            0.25,  0.5,    0.75,  1,    2.5,   5,    10};
@@ -475,9 +476,10 @@ static lm_family *family_build(lm_registry *reg, shape *sh)
     atomic_init(&f->overflow, NULL);
     atomic_init(&f->folded, 0);
 
-    size_t isize = 8;
-    while (isize < 2 * sh->max_series)
-        isize <<= 1;
+    /* The index starts small and doubles with the series (index_grow), so
+     * a family with a large cap and few series costs a few lines, not
+     * 2 x max_series pointers spread over pages by hashing. */
+    size_t isize = LM_INDEX_MIN;
     f->index_mask = isize - 1;
 
     if (copy_cstr(sh->name, &f->name) != LM_OK)
@@ -648,6 +650,29 @@ static uint64_t values_hash(const lm_text *v, size_t n)
     return h;
 }
 
+/* Doubles fam's index and reinserts its n series (the index holds exactly
+ * series[0..n); the overflow series is never in it). Under reg->lock like
+ * every index access. -1 (index unchanged) when out of memory. */
+static int index_grow(lm_family *fam, size_t n)
+{
+    size_t isize = (fam->index_mask + 1) * 2;
+    lm_series **idx = calloc(isize, sizeof *idx);
+    if (idx == NULL)
+        return -1;
+    size_t mask = isize - 1;
+    for (size_t k = 0; k < n; k++) {
+        lm_series *s = fam->series[k];
+        size_t i = s->hash & mask;
+        while (idx[i] != NULL)
+            i = (i + 1) & mask;
+        idx[i] = s;
+    }
+    free(fam->index);
+    fam->index = idx;
+    fam->index_mask = mask;
+    return 0;
+}
+
 static bool values_eq(const lm_text *a, const lm_text *b, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -740,6 +765,21 @@ lm_series *lm__series_get_locked(lm_family *fam, const lm_str *values, lm_error 
         }
         memcpy(s->values, tmp, nl * sizeof *tmp);
         done = 0; /* ownership moved */
+    }
+    /* Load factor at most 1/2 after this insert, as when the index was
+     * sized for the cap up front. Should doubling fail while a free slot
+     * remains, the probe still terminates: carry on denser. */
+    if (2 * (n + 1) > fam->index_mask + 1) {
+        if (index_grow(fam, n) == 0) {
+            i = h & fam->index_mask;
+            while (fam->index[i] != NULL)
+                i = (i + 1) & fam->index_mask;
+        } else if (n + 2 > fam->index_mask + 1) {
+            series_free(s, nl);
+            s = NULL;
+            lm__set_error(err, LM_ERR_NOMEM, "out of memory growing a series index");
+            goto out;
+        }
     }
     s->hash = h;
     s->slot = (uint32_t)reg->slots_used;

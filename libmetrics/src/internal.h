@@ -95,8 +95,9 @@ struct lm_family {
      * fold can never fail; published into `overflow` on the first fold. */
     lm_series *overflow_spare;
     _Atomic uint64_t folded;            /* lookups folded into overflow */
-    /* Open-addressing index (power of two, >= 2*max_series), read and
-     * written only under reg->lock. */
+    /* Open-addressing index (power of two, at least twice the series it
+     * holds, doubled as series are created), read and written only under
+     * reg->lock. */
     lm_series **index;
     size_t index_mask;
 };

@@ -1,7 +1,7 @@
 /* Registry options, family registration (validation tables with the exact
  * error code and the offending value named in the message), bucket scaling
  * and le strings, re-registration and replacement, series resolution,
- * cardinality folding and capacity limits. */
+ * cardinality folding, the growing series index and capacity limits. */
 #include "core.h"
 #include "lm_test.h"
 
@@ -464,6 +464,75 @@ static void test_folding(void)
     lm_registry_free(r);
 }
 
+/* The series index starts at 8 slots and doubles as series are created:
+ * across every growth step each label set keeps resolving to the series it
+ * first got, the index never exceeds what sizing for the cap up front gave,
+ * and at the cap new label sets fold as before. */
+static void test_index_growth(void)
+{
+    const size_t cap = getenv("LM_TEST_SMALL") ? 200 : 1000;
+    lm_registry *r = lm_registry_new(NULL, NULL);
+    lm_error e = {0};
+    lm_family *f = reg_counter(r, "grow_total", 2, cap, &e);
+    CHECK(f != NULL);
+    CHECK_EQ_U64(f->index_mask + 1, 8);
+    lm_series **made = calloc(cap, sizeof *made);
+    size_t grown = 0, last_size = f->index_mask + 1;
+    for (size_t i = 0; i < cap; i++) {
+        char a[24], b[24];
+        snprintf(a, sizeof a, "route-%zu", i);
+        snprintf(b, sizeof b, "%zu", i % 7);
+        made[i] = lm_series_get(f, (lm_str[]){S(a), S(b)}, &e);
+        CHECK(made[i] != NULL && !made[i]->is_overflow);
+        lm_counter_add(made[i], i + 1);
+        size_t size = f->index_mask + 1;
+        CHECK(size >= 2 * (i + 1)); /* load factor stays at most 1/2 */
+        if (size != last_size) {
+            grown++;
+            last_size = size;
+            for (size_t k = 0; k <= i; k++) { /* after each rehash, all still found */
+                snprintf(a, sizeof a, "route-%zu", k);
+                snprintf(b, sizeof b, "%zu", k % 7);
+                CHECK(lm_series_get(f, (lm_str[]){S(a), S(b)}, &e) == made[k]);
+            }
+        }
+    }
+    CHECK(grown >= 5);
+    size_t upfront = 8;
+    while (upfront < 2 * cap)
+        upfront <<= 1;
+    CHECK(f->index_mask + 1 <= upfront);
+    CHECK_EQ_U64(atomic_load(&f->nseries), cap);
+    for (size_t k = 0; k < cap; k++) {
+        char a[24], b[24];
+        snprintf(a, sizeof a, "route-%zu", k);
+        snprintf(b, sizeof b, "%zu", k % 7);
+        CHECK(lm_series_get(f, (lm_str[]){S(a), S(b)}, &e) == made[k]);
+        CHECK(f->series[k] == made[k]);
+        CHECK_EQ_U64(lm_series_count(made[k]), k + 1);
+    }
+    /* at the cap: a new label set folds, known ones still resolve */
+    CHECK_EQ_U64(atomic_load(&f->folded), 0);
+    lm_series *ov = lm_series_get(f, (lm_str[]){S("route-new"), S("0")}, &e);
+    CHECK(ov != NULL && ov->is_overflow && ov == atomic_load(&f->overflow));
+    CHECK_EQ_U64(atomic_load(&f->folded), 1);
+    CHECK_EQ_U64(atomic_load(&f->nseries), cap);
+    CHECK(lm_series_get(f, (lm_str[]){S("route-0"), S("0")}, &e) == made[0]);
+    CHECK_EQ_U64(atomic_load(&f->folded), 1);
+
+    /* a family with a large cap and few series keeps a small index */
+    lm_family *g = reg_counter(r, "few_total", 1, 100000, &e);
+    CHECK(g != NULL);
+    for (int i = 0; i < 3; i++) {
+        char v[8];
+        snprintf(v, sizeof v, "%d", i);
+        CHECK(lm_series_get(g, (lm_str[]){S(v)}, &e) != NULL);
+    }
+    CHECK_EQ_U64(g->index_mask + 1, 8);
+    free(made);
+    lm_registry_free(r);
+}
+
 static void test_limits(void)
 {
     lm_error e = {0};
@@ -520,6 +589,7 @@ int main(void)
     test_reregister();
     test_series();
     test_folding();
+    test_index_growth();
     test_limits();
     TEST_MAIN_END();
 }
