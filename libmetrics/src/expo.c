@@ -7,10 +7,10 @@
  * output buffer filled up).
  *
  * What one pass sees:
- *  - Families: reg->nfamilies is acquire-loaded ONCE in lm_expo_begin, and
- *    each family's retired flag is sampled then too. The core retires a
- *    replaced family before publishing its successor (release on
- *    nfamilies), so the snapshot holds exactly one live family per name.
+ *  - Families: reg->nfamilies and every family's retired flag are sampled
+ *    ONCE in lm_expo_begin, between two equal even values of the
+ *    registry's retire_seq (lm__families_snapshot), so the snapshot holds
+ *    exactly one live family per name even while a reload swaps them.
  *    Families registered after begin show up in the next scrape.
  *  - Series: each family's nseries is acquire-loaded when the cursor reaches
  *    the family; series created before that point are included, later ones
@@ -689,14 +689,20 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
     e->fmt = fmt;
     e->flags = flags;
     e->phase = PH_FAMILY;
-    e->nfam = atomic_load_explicit(&reg->nfamilies, memory_order_acquire);
-    e->famstate = calloc(e->nfam ? e->nfam : 1, 1);
+    bool *live = calloc(reg->opts.max_families, sizeof *live);
+    e->famstate = calloc(reg->opts.max_families, 1);
+    if (live != NULL && e->famstate != NULL) {
+        lm__families_snapshot(reg, live, &e->nfam);
+    } else { /* reported as out of memory below */
+        free(e->famstate);
+        e->famstate = NULL;
+    }
 
     /* Process metrics and the end line are short fixed strings. */
     size_t cap = 512, lcap = 64;
     for (size_t i = 0; i < e->nfam && e->famstate; i++) {
         const lm_family *f = reg->families[i];
-        if (atomic_load_explicit(&((lm_family *)f)->retired, memory_order_relaxed))
+        if (!live[i])
             continue;
         e->famstate[i] = FAM_LIVE;
         size_t b = family_unit_bound(reg, f);
@@ -706,6 +712,7 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
         if (b > lcap)
             lcap = b;
     }
+    free(live);
     if (flags & LM_EXPO_PROCESS) {
         lm__process_read(&e->proc);
         if (e->proc.ok)

@@ -4,6 +4,8 @@
  * is configure-time work under reg->lock; recording never comes here.
  */
 #include "core.h"
+
+#include <sched.h>
 #include "exemplar.h"
 
 #include <float.h>
@@ -543,6 +545,56 @@ static lm_family *find_live(lm_registry *reg, const char *name)
     return NULL;
 }
 
+/* A retired family of this name and exactly this shape: a reload that goes
+ * back to buckets used before gets its old family back instead of a new
+ * one, so flipping between configurations costs no family and no cells, and
+ * that family's counts continue where they stopped. */
+static lm_family *find_retired(lm_registry *reg, const shape *sh)
+{
+    size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_relaxed);
+    char why[160];
+    for (size_t i = 0; i < nf; i++) {
+        lm_family *f = reg->families[i];
+        if (atomic_load_explicit(&f->retired, memory_order_relaxed) &&
+            strcmp(f->name.ptr, sh->name) == 0 && !shape_differs(f, sh, why, sizeof why))
+            return f;
+    }
+    return NULL;
+}
+
+/* Makes `next` the live family of its name in place of `prev` (either may be
+ * NULL) inside one retire_seq write section. */
+static void swap_live(lm_registry *reg, lm_family *prev, lm_family *next)
+{
+    unsigned s = atomic_load_explicit(&reg->retire_seq, memory_order_relaxed);
+    atomic_store_explicit(&reg->retire_seq, s + 1, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    if (prev != NULL)
+        atomic_store_explicit(&prev->retired, true, memory_order_relaxed);
+    if (next != NULL)
+        atomic_store_explicit(&next->retired, false, memory_order_relaxed);
+    atomic_store_explicit(&reg->retire_seq, s + 2, memory_order_release);
+}
+
+void lm__families_snapshot(lm_registry *reg, bool *live, size_t *nfam)
+{
+    for (;;) {
+        unsigned s1 = atomic_load_explicit(&reg->retire_seq, memory_order_acquire);
+        if (s1 & 1u) {
+            sched_yield(); /* a replacement is mid-swap under reg->lock: brief */
+            continue;
+        }
+        size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_acquire);
+        for (size_t i = 0; i < nf; i++)
+            live[i] = !atomic_load_explicit(&reg->families[i]->retired, memory_order_relaxed);
+        atomic_thread_fence(memory_order_acquire);
+        if (atomic_load_explicit(&reg->retire_seq, memory_order_relaxed) == s1) {
+            *nfam = nf;
+            return;
+        }
+    }
+}
+
 lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options *opts,
                                       bool replace, lm_error *err)
 {
@@ -568,6 +620,14 @@ lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options 
     }
     if (check_clashes(reg, &sh, old, err) != 0)
         goto fail;
+    if (old != NULL) {
+        lm_family *back = find_retired(reg, &sh);
+        if (back != NULL) {
+            swap_live(reg, old, back);
+            lm__text_free(&sh.help);
+            return back;
+        }
+    }
 
     size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_relaxed);
     if (nf >= reg->opts.max_families) {
@@ -592,11 +652,11 @@ lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options 
     f->overflow_spare->slot = (uint32_t)reg->slots_used;
     reg->slots_used += width;
 
-    /* Retire before publishing: a concurrent exposition may miss the name
-     * for one pass, but never shows it twice. The release store of
+    /* Retire before publishing, inside a retire_seq section: a concurrent
+     * exposition never shows the name twice. The release store of
      * nfamilies orders the retirement before the new family is visible. */
     if (old != NULL)
-        atomic_store_explicit(&old->retired, true, memory_order_relaxed);
+        swap_live(reg, old, NULL);
     reg->families[nf] = f;
     atomic_store_explicit(&reg->nfamilies, nf + 1, memory_order_release);
     return f;

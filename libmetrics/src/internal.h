@@ -140,6 +140,11 @@ struct lm_registry {
     size_t slots_used;        /* bump allocator, under lock */
     lm_family **families;     /* opts.max_families */
     _Atomic size_t nfamilies; /* published with release */
+    /* Sequence around changes of families' retired flags (odd while a
+     * replacement swaps which family of a name is live): a scrape samples
+     * the flags between two equal even values, so it never sees two live
+     * families of one name nor none. Written under lock. */
+    _Atomic unsigned retire_seq;
     lm_http **https;          /* one per prefix, at most 16 */
     size_t nhttp;
     /* CLOCK_MONOTONIC nanoseconds, set once in lm_registry_new and read-only
@@ -147,6 +152,11 @@ struct lm_registry {
      * rates (requests/s since the registry was created). */
     int64_t created_mono_ns;
 };
+
+/* ----------------------------------------------------------- family.c */
+/* Fills live[i] (i < *nfam) with whether family i is exposed, from one
+ * consistent view of the retired flags; live has room for max_families. */
+LM_HIDDEN void lm__families_snapshot(lm_registry *reg, bool *live, size_t *nfam);
 
 /* ------------------------------------------------------------ shard.c */
 LM_HIDDEN lm_shard *lm__shard_claim(lm_registry *reg);

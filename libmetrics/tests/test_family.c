@@ -4,6 +4,7 @@
  * cardinality folding, the growing series index and capacity limits. */
 #include "core.h"
 #include "lm_test.h"
+#include "lm_capture.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -581,12 +582,69 @@ static void test_limits(void)
     lm_registry_free(r);
 }
 
+/* Flipping a histogram between two bucket sets (reloads that go back and
+ * forth) revives the retired family of the same shape instead of
+ * registering a new one: no family or cell is consumed per flip, counts
+ * continue, and every exposition shows the name exactly once. */
+static void test_replace_revives(void)
+{
+    lm_error e = {0};
+    lm_registry_options ro = {.max_families = 4};
+    lm_registry *r = lm_registry_new(&ro, &e);
+    CHECK(r != NULL);
+    static const double b1[] = {0.1, 1.0}, b2[] = {0.5, 2.0, 5.0};
+    lm_family_options o1 = {.type = LM_HISTOGRAM, .name = "lat_seconds", .help = "h",
+                            .label_names = L1, .nlabels = 1, .bounds = b1, .nbounds = 2,
+                            .unit_scale = 1e9};
+    lm_family_options o2 = o1;
+    o2.bounds = b2;
+    o2.nbounds = 3;
+    lm_str v[1] = {S("x")};
+
+    lm_family *f1 = lm_family_register(r, &o1, &e);
+    lm_histogram_observe(lm_series_get(f1, v, &e), 50000000); /* 0.05 s */
+    size_t slots_after_two = 0;
+    for (int flip = 0; flip < 200; flip++) {
+        lm_family *f = lm_family_replace(r, flip % 2 ? &o1 : &o2, &e);
+        CHECK(f != NULL);
+        if (f == NULL) {
+            fprintf(stderr, "flip %d: %s\n", flip, e.message);
+            break;
+        }
+        lm_histogram_observe(lm_series_get(f, v, &e), 1000000000); /* 1 s */
+        if (flip == 1) {
+            CHECK(f == f1); /* the very same family came back */
+            slots_after_two = r->slots_used;
+        }
+    }
+    CHECK_EQ_U64(atomic_load(&r->nfamilies), 2);
+    CHECK_EQ_U64(r->slots_used, slots_after_two);
+
+    /* 200 flips end on o1 (flip 199 is odd): f1 holds its first observation
+     * plus the 100 made on it, and it is the only live family of the name. */
+    CHECK(!atomic_load(&f1->retired));
+    CHECK_EQ_U64(lm_series_count(lm_series_get(f1, v, &e)), 101);
+    capture c = {0};
+    CHECK(lm_expo_write(r, LM_FORMAT_TEXT, 0, capture_write, &c, &e) == LM_OK && c.p != NULL);
+    const char *p = c.p ? c.p : "", *q;
+    int types = 0;
+    while ((q = strstr(p, "# TYPE lat_seconds histogram")) != NULL) {
+        types++;
+        p = q + 1;
+    }
+    CHECK(types == 1);
+    CHECK(strstr(c.p ? c.p : "", "lat_seconds_bucket{a=\"x\",le=\"1.0\"} 101") != NULL);
+    capture_free(&c);
+    lm_registry_free(r);
+}
+
 int main(void)
 {
     test_registry();
     test_validation();
     test_buckets();
     test_reregister();
+    test_replace_revives();
     test_series();
     test_folding();
     test_index_growth();
