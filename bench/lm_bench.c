@@ -163,7 +163,9 @@ typedef enum op {
     OP_ROUTE_BIZ2,
     OP_ROUTE_EX,      /* lm_route_record_ex, no extras */
     OP_ROUTE_EX_OBS3, /* + upstream, Server-Timing counter and histogram */
-    OP_ROUTE_EX_EXEMPLAR, /* + the same with an exemplar (request ID) */
+    OP_ROUTE_EX_EXEMPLAR, /* + an exemplar, records LM_EXEMPLAR_MIN_INTERVAL_NS
+                           * apart: every exemplar is written (worst case) */
+    OP_ROUTE_EX_EXEMPLAR_HOT, /* + an exemplar, records 1 us apart: most skip */
     OP_ATOMIC, /* reference: one C11 atomic fetch_add cell */
 } op;
 
@@ -221,23 +223,28 @@ static void run_range(job *j, long from, long n)
     }
     case OP_ROUTE_EX:
     case OP_ROUTE_EX_OBS3:
-    case OP_ROUTE_EX_EXEMPLAR: {
+    case OP_ROUTE_EX_EXEMPLAR:
+    case OP_ROUTE_EX_EXEMPLAR_HOT: {
         /* As the plugin does it: the record and its arrays are reused, the
-         * ID is a 36-character UUID, the time is passed in (Go has it). */
+         * ID is a 36-character UUID, the time is passed in (Go has it). The
+         * time follows the call index, so it advances across chunks and two
+         * threads present the same times, as concurrent requests do. */
         static const char id[] = "0f8fad5b-d9cb-469f-a165-70867728950e";
-        lm_exemplar ex = {"request_id", {id, sizeof id - 1}, 1700000000123456789LL};
+        const int64_t t0 = 1700000000123456789LL;
+        const int64_t step = j->op == OP_ROUTE_EX_EXEMPLAR_HOT ? 1000 : LM_EXEMPLAR_MIN_INTERVAL_NS;
+        lm_exemplar ex = {"request_id", {id, sizeof id - 1}, t0};
         lm_observation obs[3] = {{f->up, 0, LM_OBS_EXEMPLAR}, {f->dbq, 1, 0}, {f->dbd, 3200000, 0}};
         lm_request_record rec = {.method = LM_METHOD_GET,
                                  .status = 200,
                                  .response_bytes = 512,
                                  .observations = obs,
                                  .nobservations = j->op == OP_ROUTE_EX ? 0 : 3,
-                                 .exemplar = j->op == OP_ROUTE_EX_EXEMPLAR ? &ex : NULL};
+                                 .exemplar = j->op == OP_ROUTE_EX ? NULL : j->op == OP_ROUTE_EX_OBS3 ? NULL : &ex};
         lm_route *r = f->route[j->which];
         for (long i = from; i < n; i++) {
             rec.duration_ns = f->dur[i & (NDUR - 1)];
             obs[0].value = rec.duration_ns / 2;
-            ex.unix_ns++;
+            ex.unix_ns = t0 + i * step;
             lm_route_record_ex(r, &rec);
         }
         break;
@@ -587,8 +594,9 @@ int main(int argc, char **argv)
         {"lm_route_record_ex, no extras", OP_ROUTE_EX, N / 4},
         {"lm_route_record_ex + 3 observations", OP_ROUTE_EX_OBS3, N / 4},
         {"lm_route_record_ex + 3 obs + exemplar", OP_ROUTE_EX_EXEMPLAR, N / 4},
+        {"  same, records 1 us apart (most skip)", OP_ROUTE_EX_EXEMPLAR_HOT, N / 4},
     };
-    result one[10];
+    result one[11];
     for (size_t i = 0; i < sizeof singles / sizeof *singles; i++) {
         one[i] = measure(&f, singles[i].o, 1, true, singles[i].n);
         print_row(singles[i].name, one[i]);
@@ -615,6 +623,7 @@ int main(int argc, char **argv)
          * threads writing the same slots cost. */
         {"record_ex + exemplar, same route", OP_ROUTE_EX_EXEMPLAR, true, N / 4, 9},
         {"record_ex + exemplar, different routes", OP_ROUTE_EX_EXEMPLAR, false, N / 4, 9},
+        {"record_ex + exemplar 1 us, same route", OP_ROUTE_EX_EXEMPLAR_HOT, true, N / 4, 10},
     };
     result r, atomic_r = {0};
     double min_overlap = 1;

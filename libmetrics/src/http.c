@@ -516,29 +516,55 @@ static inline size_t exemplar_index(const lm_series *s, int64_t v)
     return f->type == LM_HISTOGRAM ? lm__bucket_index(f->ubounds, f->nbounds, v) : 0;
 }
 
+/* An exemplar being attached to the slots of one record: validated and
+ * packed only once a slot actually wants it (a hot bucket mostly does not,
+ * see exemplar.h), so most requests pay a few loads. */
+typedef struct exemplar_job {
+    const lm_exemplar *ex;
+    int64_t t;
+    int state; /* 0: not prepared yet, 1: prepared, -1: refused */
+    lm_exemplar_prep p;
+} exemplar_job;
+
+static bool attach(exemplar_job *j, lm_series *s, size_t idx, int64_t v)
+{
+    if (!lm__exemplar_due(s, idx, j->t))
+        return true;
+    if (j->state == 0)
+        j->state = lm__exemplar_prepare(j->ex, j->t, &j->p) ? 1 : -1;
+    if (j->state < 0)
+        return false; /* not a valid exemplar: nothing else gets it either */
+    lm__exemplar_store(s, idx, &j->p, v);
+    return true;
+}
+
 /* The exemplar part of a record, kept out of line so that records without
  * one pay nothing for its stack buffer. */
 __attribute__((noinline)) static void record_exemplars(const lm_request_record *rec,
                                                        lm_route_slot *slot)
 {
-    lm_exemplar_prep p;
-    if (!lm__exemplar_prepare(rec->exemplar, &p))
-        return;
+    exemplar_job j; /* not an initializer: that would zero the 512-byte text */
+    j.ex = rec->exemplar;
+    j.t = lm__exemplar_time(rec->exemplar);
+    j.state = 0;
     if (slot != NULL) {
         int64_t d = rec->duration_ns < 0 ? 0 : rec->duration_ns;
         lm_series *ds = atomic_load_explicit(&slot->duration, memory_order_acquire);
-        lm__exemplar_store(slot->requests, 0, &p, 1);
-        lm__exemplar_store(ds, exemplar_index(ds, d), &p, d);
+        if (!attach(&j, slot->requests, 0, 1) || !attach(&j, ds, exemplar_index(ds, d), d))
+            return;
     }
     for (size_t i = 0; rec->observations != NULL && i < rec->nobservations; i++) {
         const lm_observation *o = &rec->observations[i];
         lm_series *s = o->series;
         if (!(o->flags & LM_OBS_EXEMPLAR) || s == NULL)
             continue;
+        bool ok = true;
         if (s->family->type == LM_HISTOGRAM)
-            lm__exemplar_store(s, exemplar_index(s, o->value), &p, o->value);
+            ok = attach(&j, s, exemplar_index(s, o->value), o->value);
         else if (s->family->type == LM_COUNTER && o->value > 0)
-            lm__exemplar_store(s, 0, &p, o->value);
+            ok = attach(&j, s, 0, o->value);
+        if (!ok)
+            return;
     }
 }
 

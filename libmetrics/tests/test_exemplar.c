@@ -434,7 +434,7 @@ static void test_exemplar_limits(void)
             memset(buf, 'q', sizeof buf);
             buf[pos] = (char)probe[k].b;
             lm_exemplar_prep pp;
-            bool ok = lm__exemplar_prepare(&(lm_exemplar){"id", {buf, sizeof buf}, 1}, &pp);
+            bool ok = lm__exemplar_prepare(&(lm_exemplar){"id", {buf, sizeof buf}, 1}, 1, &pp);
             CHECK(ok == probe[k].ok);
             if (ok != probe[k].ok)
                 fprintf(stderr, "  byte 0x%02x at %zu: %s\n", probe[k].b, pos, ok ? "kept" : "dropped");
@@ -443,7 +443,7 @@ static void test_exemplar_limits(void)
 
     /* Prepared text is what the slot stores, bytes exactly. */
     lm_exemplar_prep p;
-    CHECK(lm__exemplar_prepare(&(lm_exemplar){"id", S("x\xc3\xa9"), 5}, &p));
+    CHECK(lm__exemplar_prepare(&(lm_exemplar){"id", S("x\xc3\xa9"), 5}, 5, &p));
     CHECK(p.lens == (2u << 16 | 3u) && p.nwords == 1 && p.unix_ns == 5);
     CHECK(memcmp(p.words, "idx\xc3\xa9\0\0\0", 8) == 0);
 }
@@ -485,14 +485,49 @@ static void test_exemplar_after_bucket_change(void)
     CHECK(lm_http_register(f.reg, &(lm_http_options){.bounds = bounds, .nbounds = 2}, &err) ==
           f.http);
     ex.label_value = S("after");
+    ex.unix_ns = T0 + 1000000000;
     lm_route_record_ex(f.api, &rec);
     char *om = render(f.reg, LM_FORMAT_OPENMETRICS, NULL);
     CHECK(strstr(om, "before\"} 0.054") == NULL); /* the old histogram is retired */
     CHECK_LINE(om, "http_request_duration_seconds_bucket{method=\"GET\",endpoint=\"api\","
-                   "status=\"200\",le=\"1.0\"} 1 # {request_id=\"after\"} 0.054 1700000000.123");
+                   "status=\"200\",le=\"1.0\"} 1 # {request_id=\"after\"} 0.054 1700000001.123");
     CHECK_LINE(om, "http_requests_total{method=\"GET\",endpoint=\"api\",status=\"200\"} 2 # "
-                   "{request_id=\"after\"} 1 1700000000.123");
+                   "{request_id=\"after\"} 1 1700000001.123");
     free(om);
+    lm_registry_free(f.reg);
+}
+
+/* A slot takes a new exemplar only LM_EXEMPLAR_MIN_INTERVAL_NS after the
+ * stored one, never an older one, unless the clock went back by more than a
+ * second. */
+static void test_exemplar_rate(void)
+{
+    fixture f;
+    fixture_init(&f);
+    lm_series *rq = NULL;
+    static const struct {
+        int64_t t;
+        const char *id;
+        const char *want;
+    } steps[] = {
+        {T0, "a", "a"},
+        {T0 + LM_EXEMPLAR_MIN_INTERVAL_NS - 1, "b", "a"}, /* too soon */
+        {T0 + LM_EXEMPLAR_MIN_INTERVAL_NS, "c", "c"},
+        {T0 - 500000000, "d", "c"},                       /* older: not latest */
+        {T0 - 2000000000, "e", "e"},                      /* clock stepped back */
+        {INT64_MAX, "f", "f"},
+        {INT64_MAX, "g", "f"},
+        {1, "h", "h"},                                    /* far back again */
+    };
+    for (size_t i = 0; i < sizeof steps / sizeof *steps; i++) {
+        lm_exemplar ex = {"request_id", S(steps[i].id), steps[i].t};
+        lm_request_record rec = {.method = LM_METHOD_GET, .status = 200, .exemplar = &ex};
+        lm_route_record_ex(f.api, &rec);
+        rq = rq ? rq : http_series(f.reg, "http_requests_total", "GET", "api", "200");
+        lm_exemplar_copy c;
+        CHECK(rq && lm__exemplar_load(rq, 0, &c));
+        CHECK(c.value_len == 1 && c.text[c.name_len] == steps[i].want[0]);
+    }
     lm_registry_free(f.reg);
 }
 
@@ -560,6 +595,7 @@ int main(void)
     test_exemplar_limits();
     test_exemplar_clock();
     test_exemplar_after_bucket_change();
+    test_exemplar_rate();
     test_checker_rejects_bad_exemplars();
     TEST_MAIN_END();
 }

@@ -46,9 +46,12 @@ static int64_t dur_of(int w, unsigned long i)
     return values_ns[(i + (unsigned long)w) % 4];
 }
 
+/* Iterations LM_EXEMPLAR_MIN_INTERVAL_NS apart, writers interleaved
+ * within one interval: a writer's next exemplar is always due, the others'
+ * race with it. */
 static int64_t time_of(int w, unsigned long i)
 {
-    return T0 + (int64_t)w * 1000000000 + (int64_t)i;
+    return T0 + (int64_t)i * LM_EXEMPLAR_MIN_INTERVAL_NS + (int64_t)w * 1000;
 }
 
 static void *writer(void *p)
