@@ -54,9 +54,9 @@ ASSERTS = {
                        "reset/closed by the replaced server, Caddy's own behaviour) are no more frequent with "
                        "the module (<= 2x baseline + 1 point)",
     "bucket_churn": "400 reloads flipping the default namespace's buckets, a request and a scrape after each: "
-                    "the first 100 expose exactly the configured buckets; afterwards Caddy still serves and "
-                    "counts exactly, exposition valid, no panic. Strict xfail pins the known bug below: past "
-                    "max_families a reload succeeds but keeps the old buckets",
+                    "every flip exposes exactly the configured buckets (retired families are revived, no "
+                    "cleanup error logged); afterwards Caddy still serves and counts exactly, exposition "
+                    "valid, no panic",
     "fault_hangup": "scrapers hang up mid-body (plain/gzip, FIN/RST) on a ~5 MB exposition: descriptors and "
                     "goroutines back, next scrape whole and valid",
     "fault_slow_reader": "a scrape read 1 byte per 10 ms holds its handler (in-flight gauge == 1) while scrapes, "
