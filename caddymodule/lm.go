@@ -132,26 +132,42 @@ type series struct {
 type familyKind int
 
 const (
-	kindCounter = familyKind(C.LM_COUNTER)
-	kindGauge   = familyKind(C.LM_GAUGE)
+	kindCounter   = familyKind(C.LM_COUNTER)
+	kindGauge     = familyKind(C.LM_GAUGE)
+	kindHistogram = familyKind(C.LM_HISTOGRAM)
 )
 
-// registerFamily registers (or gets back, on reload) a counter or gauge
-// family with the default cardinality cap.
-func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNames []string) (*family, error) {
-	cname := C.CString(name)
+// familySpec is everything lm_family_options needs; register turns it into
+// C memory for the call and frees it afterwards.
+type familySpec struct {
+	kind       familyKind
+	name, help string
+	labelNames []string
+	maxSeries  int       // 0: libmetrics' default cap
+	bounds     []float64 // histograms: nil selects the default latency buckets
+	replace    bool      // lm_family_replace: another shape of the name is retired
+}
+
+// register registers (or gets back, on reload) the family spec describes.
+// Histograms observe nanoseconds and expose seconds (unit_scale 1e9), so
+// their sums stay exact integers.
+func (r *lmRegistry) register(spec familySpec) (*family, error) {
+	cname := C.CString(spec.name)
 	defer C.free(unsafe.Pointer(cname))
-	chelp := C.CString(help)
+	chelp := C.CString(spec.help)
 	defer C.free(unsafe.Pointer(chelp))
 	var opts C.lm_family_options
-	opts._type = C.lm_type(kind)
+	opts._type = C.lm_type(spec.kind)
 	opts.name = cname
 	opts.help = chelp
-	var labels cStrings
-	if len(labelNames) > 0 {
+	opts.max_series = C.size_t(spec.maxSeries)
+	if spec.kind == kindHistogram {
+		opts.unit_scale = 1e9
+	}
+	if len(spec.labelNames) > 0 {
 		// The pointer array lives in C memory so the struct handed to C
 		// holds no Go pointer.
-		labels = newCStrings(labelNames)
+		labels := newCStrings(spec.labelNames)
 		defer labels.free()
 		arr := (**C.char)(C.malloc(C.size_t(len(labels)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
 		defer C.free(unsafe.Pointer(arr))
@@ -159,89 +175,50 @@ func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNam
 		opts.label_names = arr
 		opts.nlabels = C.size_t(len(labels))
 	}
-	var e C.lm_error
-	p := C.lm_family_register(r.p, &opts, &e)
-	if p == nil {
-		return nil, lmError(fmt.Sprintf("registering %q", name), &e)
-	}
-	return &family{p: p, name: name}, nil
-}
-
-// registerHistogram registers a histogram family whose observations are
-// nanoseconds and whose exposition is seconds (sums stay exact integers).
-// bounds nil selects libmetrics' default latency buckets. With replace, a
-// family of that name with other bounds is retired and replaced (reloads
-// that change buckets); otherwise a different shape is an error.
-func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, replace bool) (*family, error) {
-	cname := C.CString(name)
-	defer C.free(unsafe.Pointer(cname))
-	chelp := C.CString(help)
-	defer C.free(unsafe.Pointer(chelp))
-	var opts C.lm_family_options
-	opts._type = C.LM_HISTOGRAM
-	opts.name = cname
-	opts.help = chelp
-	opts.unit_scale = 1e9
-	opts.max_series = C.size_t(familyMaxSeries)
-	labels := newCStrings(labelNames)
-	defer labels.free()
-	if len(labels) > 0 {
-		arr := (**C.char)(C.malloc(C.size_t(len(labels)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-		defer C.free(unsafe.Pointer(arr))
-		copy(unsafe.Slice(arr, len(labels)), labels)
-		opts.label_names = arr
-		opts.nlabels = C.size_t(len(labels))
-	}
-	if len(bounds) > 0 {
-		cb := (*C.double)(C.malloc(C.size_t(len(bounds)) * C.size_t(unsafe.Sizeof(C.double(0)))))
+	if len(spec.bounds) > 0 {
+		cb := (*C.double)(C.malloc(C.size_t(len(spec.bounds)) * C.size_t(unsafe.Sizeof(C.double(0)))))
 		defer C.free(unsafe.Pointer(cb))
-		for i, b := range bounds {
-			unsafe.Slice(cb, len(bounds))[i] = C.double(b)
+		for i, b := range spec.bounds {
+			unsafe.Slice(cb, len(spec.bounds))[i] = C.double(b)
 		}
 		opts.bounds = cb
-		opts.nbounds = C.size_t(len(bounds))
+		opts.nbounds = C.size_t(len(spec.bounds))
 	}
 	var e C.lm_error
 	var p *C.lm_family
-	if replace {
+	if spec.replace {
 		p = C.lm_family_replace(r.p, &opts, &e)
 	} else {
 		p = C.lm_family_register(r.p, &opts, &e)
 	}
 	if p == nil {
-		return nil, lmError(fmt.Sprintf("registering %q", name), &e)
+		return nil, lmError(fmt.Sprintf("registering %q", spec.name), &e)
 	}
-	return &family{p: p, name: name}, nil
+	return &family{p: p, name: spec.name}, nil
+}
+
+// registerFamily registers a counter or gauge family with libmetrics'
+// default cardinality cap.
+func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNames []string) (*family, error) {
+	return r.register(familySpec{kind: kind, name: name, help: help, labelNames: labelNames})
+}
+
+// registerHistogram registers a nanosecond-in, seconds-out histogram family
+// with the familyMaxSeries cap. bounds nil selects libmetrics' default
+// latency buckets. With replace, a family of that name with other bounds is
+// retired and replaced (reloads that change buckets); otherwise a different
+// shape is an error.
+func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, replace bool) (*family, error) {
+	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
+		maxSeries: familyMaxSeries, bounds: bounds, replace: replace})
 }
 
 // registerLabelledCounter is registerFamily for a counter with the
 // familyMaxSeries cap the HTTP families have (Server-Timing counters and
 // the malformed-header counter carry an endpoint label).
 func (r *lmRegistry) registerLabelledCounter(name, help string, labelNames []string) (*family, error) {
-	cname := C.CString(name)
-	defer C.free(unsafe.Pointer(cname))
-	chelp := C.CString(help)
-	defer C.free(unsafe.Pointer(chelp))
-	var opts C.lm_family_options
-	opts._type = C.LM_COUNTER
-	opts.name = cname
-	opts.help = chelp
-	opts.max_series = C.size_t(familyMaxSeries)
-	labels := newCStrings(labelNames)
-	defer labels.free()
-	if len(labels) > 0 {
-		arr := (**C.char)(C.malloc(C.size_t(len(labels)) * C.size_t(unsafe.Sizeof((*C.char)(nil)))))
-		defer C.free(unsafe.Pointer(arr))
-		copy(unsafe.Slice(arr, len(labels)), labels)
-		opts.label_names = arr
-		opts.nlabels = C.size_t(len(labels))
-	}
-	var e C.lm_error
-	p := C.lm_family_register(r.p, &opts, &e)
-	if p == nil {
-		return nil, lmError(fmt.Sprintf("registering %q", name), &e)
-	}
-	return &family{p: p, name: name}, nil
+	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
+		maxSeries: familyMaxSeries})
 }
 
 // familyMaxSeries is the cardinality cap of the families this plugin adds
