@@ -35,6 +35,13 @@ echo "run.sh: uvicorn app.main:app, $WORKERS worker(s), on 127.0.0.1:8081; datab
 DATABASE_URL="sqlite:///$DATA/app.db" "$PYTHON" -m uvicorn app.main:app --app-dir "$EXAMPLE" \
   --host 127.0.0.1 --port 8081 --workers "$WORKERS" --no-access-log &
 pids+=($!)
+# Caddy starts once the app accepts connections, so that early requests
+# reach the app instead of getting a 502.
+for _ in $(seq 600); do
+  (exec 3<>/dev/tcp/127.0.0.1/8081) 2>/dev/null && break
+  kill -0 "${pids[0]}" 2>/dev/null || { echo "run.sh: uvicorn exited during start-up" >&2; exit 1; }
+  sleep 0.1
+done
 echo "run.sh: build/caddy run --config $EXAMPLE/Caddyfile (site :8080, metrics 127.0.0.1:9091/metrics)" >&2
 build/caddy run --config "$EXAMPLE/Caddyfile" --adapter caddyfile &
 pids+=($!)

@@ -9,7 +9,7 @@ traffic (fastapi_parity/traffic.py), and the deltas must agree:
 - requests by (route, method, status): equal, exactly, and equal to what
   the clients received;
 - database queries by operation: equal, exactly; their time within
-  DB_TIME_TOLERANCE_S per query;
+  DB_TIME_PER_QUERY_S per query plus DB_TIME_PREEMPTIONS_S;
 - contact_submissions_total: equal;
 - per route, Caddy's latency sum at least the app's and at most
   LATENCY_GAP_S per request above it;
@@ -67,23 +67,28 @@ def route_of_sent(path: str) -> str:
 # Database time. Caddy sums the Server-Timing durations the app reported
 # (perf_counter, written in ms to 3 decimals: +-0.5 us each); the old hooks
 # sum time.time() differences (a double near 1.8e9 s: steps of 0.24 us).
-# Both pairs of listeners bracket the same cursor.execute, one pair just
-# inside the other's order, so each old interval also holds the few
-# microseconds the new listeners spend formatting their entry, and now and
-# then a thread switch (the GIL) lands between two listeners. The bound is
-# a mean per query, about 2.5 times the largest mean measured on the 2-core
-# test machine under heavy load (README, "Why in Caddy").
-DB_TIME_TOLERANCE_S = 100e-6
+# Both pairs of listeners bracket the same cursor.execute, the example's
+# first on both sides (it registered first), so the two clocks are read
+# some microseconds apart (the listeners' own work: formatting the entry),
+# mostly in the old hooks' favour, and now and then the process
+# is preempted between two listeners (a thread switch, or on a loaded
+# machine the scheduler), which moves that one query by up to a scheduler
+# slice either way. Hence a per-query allowance, a few times the usual
+# means measured (README, "Why in Caddy"), plus a fixed one for a few
+# preemptions.
+DB_TIME_PER_QUERY_S = 50e-6
+DB_TIME_PREEMPTIONS_S = 0.020
 # Latency. Caddy's clock runs from before it proxies the request until the
 # response is copied to the client; the old middleware's, inside the app,
 # from its dispatch to call_next's return (the response headers). The gap
 # holds the proxy hop, uvicorn's HTTP parsing and writing, the middlewares
 # outside the old one, the response body and, with concurrent clients, the
-# wait for the app's event loop. The bound is a mean per request and
-# route, about 3 times the largest measured (README, "Why in Caddy"): a
-# Caddy clock that took in anything beyond the request (connection set-up,
-# idle keep-alive time) would exceed it by orders of magnitude.
-LATENCY_GAP_S = 0.030
+# wait for the app's event loop; all of it stretches when the machine is
+# loaded. The bound is a mean per request and route, about 4 times the
+# largest measured under heavy load (README, "Why in Caddy"); a unit error
+# or a clock that took in anything beyond the request would exceed it by
+# far.
+LATENCY_GAP_S = 0.050
 
 TRAFFIC = dict(keep_alive_rounds=6, fresh_rounds=3, concurrent_clients=6, concurrent_rounds=3, max_seconds=120)
 EXPECTED_STATUSES = {200, 201, 204, 307, 401, 404, 405, 422, 500}
@@ -223,8 +228,9 @@ def test_db_queries_by_operation_equal(one_worker):
     assert caddy_n == app_n
     assert not malformed, "Caddy found malformed Server-Timing: %s" % malformed
     for op in ops:
-        assert abs(caddy_s[op] - app_s[op]) <= DB_TIME_TOLERANCE_S * app_n[op], (
-            "%s: Caddy %.6f s, app %.6f s over %d queries" % (op, caddy_s[op], app_s[op], app_n[op]))
+        tolerance = DB_TIME_PER_QUERY_S * app_n[op] + DB_TIME_PREEMPTIONS_S
+        assert abs(caddy_s[op] - app_s[op]) <= tolerance, "%s: Caddy %.6f s, app %.6f s over %d queries (tolerance %.6f s)" % (
+            op, caddy_s[op], app_s[op], app_n[op], tolerance)
 
 
 def test_contact_counter_equal(one_worker):
