@@ -43,9 +43,9 @@ def utcnow() -> datetime:
 def init_db() -> None:
     """Creates the tables and the sample rows if they are missing.
 
-    Every uvicorn worker runs this at start-up; on SQLite the workers take
-    turns on a lock file next to the database, so two of them never race to
-    create the same table or seed the same rows.
+    Every uvicorn worker runs this at start-up. They take turns on a lock
+    file (next to the database file for SQLite), so two of them never race
+    to create the same table or seed the same rows.
     """
     from . import models  # registers the tables on Base.metadata
 
