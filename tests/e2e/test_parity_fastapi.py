@@ -303,4 +303,6 @@ def test_four_workers_caddy_exact_app_scrapes_wrong(request, caddy_binary, venv_
     print("\nfour workers; the truth (clients, and Caddy): %d requests (GET /health 200: %d)\n%s" % (
         tally.total(), truth[health], "\n".join(lines)))
     assert all(seen != truth for seen in scrapes), "a scrape of one worker showed the whole truth"
-    assert len({tuple(sorted(s.items())) for s in scrapes}) > 1, "every scrape reached the same worker"
+    # Which worker answers a scrape is the kernel's choice: how many distinct
+    # answers the eight scrapes gave is shown, not asserted.
+    print("distinct answers among the 8 scrapes: %d" % len({tuple(sorted(s.items())) for s in scrapes}))
