@@ -177,8 +177,12 @@ func (h *RouteMetrics) routeIn(hf *httpFamilies) *route {
 func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if t := trackerOf(r); t != nil {
 		if !t.done {
-			if rt := h.routeIn(t.http); rt != nil {
-				t.retarget(rt)
+			hf := t.http
+			if h.Namespace != "" {
+				hf = h.http // its own namespace; without one it inherits
+			}
+			if rt := h.routeIn(hf); rt != nil {
+				t.retarget(hf, rt)
 			}
 			t.addHandler(h)
 			if h.RequestID != "" && t.reqIDHeader == "" {
@@ -207,9 +211,15 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 	finished := false
 	defer func() {
 		// Reached without finishing only while a panic unwinds (or on
-		// runtime.Goexit): count a 500 and let the panic continue.
+		// runtime.Goexit); the panic continues. Record what the client
+		// saw: the status already sent if the final header went out
+		// (the client got that status and a cut body), else a 500.
 		if !finished {
-			t.finish(method, http.StatusInternalServerError, time.Since(start))
+			status := http.StatusInternalServerError
+			if t.rec.wroteHeader {
+				status = t.rec.status
+			}
+			t.finish(method, status, time.Since(start))
 		}
 	}()
 	err := next.ServeHTTP(&t.rec, r)

@@ -25,17 +25,20 @@ const trackerVar = "routemetrics.tracker"
 
 type trackerCtxKey struct{}
 
-// maxNesting bounds how many handlers' business counters one request
-// evaluates; deeper nesting than this is not a real configuration.
-const maxNesting = 8
+// inlineHandlers is how many handlers with business counters a tracker
+// holds without allocating; a deeper chain spills the rest into a slice
+// (allocated only then), so every handler's counters still count.
+const inlineHandlers = 8
 
 type tracker struct {
-	http  *httpFamilies // namespace chosen by the outermost handler
-	route *route        // innermost route so far; its in-flight cell holds our +1
+	http  *httpFamilies // namespace of the innermost handler that set one
+	route *route        // innermost route so far (in http); its in-flight cell holds our +1
 
-	// handlers whose business counters apply, outermost first.
-	handlers  [maxNesting]*RouteMetrics
-	nhandlers int
+	// handlers whose business counters apply, outermost first: the first
+	// inlineHandlers inline, the rest in moreHandlers (see handlerAt).
+	handlers     [inlineHandlers]*RouteMetrics
+	moreHandlers []*RouteMetrics
+	nhandlers    int
 
 	// done is set once the request was recorded; a route_metrics reached
 	// afterwards (e.g. inside handle_errors) must not count it again.
@@ -88,8 +91,12 @@ func (t *tracker) enter(rt *route) {
 	t.route = rt
 }
 
-// retarget moves the request to a more specific route.
-func (t *tracker) retarget(rt *route) {
+// retarget moves the request to a more specific route and to that route's
+// namespace: the innermost route_metrics that sets a namespace owns the
+// request, so every family the request feeds (requests, duration, bytes,
+// in flight, upstream latency, upgraded connections) is that namespace's.
+func (t *tracker) retarget(hf *httpFamilies, rt *route) {
+	t.http = hf
 	if rt == t.route {
 		return
 	}
@@ -102,16 +109,28 @@ func (t *tracker) addHandler(h *RouteMetrics) {
 	if h.st != nil {
 		t.st = h.st // innermost wins
 	}
-	if len(h.rules) == 0 || t.nhandlers == maxNesting {
+	if len(h.rules) == 0 {
 		return
 	}
 	for i := 0; i < t.nhandlers; i++ {
-		if t.handlers[i] == h {
+		if t.handlerAt(i) == h {
 			return
 		}
 	}
-	t.handlers[t.nhandlers] = h
+	if t.nhandlers < inlineHandlers {
+		t.handlers[t.nhandlers] = h
+	} else {
+		t.moreHandlers = append(t.moreHandlers, h)
+	}
 	t.nhandlers++
+}
+
+// handlerAt is the i-th handler (0 = outermost) whose counters apply.
+func (t *tracker) handlerAt(i int) *RouteMetrics {
+	if i < inlineHandlers {
+		return t.handlers[i]
+	}
+	return t.moreHandlers[i-inlineHandlers]
 }
 
 // finish records the request once and leaves the in-flight gauge.
@@ -132,8 +151,9 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 		// call, with the counters in a Go array of C pointers.
 		var batch counterBatch
 		for i := 0; i < t.nhandlers; i++ {
-			for j := range t.handlers[i].rules {
-				rule := &t.handlers[i].rules[j]
+			h := t.handlerAt(i)
+			for j := range h.rules {
+				rule := &h.rules[j]
 				if rule.matches(method, status) && !batch.add(rule.series) {
 					rule.series.counterAdd(1) // batch full: rare, one extra crossing
 				}
@@ -144,8 +164,9 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 	}
 	defer rr.release()
 	for i := 0; i < t.nhandlers; i++ {
-		for j := range t.handlers[i].rules {
-			rule := &t.handlers[i].rules[j]
+		h := t.handlerAt(i)
+		for j := range h.rules {
+			rule := &h.rules[j]
 			if rule.matches(method, status) && !rr.addCounter(rule.series) {
 				rule.series.counterAdd(1)
 			}
