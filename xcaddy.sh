@@ -14,7 +14,7 @@
 # the library rebuilt (always done, incremental); build/caddy is rebuilt
 # when the plugin's Go code or the C header changes.
 #
-# build/caddy finds build/lib/libmetrics.so.1 through its RUNPATH
+# build/caddy finds build/lib/libmetrics.so.2 through its RUNPATH
 # ($ORIGIN/lib), so it runs without LD_LIBRARY_PATH; keep build/lib next to
 # it when you copy it elsewhere (or install libmetrics system-wide).
 #

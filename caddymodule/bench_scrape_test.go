@@ -116,7 +116,7 @@ func buildLM(plan []seriesTuple) (*lmRegistry, error) {
 				return nil, err
 			}
 		}
-		rt.record(methodOf(t.method), t.status, t.d, t.bytes, nil)
+		rt.record(methodOf(t.method), t.status, t.d, 0, t.bytes, nil)
 	}
 	return reg, nil
 }

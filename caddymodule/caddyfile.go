@@ -432,6 +432,7 @@ var builtinFamilies = []string{
 var builtinHTTPFamilies = []string{
 	"http_requests", "http_request_duration_seconds", "http_response_size_bytes", "http_requests_in_progress",
 	"http_upstream_duration_seconds",
+	"http_request_size_bytes",
 }
 
 // checkReservedName refuses a business counter whose family would clash

@@ -11,8 +11,8 @@ package routemetrics
 
 /*
 #cgo pkg-config: libmetrics
-#cgo noescape lm_route_record
-#cgo nocallback lm_route_record
+#cgo noescape lm_route_record_sized
+#cgo nocallback lm_route_record_sized
 #cgo noescape lm_route_record_ex
 #cgo nocallback lm_route_record_ex
 #cgo noescape lm_expo_read
@@ -378,16 +378,17 @@ func (b *counterBatch) add(s *series) bool {
 	return true
 }
 
-// record is the per-request crossing: counts, latency, bytes and the
-// batched business counters in one call.
-func (rt *route) record(m methodIndex, status int, d time.Duration, bytes uint64, b *counterBatch) {
+// record is the per-request crossing: counts, latency, request and
+// response bytes and the batched business counters in one call.
+func (rt *route) record(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, b *counterBatch) {
 	var counters **C.lm_series
 	var n C.size_t
 	if b != nil && b.n > 0 {
 		counters = &b.s[0]
 		n = C.size_t(b.n)
 	}
-	C.lm_route_record(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(bytes), counters, n)
+	C.lm_route_record_sized(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(reqBytes),
+		C.uint64_t(bytes), counters, n)
 }
 
 // Capacities of one requestRecord (the LMGO_ constants above).
@@ -489,12 +490,13 @@ func (rr *requestRecord) setExemplar(label, id string, unixNano int64) bool {
 
 // recordEx is the per-request crossing with extras: the request, its
 // business counters, observations and exemplar in one call.
-func (rt *route) recordEx(m methodIndex, status int, d time.Duration, bytes uint64, rr *requestRecord) {
+func (rt *route) recordEx(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, rr *requestRecord) {
 	r := &rr.c.rec
 	r.method = C.lm_method(m)
 	r.status = C.int(status)
 	r.duration_ns = C.int64_t(d)
 	r.response_bytes = C.uint64_t(bytes)
+	r.request_bytes = C.uint64_t(reqBytes)
 	r.counters, r.ncounters = nil, 0
 	if rr.ncounters > 0 {
 		r.counters = &rr.c.counters[0]

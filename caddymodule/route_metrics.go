@@ -17,6 +17,7 @@ import (
 //	<namespace>http_requests_total{method,endpoint,status}
 //	<namespace>http_request_duration_seconds{method,endpoint,status}
 //	<namespace>http_response_size_bytes_total{method,endpoint,status}
+//	<namespace>http_request_size_bytes_total{method,endpoint,status}
 //	<namespace>http_requests_in_progress{endpoint}
 //
 // Handlers nest: put one at site level and more inside handle blocks; each
@@ -203,6 +204,7 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 	t.enter(h.route)
 	t.addHandler(h)
 	r = t.attach(r)
+	t.body.wrap(r)
 	method := r.Method
 	if h.RequestID != "" {
 		t.setRequestID(h.RequestID, w, r)

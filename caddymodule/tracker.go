@@ -45,6 +45,7 @@ type tracker struct {
 	done bool
 
 	rec   recorder
+	body  requestBody // wraps the request body, if it has one
 	start time.Time
 	repl  *caddy.Replacer // the request's; reverse_proxy leaves upstream figures in it
 
@@ -159,7 +160,7 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 				}
 			}
 		}
-		t.route.record(methodOf(method), status, d, t.rec.bytes, &batch)
+		t.route.record(methodOf(method), status, d, t.body.read(), t.rec.bytes, &batch)
 		return
 	}
 	defer rr.release()
@@ -179,7 +180,7 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 			rr.observe(s, int64(latency), exemplar)
 		}
 	}
-	t.route.recordEx(methodOf(method), status, d, t.rec.bytes, rr)
+	t.route.recordEx(methodOf(method), status, d, t.body.read(), t.rec.bytes, rr)
 }
 
 // onHeader runs just before the response headers go out (final or 1xx):
@@ -277,6 +278,38 @@ func (rw *recorder) ReadFrom(src io.Reader) (int64, error) {
 	}
 	return n, err
 }
+
+// requestBody counts the request body bytes the handler chain reads
+// (reverse_proxy, request_body, a FastCGI app...): bytes actually read,
+// so a body nobody reads counts only what was read of it, and what
+// net/http discards after the handler returns is not counted.
+type requestBody struct {
+	io.ReadCloser
+	// Atomic: reverse_proxy's transport reads the body in its own
+	// goroutine, which may still be reading when the request is recorded.
+	n atomic.Uint64
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.n.Add(uint64(n))
+	}
+	return n, err
+}
+
+// wrap makes r's body count into b; a request without a body keeps
+// http.NoBody (reverse_proxy and net/http treat it specially).
+func (b *requestBody) wrap(r *http.Request) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	b.ReadCloser = r.Body
+	r.Body = b
+}
+
+// read is the number of body bytes read so far.
+func (b *requestBody) read() uint64 { return b.n.Load() }
 
 var (
 	_ http.ResponseWriter = (*recorder)(nil)

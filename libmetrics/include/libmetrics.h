@@ -35,10 +35,13 @@ extern "C" {
 #define LM_API
 #endif
 
-#define LM_VERSION_MAJOR 1
+/* 2.0.0: lm_request_record gained request_bytes (its layout changed, so
+ * the ABI of lm_route_record_ex did; soname libmetrics.so.2). New:
+ * lm_route_record_sized and <prefix>http_request_size_bytes_total. */
+#define LM_VERSION_MAJOR 2
 #define LM_VERSION_MINOR 0
 #define LM_VERSION_PATCH 0
-#define LM_VERSION_STRING "1.0.0"
+#define LM_VERSION_STRING "2.0.0"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -165,7 +168,7 @@ LM_API uint64_t lm_series_count(const lm_series *s);
 
 /* ---------------------------------------------- HTTP request fast path */
 /* One call per request records requests_total, the latency histogram and
- * the response bytes counter for (route, method, status). */
+ * the response and request bytes counters for (route, method, status). */
 
 typedef struct lm_http lm_http;
 typedef struct lm_route lm_route;
@@ -201,6 +204,7 @@ typedef struct lm_http_options {
  *   http_requests_total{method,endpoint,status}             counter
  *   http_request_duration_seconds{method,endpoint,status}   histogram
  *   http_response_size_bytes_total{method,endpoint,status}  counter
+ *   http_request_size_bytes_total{method,endpoint,status}   counter
  *   http_requests_in_progress{endpoint}                     gauge
  * Calling again with the same prefix returns the same lm_http; if the
  * bounds differ, the duration histogram is replaced (lm_family_replace) and
@@ -224,10 +228,17 @@ LM_API int64_t *lm_route_inflight_cell(lm_route *route);
  * series (business counters whose conditions the host found true; may be
  * NULL when ncounters is 0) is incremented by one in the same call, so a
  * request costs one foreign-function crossing however many counters it
- * feeds. */
+ * feeds. Request bytes are not recorded (see lm_route_record_sized). */
 LM_API void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
                             uint64_t response_bytes, lm_series *const *counters,
                             size_t ncounters);
+
+/* lm_route_record that also adds request_bytes (bytes of the request body
+ * the host read) to http_request_size_bytes_total, in the same call. */
+LM_API void lm_route_record_sized(lm_route *route, lm_method method, int status,
+                                  int64_t duration_ns, uint64_t request_bytes,
+                                  uint64_t response_bytes, lm_series *const *counters,
+                                  size_t ncounters);
 
 /* ------------------------------------- extended request record, exemplars */
 
@@ -277,6 +288,7 @@ typedef struct lm_request_record {
     int status;
     int64_t duration_ns;     /* negative counts as 0 */
     uint64_t response_bytes;
+    uint64_t request_bytes;  /* added to http_request_size_bytes_total */
     lm_series *const *counters; /* each += 1, as in lm_route_record */
     size_t ncounters;
     const lm_observation *observations;
@@ -293,8 +305,8 @@ typedef struct lm_request_record {
  * per-thread shard cells, no allocation except the first record of a
  * (method, status) on a route and the first exemplar of a series (which
  * allocates that series' exemplar slots once; if that fails the exemplar is
- * skipped). lm_route_record(r, m, s, d, b, c, n) is lm_route_record_ex with
- * no observations and no exemplar. */
+ * skipped). lm_route_record_sized(r, m, s, d, q, b, c, n) is
+ * lm_route_record_ex with no observations and no exemplar. */
 LM_API void lm_route_record_ex(lm_route *route, const lm_request_record *rec);
 
 /* ---------------------------------------------------------- exposition */

@@ -102,11 +102,12 @@ struct lm_family {
     size_t index_mask;
 };
 
-/* One (method, status) cell of a route: the three series it updates. */
+/* One (method, status) cell of a route: the series it updates. */
 typedef struct lm_route_slot {
     lm_series *requests;
     _Atomic(lm_series *) duration; /* swapped when the histogram is replaced */
     lm_series *bytes;
+    lm_series *request_bytes;
 } lm_route_slot;
 
 struct lm_route {
@@ -125,6 +126,7 @@ struct lm_http {
     lm_family *requests;
     _Atomic(lm_family *) duration;
     lm_family *bytes;
+    lm_family *request_bytes;
     lm_family *inflight;
     lm_route **routes;     /* max_routes */
     _Atomic size_t nroutes;
