@@ -25,6 +25,7 @@ import (
 //	        status <2xx|201...>       # repeatable
 //	    }
 //	    request_id [<header>]         # default X-Request-ID
+//	    latency first_byte|complete   # default: complete, first_byte for text/event-stream
 //	    server_timing {
 //	        strip
 //	        max_entries <n>
@@ -129,6 +130,18 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 			if d.NextBlock(d.Nesting()) {
 				return pos, d.Err("route_metrics: request_id takes no block")
 			}
+		case "latency":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: latency given twice")
+			}
+			var mode string
+			if !d.AllArgs(&mode) {
+				return pos, d.Errf("route_metrics: latency needs exactly one argument, %s or %s", latencyFirstByteName, latencyCompleteName)
+			}
+			if _, err := parseLatencyMode(mode); err != nil {
+				return pos, d.Errf("route_metrics: %v", err)
+			}
+			h.Latency = mode
 		case "server_timing":
 			if seen[sub] {
 				return pos, d.Err("route_metrics: server_timing given twice (put every metric in one block)")
@@ -139,7 +152,7 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 			}
 			h.ServerTiming, pos.stMetrics = st, at
 		default:
-			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id or server_timing)", sub)
+			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id, latency or server_timing)", sub)
 		}
 		seen[sub] = true
 	}
@@ -433,6 +446,7 @@ var builtinHTTPFamilies = []string{
 	"http_requests", "http_request_duration_seconds", "http_response_size_bytes", "http_requests_in_progress",
 	"http_upstream_duration_seconds",
 	"http_request_size_bytes",
+	"http_upgraded_connection_duration_seconds", "http_upgraded_connections_in_progress",
 }
 
 // checkReservedName refuses a business counter whose family would clash
@@ -514,14 +528,15 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 		Namespace string            `json:"namespace"`
 		Buckets   []float64         `json:"buckets"`
 		Counters  []BusinessCounter `json:"counters"`
-	}{rm.Namespace, rm.Buckets, rm.Counters})
+		Latency   string            `json:"latency"`
+	}{rm.Namespace, rm.Buckets, rm.Counters, rm.Latency})
 	if err != nil {
 		return nil, err
 	}
 	routes := stateMap(h, stateRoutes)
 	key := rm.Namespace + "\x00" + rm.routeName()
 	if prev, ok := routes[key]; ok && prev.sig != string(sig) {
-		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets or counters); give one of them another name, at %s:%d",
+		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets, counters or latency); give one of them another name, at %s:%d",
 			rm.routeName(), prev.at(), file, line)
 	} else if !ok {
 		routes[key] = here(string(sig))

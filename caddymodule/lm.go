@@ -18,6 +18,8 @@ package routemetrics
 #cgo noescape lm_expo_read
 #cgo nocallback lm_expo_read
 #cgo nocallback lm_counter_add
+#cgo noescape lm_histogram_observe
+#cgo nocallback lm_histogram_observe
 #include <stdlib.h>
 #include <libmetrics.h>
 // One request's lm_request_record with its arrays, in C memory: cgo forbids
@@ -254,6 +256,10 @@ func (f *family) series(values []string) (*series, error) {
 
 func (s *series) counterAdd(v uint64) { C.lm_counter_add(s.p, C.uint64_t(v)) }
 
+// observe records v in a histogram series (nanoseconds for the plugin's
+// histograms, which expose seconds).
+func (s *series) observe(v int64) { C.lm_histogram_observe(s.p, C.int64_t(v)) }
+
 // gaugeCell exposes the gauge's cell for Go's sync/atomic.
 func (s *series) gaugeCell() *int64 { return (*int64)(unsafe.Pointer(C.lm_gauge_cell(s.p))) }
 
@@ -272,6 +278,8 @@ type httpFamilies struct {
 	// The namespace's upstream latency histogram (upstream.go), swapped
 	// when its buckets change.
 	upstream atomic.Pointer[family]
+	// Upgraded connections (upgrade.go): lifetime histogram and gauge.
+	upgradedDuration, upgradedInflight *family
 }
 
 // registerHTTP registers the four HTTP families under prefix. bounds nil

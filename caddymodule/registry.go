@@ -92,6 +92,9 @@ func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
 		if err := registerUpstream(reg, h, bounds); err != nil {
 			return nil, err
 		}
+		if err := registerUpgraded(reg, h); err != nil {
+			return nil, err
+		}
 		ns = &namespace{http: h, explicit: map[string]*bucketWish{}, current: bucketsKey(bounds)}
 		global.namespaces[prefix] = ns
 	} else if key := bucketsKey(bounds); key != "" && key != ns.current {

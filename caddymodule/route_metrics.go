@@ -52,7 +52,18 @@ type RouteMetrics struct {
 	// route_metrics that has this block decides for a request.
 	ServerTiming *ServerTiming `json:"server_timing,omitempty"`
 
+	// What the latency histogram measures: "complete" (until the handler
+	// chain returns, i.e. the whole response was written) or "first_byte"
+	// (until the final response header was written: the first Write,
+	// WriteHeader or Flush). Empty: complete, except for Server-Sent
+	// Events (Content-Type text/event-stream), whose streams are open for
+	// minutes and are recorded at their first byte. The innermost
+	// route_metrics that sets it decides for a request. Upgraded requests
+	// (WebSockets) always record the time to the upgrade.
+	Latency string `json:"latency,omitempty"`
+
 	http     *httpFamilies
+	latency  latencyMode
 	route    *route
 	rules    []counterRule
 	st       *stConfig
@@ -109,7 +120,37 @@ func (h *RouteMetrics) Validate() error {
 			return err
 		}
 	}
+	if _, err := parseLatencyMode(h.Latency); err != nil {
+		return err
+	}
 	return nil
+}
+
+// latencyMode is a provisioned Latency.
+type latencyMode uint8
+
+const (
+	latencyAuto      latencyMode = iota // complete; first byte for text/event-stream
+	latencyComplete                     // until the handler chain returns
+	latencyFirstByte                    // until the final header was written
+)
+
+const (
+	latencyCompleteName  = "complete"
+	latencyFirstByteName = "first_byte"
+)
+
+func parseLatencyMode(s string) (latencyMode, error) {
+	switch s {
+	case "":
+		return latencyAuto, nil
+	case latencyCompleteName:
+		return latencyComplete, nil
+	case latencyFirstByteName:
+		return latencyFirstByte, nil
+	}
+	return latencyAuto, fmt.Errorf("latency %q must be %s (until the response was written) or %s (until its header was)",
+		s, latencyCompleteName, latencyFirstByteName)
 }
 
 // Provision resolves every handle this handler will use, so serving a
@@ -130,6 +171,7 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.http, h.acquired = hf, true
+	h.latency, _ = parseLatencyMode(h.Latency) // validated above
 	if h.route, err = hf.route(h.routeName()); err != nil {
 		return err
 	}
@@ -196,8 +238,7 @@ func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 }
 
 func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	start := time.Now()
-	t := &tracker{http: h.http, start: start}
+	t := &tracker{http: h.http, start: time.Now(), method: r.Method}
 	t.rec.ResponseWriter = w
 	t.rec.t = t
 	t.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
@@ -205,7 +246,6 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 	t.addHandler(h)
 	r = t.attach(r)
 	t.body.wrap(r)
-	method := r.Method
 	if h.RequestID != "" {
 		t.setRequestID(h.RequestID, w, r)
 	}
@@ -221,7 +261,7 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 			if t.rec.wroteHeader {
 				status = t.rec.status
 			}
-			t.finish(method, status, time.Since(start))
+			t.end(status, time.Now())
 		}
 	}()
 	err := next.ServeHTTP(&t.rec, r)
@@ -236,7 +276,7 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 		// Nothing written: net/http sends an empty 200.
 		status = http.StatusOK
 	}
-	t.finish(method, status, time.Since(start))
+	t.end(status, time.Now())
 	return err
 }
 

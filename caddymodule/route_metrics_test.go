@@ -454,6 +454,10 @@ func TestValidateRejectsBadJSONConfig(t *testing.T) {
 		{`{"namespace":"s_","counters":[{"name":"s_http_requests_in_progress_total"}]}`, "collides with the built-in metric s_http_requests_in_progress"},
 		{`{"counters":[{"name":"go_goroutines_total"}]}`, "collides with the built-in metric go_goroutines"},
 		{`{"counters":[{"name":"a_total"},{"name":"a_total"}]}`, "declared twice"},
+		{`{"latency":"ttfb"}`, `latency "ttfb" must be complete`},
+		{`{"latency":"First_Byte"}`, `latency "First_Byte" must be`},
+		{`{"counters":[{"name":"s_http_upgraded_connections_in_progress_total"}],"namespace":"s_"}`, "collides with the built-in metric s_http_upgraded_connections_in_progress"},
+		{`{"counters":[{"name":"http_request_size_bytes_total"}]}`, "collides with the built-in metric http_request_size_bytes"},
 	} {
 		h := new(RouteMetrics)
 		if err := decodeStrict(c.js, h); err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -44,10 +45,24 @@ type tracker struct {
 	// afterwards (e.g. inside handle_errors) must not count it again.
 	done bool
 
-	rec   recorder
-	body  requestBody // wraps the request body, if it has one
-	start time.Time
-	repl  *caddy.Replacer // the request's; reverse_proxy leaves upstream figures in it
+	rec    recorder
+	body   requestBody // wraps the request body, if it has one
+	start  time.Time
+	method string
+
+	// Latency mode of the innermost route_metrics that set one, and the
+	// time to the first byte (the final header) when the mode needs it.
+	latency      latencyMode
+	firstByte    time.Duration
+	firstByteSet bool
+
+	// Upgraded requests (upgrade.go): recorded at the upgrade; the
+	// tunnel's lifetime is recorded when the outermost handler returns.
+	upgraded    bool
+	tunnel      *upgradedSeries
+	tunnelStart time.Time
+
+	repl *caddy.Replacer // the request's; reverse_proxy leaves upstream figures in it
 
 	// Request ID (requestid.go): the header it travels in and its value,
 	// set by the first route_metrics that has request_id.
@@ -110,6 +125,9 @@ func (t *tracker) addHandler(h *RouteMetrics) {
 	if h.st != nil {
 		t.st = h.st // innermost wins
 	}
+	if h.latency != latencyAuto {
+		t.latency = h.latency // innermost wins
+	}
 	if len(h.rules) == 0 {
 		return
 	}
@@ -132,6 +150,35 @@ func (t *tracker) handlerAt(i int) *RouteMetrics {
 		return t.handlers[i]
 	}
 	return t.moreHandlers[i-inlineHandlers]
+}
+
+// end is the outermost handler's last word on the request at now: it
+// records the request (latency per the route's mode) unless an upgrade
+// already did, in which case it records the tunnel's lifetime.
+func (t *tracker) end(status int, now time.Time) {
+	if t.upgraded {
+		t.closeTunnel(now)
+		return
+	}
+	d := now.Sub(t.start)
+	if t.firstByteSet {
+		d = t.firstByte
+	}
+	t.finish(t.method, status, d)
+}
+
+// finalHeader runs when the final response header is written (explicitly,
+// by a first Write or by a first Flush): the response's first byte. An
+// upgrading status records the request now; otherwise the time is kept
+// if the request's latency is its time to first byte.
+func (t *tracker) finalHeader(h http.Header, code int) {
+	if upgrades(t.method, code) {
+		t.upgrade(code, time.Since(t.start))
+		return
+	}
+	if t.latency == latencyFirstByte || (t.latency == latencyAuto && isEventStream(h)) {
+		t.firstByte, t.firstByteSet = time.Since(t.start), true
+	}
 }
 
 // finish records the request once and leaves the in-flight gauge.
@@ -242,6 +289,9 @@ func (rw *recorder) WriteHeader(code int) {
 		if final {
 			rw.status = code
 			rw.wroteHeader = true
+			if rw.t != nil {
+				rw.t.finalHeader(rw.ResponseWriter.Header(), code)
+			}
 		}
 	}
 	rw.ResponseWriter.WriteHeader(code)
@@ -255,7 +305,24 @@ func (rw *recorder) implicitHeader() {
 	}
 	rw.status = http.StatusOK
 	rw.wroteHeader = true
+	if rw.t != nil {
+		rw.t.finalHeader(rw.ResponseWriter.Header(), http.StatusOK)
+	}
 }
+
+// FlushError sends what is buffered; before any header that is the
+// implicit 200's header, so it goes through implicitHeader first.
+// http.ResponseController (reverse_proxy's streaming) finds it before
+// unwrapping.
+func (rw *recorder) FlushError() error {
+	if !rw.wroteHeader {
+		rw.implicitHeader()
+	}
+	return http.NewResponseController(rw.ResponseWriter).Flush()
+}
+
+// Flush is FlushError for callers that assert http.Flusher.
+func (rw *recorder) Flush() { _ = rw.FlushError() }
 
 func (rw *recorder) Write(b []byte) (int, error) {
 	if !rw.wroteHeader {
@@ -311,7 +378,24 @@ func (b *requestBody) wrap(r *http.Request) {
 // read is the number of body bytes read so far.
 func (b *requestBody) read() uint64 { return b.n.Load() }
 
+// isEventStream reports whether the response is Server-Sent Events
+// (Content-Type text/event-stream, any case, parameters allowed).
+func isEventStream(h http.Header) bool {
+	v := h["Content-Type"]
+	if len(v) == 0 {
+		return false
+	}
+	const sse = "text/event-stream"
+	ct := strings.TrimLeft(v[0], " \t")
+	if len(ct) < len(sse) || !strings.EqualFold(ct[:len(sse)], sse) {
+		return false
+	}
+	rest := strings.TrimLeft(ct[len(sse):], " \t")
+	return rest == "" || rest[0] == ';'
+}
+
 var (
 	_ http.ResponseWriter = (*recorder)(nil)
 	_ io.ReaderFrom       = (*recorder)(nil)
+	_ http.Flusher        = (*recorder)(nil)
 )
