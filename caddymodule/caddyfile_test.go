@@ -97,16 +97,8 @@ func TestUnmarshalMetricsEndpoint(t *testing.T) {
 // forwarding headers metrics_endpoint refuses (addressHeaders and
 // hopHeaders), each only when absent, on top of remote_ip.
 func TestExampleMetricsMatcherAgreesWithRule(t *testing.T) {
-	text, err := os.ReadFile("../Caddyfile.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := adapt(string(text))
-	if err != nil {
-		t.Fatal(err)
-	}
 	var cfg any
-	if err := json.Unmarshal(out, &cfg); err != nil {
+	if err := json.Unmarshal(adaptExample(t), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	var matchers []map[string]any
@@ -177,7 +169,9 @@ func TestJSONFormIsClean(t *testing.T) {
 	}
 }
 
-func TestExampleCaddyfileAdapts(t *testing.T) {
+// adaptExample is Caddyfile.example as `caddy adapt` turns it into JSON.
+func adaptExample(t *testing.T) []byte {
+	t.Helper()
 	text, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
@@ -186,6 +180,11 @@ func TestExampleCaddyfileAdapts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+func TestExampleCaddyfileAdapts(t *testing.T) {
+	out := adaptExample(t)
 	var cfg struct {
 		Apps struct {
 			HTTP struct {

@@ -38,13 +38,22 @@ func newRefusalCounters(reg *lmRegistry) (*refusalCounters, error) {
 // value, which the client may have written. The body is the same whatever
 // the reason, so it tells a prober nothing.
 func (m *MetricsEndpoint) refuse(w http.ResponseWriter, r *http.Request, d decision) error {
-	m.refused[d.refusal].counterAdd(1)
-	if ce := m.logger.Check(zap.DebugLevel, "refused"); ce != nil {
-		fields := []zap.Field{zap.String("reason", d.refusal.String()), zap.String("peer", peerHost(r))}
-		if d.header != "" {
-			fields = append(fields, zap.String("header", d.header))
-		}
-		ce.Write(fields...)
+	// An endpoint built without Provision (tests) still refuses; it only
+	// has nothing to count or log with.
+	if m.refused != nil {
+		m.refused[d.refusal].counterAdd(1)
 	}
-	return plainError(w, http.StatusForbidden, "403 Forbidden: metrics are served to internal clients only\n")
+	if m.logger != nil {
+		if ce := m.logger.Check(zap.DebugLevel, "refused"); ce != nil {
+			fields := []zap.Field{zap.String("reason", d.refusal.String()), zap.String("peer", peerHost(r))}
+			if d.header != "" {
+				fields = append(fields, zap.String("header", d.header))
+			}
+			ce.Write(fields...)
+		}
+	}
+	return plainError(w, http.StatusForbidden, refusedBody)
 }
+
+// refusedBody is the one answer every refusal gets.
+const refusedBody = "403 Forbidden: metrics are served to internal clients only\n"

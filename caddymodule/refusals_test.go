@@ -53,7 +53,7 @@ func TestEndpointRefusesEveryMethodAndFormat(t *testing.T) {
 		{"127.0.0.1:1", map[string]string{"X-Forwarded-For": "198.51.100.2"}},
 		{"10.0.0.9:1", map[string]string{"Cf-Connecting-Ip": ""}},
 	}
-	want := "403 Forbidden: metrics are served to internal clients only\n"
+	want := refusedBody
 	for _, rq := range requests {
 		for _, method := range append([]string{"BREW"}, standardMethods...) {
 			for f, extra := range formats {

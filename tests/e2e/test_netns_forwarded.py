@@ -36,7 +36,9 @@ import pytest
 
 import helpers as h
 from conftest import run_caddy
-from test_netns import METRIC_WORDS, _make_ns, _need_root, _run
+from test_netns import METRIC_WORDS, _run
+# The public (198.51.100.x) and private (10.x) client namespaces.
+from test_netns import netns as pub, private_ns as priv  # noqa: F401 (fixtures)
 
 ENDPOINT_403 = b"403 Forbidden: metrics are served to internal clients only\n"
 REFUSAL_BODIES = (ENDPOINT_403, b"")
@@ -85,18 +87,6 @@ def mixed_case(name: str) -> str:
 
 
 # ------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="module")
-def pub(request):
-    _need_root()
-    return _make_ns(request, "f", "198.51.100")
-
-
-@pytest.fixture(scope="module")
-def priv(request):
-    _need_root()
-    return _make_ns(request, "g", "10.254.79")
 
 
 @pytest.fixture(scope="module")
