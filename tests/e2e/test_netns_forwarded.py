@@ -423,10 +423,14 @@ def test_private_client_behind_trusted_proxy_with_private_chain_served(priv, pro
     assert_served(status, body, headers, "text", "private chain via trusted appending proxy")
 
 
-def test_accept_forwarded_lets_the_peer_decide(pub, priv, proxy):
+def test_accept_forwarded_lets_the_peer_decide(pub, priv, proxy, lab):
     """The opt-out does what README warns about: behind an untrusted proxy
-    on loopback even the public client is served. It must still not be
-    reachable directly from outside (bound to loopback here)."""
+    on loopback even the public client is served, and Caddy said so when it
+    loaded the config."""
+    warnings = [ln for ln in lab.log_text().splitlines()
+                if '"level":"warn"' in ln and '"logger":"http.handlers.metrics_endpoint"' in ln
+                and "accept_forwarded is on" in ln]
+    assert warnings, "no warning about accept_forwarded in %s" % lab.log_path
     status, body, headers = curl(pub, via_proxy(proxy, pub, "optout", "stock"))
     assert_served(status, body, headers, "text", "public client via proxy to the accept_forwarded server")
     status, body, headers = curl(priv, via_proxy(proxy, priv, "optout", "add-cf-connecting-ip"))
