@@ -11,6 +11,7 @@ PACKAGES=(
   valgrind                           # memcheck of the C tests
   prometheus                         # promtool and end-to-end Prometheus
   python3 python3-pytest python3-prometheus-client  # strict OpenMetrics parser, e2e tests
+  python3-venv                       # tests/venv.sh: pinned PyPI packages (FastAPI example)
   wrk curl jq iproute2 procps        # load, HTTP, network namespaces
   chromium                           # browser test of the status page
 )
