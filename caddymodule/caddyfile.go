@@ -426,7 +426,7 @@ var builtinFamilies = []string{
 	"go_goroutines", "go_threads", "go_memstats_heap_alloc_bytes", "go_memstats_heap_sys_bytes", "go_gc_cycles",
 	"process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
 	"process_open_fds", "process_max_fds", "process_start_time_seconds", "process_threads",
-	"libmetrics_series_folded", "server_timing_malformed",
+	"libmetrics_series_folded", "server_timing_malformed", "metrics_endpoint_scrape_errors",
 }
 
 var builtinHTTPFamilies = []string{

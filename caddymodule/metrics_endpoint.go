@@ -11,6 +11,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 )
 
 // MetricsEndpoint (http.handlers.metrics_endpoint) serves the process-wide
@@ -28,8 +29,13 @@ type MetricsEndpoint struct {
 	// top of loopback, 10/8, 172.16/12, 192.168/16, fc00::/7, fe80::/10.
 	Allow []string `json:"allow,omitempty"`
 
-	allow []netip.Prefix
-	reg   *lmRegistry
+	allow  []netip.Prefix
+	reg    *lmRegistry
+	errs   *scrapeErrors
+	logger *zap.Logger
+	// open starts an exposition cursor; nil: the registry's. A test seam
+	// (scrape_errors.go): tests wrap the real cursor to make it fail.
+	open func(f expoFormat, process bool) (expoCursor, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -40,15 +46,27 @@ func (*MetricsEndpoint) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision parses the allow list and opens the shared registry.
-func (m *MetricsEndpoint) Provision(caddy.Context) error {
+// Provision parses the allow list, opens the shared registry and creates
+// the failed-response counter (scrape_errors.go).
+func (m *MetricsEndpoint) Provision(ctx caddy.Context) error {
+	m.logger = ctx.Logger()
 	allow, err := parseAllow(m.Allow)
 	if err != nil {
 		return err
 	}
 	m.allow = allow
-	m.reg, err = sharedRegistry()
+	if m.reg, err = sharedRegistry(); err != nil {
+		return err
+	}
+	m.errs, err = newScrapeErrors(m.reg)
 	return err
+}
+
+func (m *MetricsEndpoint) openExpo(f expoFormat, process bool) (expoCursor, error) {
+	if m.open != nil {
+		return m.open(f, process)
+	}
+	return m.reg.expoBegin(f, process)
 }
 
 // Validate reports a bad allow list.
@@ -100,8 +118,9 @@ func (m *MetricsEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 
 func (m *MetricsEndpoint) serveExposition(w http.ResponseWriter, r *http.Request, f expoFormat) error {
 	refreshGoRuntime()
-	x, err := m.reg.expoBegin(f, true)
+	x, err := m.openExpo(f, true)
 	if err != nil {
+		m.scrapeFailed(reasonStart, r, err)
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	defer x.end()
@@ -124,25 +143,31 @@ func (m *MetricsEndpoint) serveExposition(w http.ResponseWriter, r *http.Request
 	out := io.Writer(w)
 	var zw *gzip.Writer
 	if gz {
-		zw = gzipWriters.Get().(*gzip.Writer)
-		zw.Reset(w)
-		defer gzipWriters.Put(zw)
+		zw = getGzipWriter(w)
+		defer putGzipWriter(zw)
 		out = zw
 	}
 	buf := expoBufs.Get().(*[expoBufSize]byte)
 	defer expoBufs.Put(buf)
 	for {
 		n, err := x.read(buf[:])
-		if err != nil || n == 0 {
+		if err != nil {
+			m.scrapeFailed(reasonRender, r, err)
+			abortResponse()
+		}
+		if n == 0 {
 			break
 		}
 		if _, err := out.Write(buf[:n]); err != nil {
-			// The scraper went away; nothing useful left to send.
-			return nil
+			m.scrapeFailed(reasonWrite, r, err)
+			abortResponse()
 		}
 	}
 	if zw != nil {
-		_ = zw.Close()
+		if err := zw.Close(); err != nil {
+			m.scrapeFailed(reasonWrite, r, err)
+			abortResponse()
+		}
 	}
 	return nil
 }
