@@ -439,7 +439,7 @@ var builtinFamilies = []string{
 	"process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
 	"process_open_fds", "process_max_fds", "process_start_time_seconds", "process_threads",
 	"libmetrics_series_folded", "server_timing_malformed",
-	"metrics_endpoint_refused",
+	"metrics_endpoint_refused", "metrics_endpoint_scrape_errors",
 }
 
 var builtinHTTPFamilies = []string{

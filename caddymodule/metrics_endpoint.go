@@ -42,8 +42,12 @@ type MetricsEndpoint struct {
 
 	access  accessRule
 	refused *refusalCounters
+	errs    *scrapeErrors
 	logger  *zap.Logger
 	reg     *lmRegistry
+	// open starts an exposition cursor; nil: the registry's. A test seam
+	// (scrape_errors.go): tests wrap the real cursor to make it fail.
+	open func(f expoFormat, process bool) (expoCursor, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -55,7 +59,7 @@ func (*MetricsEndpoint) CaddyModule() caddy.ModuleInfo {
 }
 
 // Provision fixes the access rule, opens the shared registry and resolves
-// the refusal counters.
+// the refusal and failed-response counters (refusals.go, scrape_errors.go).
 func (m *MetricsEndpoint) Provision(ctx caddy.Context) error {
 	m.logger = ctx.Logger()
 	allow, err := parseAllow(m.Allow)
@@ -69,8 +73,18 @@ func (m *MetricsEndpoint) Provision(ctx caddy.Context) error {
 	if m.reg, err = sharedRegistry(); err != nil {
 		return err
 	}
-	m.refused, err = newRefusalCounters(m.reg)
+	if m.refused, err = newRefusalCounters(m.reg); err != nil {
+		return err
+	}
+	m.errs, err = newScrapeErrors(m.reg)
 	return err
+}
+
+func (m *MetricsEndpoint) openExpo(f expoFormat, process bool) (expoCursor, error) {
+	if m.open != nil {
+		return m.open(f, process)
+	}
+	return m.reg.expoBegin(f, process)
 }
 
 // Validate reports a bad allow list.
@@ -122,8 +136,9 @@ func (m *MetricsEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 
 func (m *MetricsEndpoint) serveExposition(w http.ResponseWriter, r *http.Request, f expoFormat) error {
 	refreshGoRuntime()
-	x, err := m.reg.expoBegin(f, true)
+	x, err := m.openExpo(f, true)
 	if err != nil {
+		m.scrapeFailed(reasonStart, r, err)
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	defer x.end()
@@ -146,25 +161,31 @@ func (m *MetricsEndpoint) serveExposition(w http.ResponseWriter, r *http.Request
 	out := io.Writer(w)
 	var zw *gzip.Writer
 	if gz {
-		zw = gzipWriters.Get().(*gzip.Writer)
-		zw.Reset(w)
-		defer gzipWriters.Put(zw)
+		zw = getGzipWriter(w)
+		defer putGzipWriter(zw)
 		out = zw
 	}
 	buf := expoBufs.Get().(*[expoBufSize]byte)
 	defer expoBufs.Put(buf)
 	for {
 		n, err := x.read(buf[:])
-		if err != nil || n == 0 {
+		if err != nil {
+			m.scrapeFailed(reasonRender, r, err)
+			abortResponse()
+		}
+		if n == 0 {
 			break
 		}
 		if _, err := out.Write(buf[:n]); err != nil {
-			// The scraper went away; nothing useful left to send.
-			return nil
+			m.scrapeFailed(reasonWrite, r, err)
+			abortResponse()
 		}
 	}
 	if zw != nil {
-		_ = zw.Close()
+		if err := zw.Close(); err != nil {
+			m.scrapeFailed(reasonWrite, r, err)
+			abortResponse()
+		}
 	}
 	return nil
 }
