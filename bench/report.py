@@ -401,6 +401,17 @@ if cb is not None:
         w("Reproduce:\n")
         w(code_block("\n".join(cs)))
 
+rb = read("lm_reload_bench.txt")
+if rb is not None:
+    w("## 4b. Reload stalls (bench/lm_reload_bench)\n")
+    w("Record latency while a reload changes a namespace's buckets with 1,000 routes "
+      "(target: no record waits more than 1 ms because of a reload), verbatim:\n")
+    w(code_block(rb))
+    cs = commands("reload")
+    if cs:
+        w("Reproduce:\n")
+        w(code_block("\n".join(cs)))
+
 # ------------------------------------------------------------------ targets
 summary = ["## Targets\n", "| target | measured (medians) | result |", "|---|---|---|"]
 summary += [f"| {a} | {b} | {c} |" for a, b, c in T]

@@ -322,8 +322,8 @@ func TestServerTimingThroughTheHandler(t *testing.T) {
 // upstream latency and exemplars; a handler nested in it without a
 // namespace inherits it (not the outermost handler's).
 func TestInnermostNamespaceOwnsTheRequest(t *testing.T) {
-	site := routeMetrics(t, `{"namespace":"t_nso_","request_id":"X-Request-ID"}`)
-	mid := routeMetrics(t, `{"name":"t_nsi_mid","namespace":"t_nsi_"}`)
+	site := routeMetrics(t, `{"namespace":"t_inh_","request_id":"X-Request-ID"}`)
+	mid := routeMetrics(t, `{"name":"t_nsi_mid","namespace":"t_own_"}`)
 	leaf := routeMetrics(t, `{"name":"t_nsi_leaf"}`)
 	for _, c := range []struct {
 		name     string
@@ -348,11 +348,11 @@ func TestInnermostNamespaceOwnsTheRequest(t *testing.T) {
 			}
 			after, _ := scrapeShared(t, formatText)
 			got := delta(before, after)
-			up := key("t_nsi_http_upstream_duration_seconds_count", "endpoint", c.endpoint, "upstream", "10.0.0.1:80")
+			up := key("t_own_http_upstream_duration_seconds_count", "endpoint", c.endpoint, "upstream", "10.0.0.1:80")
 			for k, want := range map[string]float64{
-				reqKey("t_nsi_", "POST", c.endpoint, 200):      1,
-				durCountKey("t_nsi_", "POST", c.endpoint, 200): 1,
-				bytesKey("t_nsi_", "POST", c.endpoint, 200):    2,
+				reqKey("t_own_", "POST", c.endpoint, 200):      1,
+				durCountKey("t_own_", "POST", c.endpoint, 200): 1,
+				bytesKey("t_own_", "POST", c.endpoint, 200):    2,
 				up: 1,
 			} {
 				if got[k] != want {
@@ -360,18 +360,18 @@ func TestInnermostNamespaceOwnsTheRequest(t *testing.T) {
 				}
 			}
 			for k, v := range got {
-				if strings.HasPrefix(k, "t_nso_") {
+				if strings.HasPrefix(k, "t_inh_") {
 					t.Errorf("the outer namespace recorded part of the request: %s +%v", k, v)
 				}
 			}
-			if v := inflight[inflightKey("t_nsi_", c.endpoint)]; v != 1 {
+			if v := inflight[inflightKey("t_own_", c.endpoint)]; v != 1 {
 				t.Errorf("in flight under the inner namespace during the request: %v, want 1", v)
 			}
-			if v := inflight[inflightKey("t_nso_", "other")]; v != 0 {
+			if v := inflight[inflightKey("t_inh_", "other")]; v != 0 {
 				t.Errorf("in flight under the outer namespace during the request: %v, want 0", v)
 			}
 			_, ex, _ := scrapeOM(t)
-			upBucket := key("t_nsi_http_upstream_duration_seconds_bucket", "endpoint", c.endpoint, "upstream", "10.0.0.1:80", "le", "0.01")
+			upBucket := key("t_own_http_upstream_duration_seconds_bucket", "endpoint", c.endpoint, "upstream", "10.0.0.1:80", "le", "0.01")
 			if !strings.Contains(ex[upBucket], `request_id="ns-`+c.endpoint+`"`) {
 				t.Errorf("upstream bucket exemplar %q, want the request's ID", ex[upBucket])
 			}

@@ -554,7 +554,10 @@ func (r *lmRegistry) expoBegin(f expoFormat, process bool) (*expo, error) {
 	return &expo{p: p}, nil
 }
 
-// read fills buf with the next chunk; 0 means the exposition is complete.
+// read fills buf with the next chunk. (0, nil) means the exposition is
+// complete; an error means it failed (libmetrics cut it at a line
+// boundary), and what was read so far is a truncated body that must never
+// reach a scraper as a complete one.
 func (x *expo) read(buf []byte) (int, error) {
 	if x.p == nil {
 		return 0, errExpoClosed
@@ -563,6 +566,12 @@ func (x *expo) read(buf []byte) (int, error) {
 		return 0, errors.New("libmetrics: exposition read into an empty buffer")
 	}
 	n := C.lm_expo_read(x.p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	if n == 0 {
+		var e C.lm_error
+		if C.lm_expo_status(x.p, &e) != C.LM_OK {
+			return 0, lmError("rendering the exposition", &e)
+		}
+	}
 	return int(n), nil
 }
 
@@ -593,6 +602,13 @@ const (
 	reportHTML
 )
 
+// reportWriteError is a report that stopped because its destination
+// failed (the client went away), not because libmetrics did.
+type reportWriteError struct{ err error }
+
+func (e *reportWriteError) Error() string { return "writing the status page: " + e.err.Error() }
+func (e *reportWriteError) Unwrap() error { return e.err }
+
 // reportWriter carries the destination through libmetrics' writer
 // callback, and the first write error back.
 type reportWriter struct {
@@ -620,7 +636,7 @@ func (r *lmRegistry) report(f reportFormat, prefix, title string, refreshSeconds
 		st = C.lm_report_markdown(r.p, &opts, fn, unsafe.Pointer(&h), &e)
 	}
 	if rw.err != nil {
-		return rw.err
+		return &reportWriteError{rw.err}
 	}
 	if st != C.LM_OK {
 		return lmError("rendering the status page", &e)

@@ -18,9 +18,10 @@ var global struct {
 	reg  *lmRegistry
 	err  error
 
-	// mu guards namespaces and the Go runtime snapshot.
+	// mu guards namespaces, wishSeq and the Go runtime snapshot.
 	mu         sync.Mutex
 	namespaces map[string]*namespace
+	wishSeq    uint64 // acquisitions so far, numbering bucket wishes
 	goRuntime  *goRuntimeMetrics
 }
 
@@ -49,7 +50,11 @@ func sharedRegistry() (*lmRegistry, error) {
 // Handlers of the new config are provisioned before those of the old one
 // are cleaned up, so the wishes are reference counted: the histogram
 // follows explicit buckets while any live handler declares them and goes
-// back to the defaults once the last such handler is cleaned up.
+// back to the defaults once the last such handler is cleaned up. When the
+// list in force loses its last handler while others remain, the one
+// declared most recently takes over: the newest config's list wins.
+// (libmetrics keeps every series counting across these changes; only the
+// exposed buckets follow.)
 type namespace struct {
 	http     *httpFamilies
 	explicit map[string]*bucketWish // key: bucketsKey(bounds)
@@ -59,6 +64,7 @@ type namespace struct {
 type bucketWish struct {
 	bounds []float64
 	refs   int
+	seq    uint64 // global.wishSeq at the latest acquisition that declared it
 }
 
 func bucketsKey(b []float64) string {
@@ -109,6 +115,8 @@ func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
 			ns.explicit[key] = w
 		}
 		w.refs++
+		global.wishSeq++
+		w.seq = global.wishSeq
 	}
 	return ns.http, nil
 }
@@ -139,14 +147,20 @@ func releaseHTTP(prefix string, bounds []float64) error {
 	if ns.current != key {
 		return nil
 	}
-	var next []float64
+	var next *bucketWish
 	for _, other := range ns.explicit {
-		next = other.bounds
-		break
+		if next == nil || other.seq > next.seq {
+			next = other
+		}
 	}
-	return ns.register(global.reg, next)
+	if next == nil {
+		return ns.register(global.reg, nil)
+	}
+	return ns.register(global.reg, next.bounds)
 }
 
+// register makes bounds the buckets of the namespace's duration and
+// upstream histograms, both or (as far as libmetrics lets it) neither.
 func (ns *namespace) register(reg *lmRegistry, bounds []float64) error {
 	h, err := reg.registerHTTP(ns.http.prefix, bounds)
 	if err != nil {
@@ -154,6 +168,12 @@ func (ns *namespace) register(reg *lmRegistry, bounds []float64) error {
 	}
 	ns.http.rebind(h.p)
 	if err := registerUpstream(reg, ns.http, bounds); err != nil {
+		// Put the duration histogram back on the buckets still in force.
+		var cur []float64
+		if w := ns.explicit[ns.current]; w != nil {
+			cur = w.bounds
+		}
+		_, _ = reg.registerHTTP(ns.http.prefix, cur)
 		return err
 	}
 	ns.current = bucketsKey(bounds)

@@ -411,6 +411,7 @@ func TestBucketsFollowLiveConfig(t *testing.T) {
 		t.Fatalf("custom buckets not in use: %v", e)
 	}
 	// Reload with other buckets: new config provisioned, then old cleaned up.
+	// The histogram keeps counting: both requests, each under 0.125 s.
 	second := routeMetrics(t, `{"name":"t_bk","namespace":"t_bk_","buckets":[0.3]}`)
 	if err := first.Cleanup(); err != nil {
 		t.Fatal(err)
@@ -419,8 +420,9 @@ func TestBucketsFollowLiveConfig(t *testing.T) {
 	if _, ok := e[bucket("0.125")]; ok {
 		t.Error("replaced buckets still exposed")
 	}
-	if e[bucket("0.3")] != 1 {
-		t.Errorf("new buckets not in use: %v", e[bucket("0.3")])
+	if e[bucket("0.3")] != 2 || e[bucket("+Inf")] != 2 {
+		t.Errorf("new buckets not in use or not counting on: le=0.3 %v +Inf %v, want 2 2",
+			e[bucket("0.3")], e[bucket("+Inf")])
 	}
 	// Reload that drops the buckets line: back to the defaults once the
 	// last handler that declared buckets is gone.
@@ -437,8 +439,47 @@ func TestBucketsFollowLiveConfig(t *testing.T) {
 			t.Errorf("default bucket le=%s not restored", le)
 		}
 	}
-	if e[bucket("+Inf")] != 1 {
-		t.Errorf("+Inf after the reload: %v, want 1", e[bucket("+Inf")])
+	// 0.25 bounds every request (all faster than 0.125 s, a bound the
+	// histogram counted in from the start).
+	if e[bucket("+Inf")] != 3 || e[bucket("0.25")] != 3 {
+		t.Errorf("after the reload back: +Inf %v le=0.25 %v, want 3 3 (every request, counted on)",
+			e[bucket("+Inf")], e[bucket("0.25")])
+	}
+}
+
+// When the bucket list in force loses its last handler while other lists
+// are still declared, the newest declaration wins, every time (not the
+// first one a map iteration happens to yield).
+func TestBucketsNextListIsNewest(t *testing.T) {
+	const ns = "t_nw_"
+	mk := func(b string) *RouteMetrics {
+		return routeMetrics(t, `{"name":"t_nw","namespace":"`+ns+`","buckets":[`+b+`]}`)
+	}
+	current := func() string {
+		global.mu.Lock()
+		defer global.mu.Unlock()
+		return global.namespaces[ns].current
+	}
+	for round := range 25 {
+		hs := []*RouteMetrics{mk("0.1"), mk("0.2"), mk("0.3"), mk("0.4"), mk("0.5")}
+		for i, want := range []string{"0.4", "0.3", "0.2", "0.1"} {
+			if err := hs[len(hs)-1-i].Cleanup(); err != nil {
+				t.Fatal(err)
+			}
+			if got := current(); got != want+"," {
+				t.Fatalf("round %d: after the list in force went, %q is in force, want the newest remaining %s",
+					round, got, want)
+			}
+		}
+		// A handler that is not in force going away changes nothing; the
+		// last one going brings the defaults back.
+		extra := mk("0.6")
+		if err := hs[0].Cleanup(); err != nil || current() != "0.6," {
+			t.Fatalf("round %d: %q in force after a stale list went (%v)", round, current(), err)
+		}
+		if err := extra.Cleanup(); err != nil || current() != "" {
+			t.Fatalf("round %d: %q in force after the last list went (%v)", round, current(), err)
+		}
 	}
 }
 

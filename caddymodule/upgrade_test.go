@@ -42,7 +42,7 @@ func upgradedKey(prefix, suffix, endpoint string, extra ...string) string {
 // in-flight gauge for the upgraded one while the tunnel is open, and the
 // tunnel's lifetime goes to http_upgraded_connection_duration_seconds.
 func TestUpgradedRequestRecordedAtTheUpgrade(t *testing.T) {
-	site := routeMetrics(t, `{"namespace":"t_upg_"}`)
+	site := routeMetrics(t, `{}`)
 	ws := routeMetrics(t, `{"name":"t_upg_ws"}`)
 	const hold = 300 * time.Millisecond
 	for _, c := range []struct {
@@ -69,46 +69,46 @@ func TestUpgradedRequestRecordedAtTheUpgrade(t *testing.T) {
 			// While the tunnel is open: the request is already counted,
 			// with its latency, and is no longer a request in progress.
 			during := delta(before, u.during)
-			if during[reqKey("t_upg_", c.method, "t_upg_ws", c.status)] != 1 {
+			if during[reqKey("", c.method, "t_upg_ws", c.status)] != 1 {
 				t.Errorf("request not recorded at the upgrade: %v", during)
 			}
-			if v := u.during[inflightKey("t_upg_", "t_upg_ws")]; v != 0 {
+			if v := u.during[inflightKey("", "t_upg_ws")]; v != 0 {
 				t.Errorf("requests in progress while the tunnel is open: %v, want 0", v)
 			}
-			if v := u.during[key("t_upg_http_upgraded_connections_in_progress", "endpoint", "t_upg_ws")]; v != 1 {
+			if v := u.during[key("http_upgraded_connections_in_progress", "endpoint", "t_upg_ws")]; v != 1 {
 				t.Errorf("upgraded connections in progress while open: %v, want 1", v)
 			}
 			got := delta(before, after)
-			bucket := key("t_upg_http_request_duration_seconds_bucket", "method", c.method, "endpoint", "t_upg_ws",
+			bucket := key("http_request_duration_seconds_bucket", "method", c.method, "endpoint", "t_upg_ws",
 				"status", strconv.Itoa(c.status), "le", "0.1")
 			for k, want := range map[string]float64{
-				reqKey("t_upg_", c.method, "t_upg_ws", c.status):      1,
-				durCountKey("t_upg_", c.method, "t_upg_ws", c.status): 1,
+				reqKey("", c.method, "t_upg_ws", c.status):      1,
+				durCountKey("", c.method, "t_upg_ws", c.status): 1,
 				bucket: 1, // the time to the upgrade, not the tunnel's 0.3 s
-				upgradedKey("t_upg_", "_duration_seconds_count", "t_upg_ws"):                  1,
-				upgradedKey("t_upg_", "_duration_seconds_bucket", "t_upg_ws", "le", "1.0"):    1,
-				upgradedKey("t_upg_", "_duration_seconds_bucket", "t_upg_ws", "le", "3600.0"): 1,
+				upgradedKey("", "_duration_seconds_count", "t_upg_ws"):                  1,
+				upgradedKey("", "_duration_seconds_bucket", "t_upg_ws", "le", "1.0"):    1,
+				upgradedKey("", "_duration_seconds_bucket", "t_upg_ws", "le", "3600.0"): 1,
 			} {
 				if got[k] != want {
 					t.Errorf("%s moved by %v, want %v", k, got[k], want)
 				}
 			}
-			if s := got[upgradedKey("t_upg_", "_duration_seconds_sum", "t_upg_ws")]; s < hold.Seconds() || s > 10 {
+			if s := got[upgradedKey("", "_duration_seconds_sum", "t_upg_ws")]; s < hold.Seconds() || s > 10 {
 				t.Errorf("tunnel lifetime %v s, want at least %v", s, hold.Seconds())
 			}
 			var total float64
 			for k, v := range got {
-				if strings.HasPrefix(k, "t_upg_http_requests_total{") {
+				if strings.HasPrefix(k, "http_requests_total{") {
 					total += v
 				}
 			}
 			if total != 1 {
 				t.Errorf("requests_total moved by %v in all, want exactly 1: %v", total, got)
 			}
-			if v := after[key("t_upg_http_upgraded_connections_in_progress", "endpoint", "t_upg_ws")]; v != 0 {
+			if v := after[key("http_upgraded_connections_in_progress", "endpoint", "t_upg_ws")]; v != 0 {
 				t.Errorf("upgraded connections in progress after: %v, want 0", v)
 			}
-			if v := after[inflightKey("t_upg_", "t_upg_ws")]; v != 0 {
+			if v := after[inflightKey("", "t_upg_ws")]; v != 0 {
 				t.Errorf("requests in progress after: %v, want 0", v)
 			}
 		})
@@ -167,7 +167,7 @@ func TestLatencyModes(t *testing.T) {
 		{"complete even for text/event-stream", `{"name":"t_lat_g","latency":"complete"}`, "text/event-stream", false, false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			site := routeMetrics(t, `{"namespace":"t_lat_"}`)
+			site := routeMetrics(t, `{}`)
 			rm := routeMetrics(t, c.js)
 			name := rm.Name
 			before, _ := scrapeShared(t, formatText)
@@ -177,10 +177,10 @@ func TestLatencyModes(t *testing.T) {
 			}
 			after, _ := scrapeShared(t, formatText)
 			got := delta(before, after)
-			if got[reqKey("t_lat_", "GET", name, 200)] != 1 {
+			if got[reqKey("", "GET", name, 200)] != 1 {
 				t.Fatalf("not counted once: %v", got)
 			}
-			fast := got[key("t_lat_http_request_duration_seconds_bucket", "method", "GET", "endpoint", name, "status", "200", "le", "0.1")]
+			fast := got[key("http_request_duration_seconds_bucket", "method", "GET", "endpoint", name, "status", "200", "le", "0.1")]
 			if want := map[bool]float64{true: 1, false: 0}[c.firstByte]; fast != want {
 				t.Errorf("le=0.1 bucket moved by %v, want %v (first byte: %v)", fast, want, c.firstByte)
 			}

@@ -6,8 +6,8 @@
 # examples/fastapi/Caddyfile. Logs, scraped bodies and junit.xml go to
 # tests/out/e2e/.
 #
-# Root: only tests/e2e/test_netns.py needs it (ip netns, veth pairs). Run as
-# a normal user and everything else runs; that module then FAILS with a
+# Root: only tests/e2e/test_netns*.py need it (ip netns, veth pairs). Run as
+# a normal user and everything else runs; those modules then FAIL with a
 # message saying so (it never skips). The suite binds ports 8080, 8081, 9091
 # and 2019 on 127.0.0.1 (and a 198.51.100.x veth address in the netns test);
 # it fails at once, naming the owner, if one is taken.

@@ -37,7 +37,8 @@ extern "C" {
 
 /* 2.0.0: lm_request_record gained request_bytes (its layout changed, so
  * the ABI of lm_route_record_ex did; soname libmetrics.so.2). New:
- * lm_route_record_sized and <prefix>http_request_size_bytes_total. */
+ * lm_route_record_sized and <prefix>http_request_size_bytes_total.
+ * 1.1.0 added lm_expo_status. */
 #define LM_VERSION_MAJOR 2
 #define LM_VERSION_MINOR 0
 #define LM_VERSION_PATCH 0
@@ -132,10 +133,38 @@ LM_API const double *lm_default_latency_bounds(size_t *nbounds);
 LM_API lm_family *lm_family_register(lm_registry *reg, const lm_family_options *opts,
                                      lm_error *err);
 
-/* Like lm_family_register, but if the name exists with another shape the old
- * family is retired (no longer exposed, its memory kept until the registry
- * is freed, handles into it stay valid and harmless) and a new one takes its
- * place. For reloads that change histogram buckets. */
+/* Like lm_family_register, but for reloads that change a family's shape.
+ *
+ * Same type and label names, other help text or histogram bounds: the SAME
+ * family is changed in place and returned. Its series stay the same series
+ * (handles too) and keep counting, so every sample Prometheus stores for
+ * them stays one continuous counter. A histogram counts into the union of
+ * every bound list ever configured for its name, and exposes the list
+ * configured now, each cumulative count being an exact sum of union
+ * buckets; so across any sequence of bucket changes (A, B, A, B...) the
+ * _count, _sum, +Inf and every bound present in several lists never lose
+ * or invent an observation. Changing to bounds already in the union only
+ * changes what is exposed (no cells move; O(bounds) under the registry
+ * lock). A bound new to the union grows it: every series gets new cells
+ * (its old ones stay and are summed), and from then on the bound counts
+ * exactly; its first value counts the observations made before at or below
+ * the union bound under it (a lower estimate, which only this first value
+ * carries). A record that read the old cells just before a growth (a
+ * window of a few instructions) counts at the old bounds. At most 128
+ * distinct bounds per name are kept: a list that would exceed that fails
+ * with LM_ERR_LIMIT and nothing changes (restart the process to start
+ * afresh). Growth needs (series + 1) x (union + 3) cells of slot_capacity
+ * (LM_ERR_LIMIT otherwise).
+ *
+ * Same type and label names but another max_series or unit_scale:
+ * LM_ERR_EXISTS (the same series cannot be re-scaled in place).
+ *
+ * Another type or other label names: the live family is retired (no longer
+ * exposed, memory kept until the registry is freed, handles into it stay
+ * valid and harmless) and a new family takes its place, or the retired one
+ * of that type and labels comes back (with the help and bounds asked for),
+ * its counts where they stopped: while retired, nothing exposed its series.
+ */
 LM_API lm_family *lm_family_replace(lm_registry *reg, const lm_family_options *opts,
                                     lm_error *err);
 
@@ -207,8 +236,9 @@ typedef struct lm_http_options {
  *   http_request_size_bytes_total{method,endpoint,status}   counter
  *   http_requests_in_progress{endpoint}                     gauge
  * Calling again with the same prefix returns the same lm_http; if the
- * bounds differ, the duration histogram is replaced (lm_family_replace) and
- * the counters are kept. */
+ * bounds differ, the duration histogram exposes them from now on and keeps
+ * counting every request, as lm_family_replace describes (routes keep their
+ * series; nothing is moved or scanned when the bounds were seen before). */
 LM_API lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err);
 
 /* A route handle, resolved once by name (the `endpoint` label value). The
@@ -325,17 +355,36 @@ typedef struct lm_expo lm_expo;
 
 /* A resumable cursor over one consistent pass of the registry: families in
  * registration order, series in creation order. Each histogram series is
- * read once, so its +Inf bucket always equals its _count. */
+ * read once, so its +Inf bucket always equals its _count. Returns NULL
+ * (err filled) when the cursor cannot start: out of memory, or
+ * LM_EXPO_PROCESS was asked and /proc/self could not be read (LM_ERR_IO; a
+ * system without /proc at all simply has no process_* metrics). */
 LM_API lm_expo *lm_expo_begin(lm_registry *reg, lm_format fmt, unsigned flags, lm_error *err);
-/* Copies up to cap bytes of exposition into buf; returns the number copied,
- * 0 when the exposition is complete. cap must be >= 1. */
+/* Copies up to cap bytes of exposition into buf; returns the number copied.
+ * cap must be >= 1. The bytes returned are always whole lines of a valid
+ * exposition so far.
+ *
+ * 0 means the exposition is complete OR that it failed: ask
+ * lm_expo_status. A failure (out of memory mid-stream, or a line longer
+ * than the cursor's buffer, which would be a bug) cuts the stream at a line
+ * boundary and every later read returns 0; the bytes already returned are
+ * then a truncated body that must not reach a scraper as a good one (abort
+ * the response instead, so the scrape fails visibly). */
 LM_API size_t lm_expo_read(lm_expo *e, char *buf, size_t cap);
+/* LM_OK while the cursor has not failed, so LM_OK after lm_expo_read
+ * returned 0 means the exposition is complete. Otherwise the failure's
+ * code (LM_ERR_NOMEM, LM_ERR_LIMIT) with err filled, naming how many bytes
+ * were returned before the cut. */
+LM_API lm_status lm_expo_status(const lm_expo *e, lm_error *err);
 LM_API void lm_expo_end(lm_expo *e);
 
 /* Writer callback: returns 0 on success, non-zero to abort. */
 typedef int (*lm_write_fn)(void *ctx, const char *buf, size_t len);
 
-/* Streams the whole exposition through fn in chunks of at most 16 KiB. */
+/* Streams the whole exposition through fn in chunks of at most 16 KiB.
+ * Returns LM_OK only if all of it was written; otherwise what failed:
+ * starting (see lm_expo_begin), the cursor (see lm_expo_status), or fn
+ * (LM_ERR_IO). */
 LM_API lm_status lm_expo_write(lm_registry *reg, lm_format fmt, unsigned flags, lm_write_fn fn,
                                void *ctx, lm_error *err);
 

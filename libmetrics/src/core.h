@@ -28,8 +28,11 @@
 LM_HIDDEN const char *lm__quote(char *buf, size_t cap, const char *s, size_t len);
 
 /* family.c: the public calls' bodies, for callers that already hold
- * reg->lock (lm_http_register registers four families and migrates route
- * slots as one step). */
+ * reg->lock (lm_http_register registers four families as one step). A
+ * bucket change that grows a histogram's bound union releases the lock
+ * while it publishes the series' new cells and takes it again before
+ * returning (hist_grow_locked): callers must not rely on state read under
+ * the lock before the call. */
 LM_HIDDEN lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options *opts,
                                                 bool replace, lm_error *err);
 /* 0 if lm_family_register would accept opts as a shape (a dry run that
@@ -68,17 +71,16 @@ static inline size_t lm__bucket_index(const int64_t *ub, size_t n, int64_t v)
     return (size_t)(base - ub) + (*base < v);
 }
 
-/* One observation into a histogram series' cells of shard sh: its bucket
- * +1 and the 128-bit sum (lo, hi) += v. The high word moves only when the
- * low word wraps (or for negative v that does not wrap it), so in practice
- * it is a bucket store and a sum store. */
-static inline void lm__histogram_add(const lm_shard *sh, const lm_series *s, int64_t v)
+/* One observation into histogram cells c of shard sh: its bucket +1 and
+ * the 128-bit sum (lo, hi) += v. The high word moves only when the low word
+ * wraps (or for negative v that does not wrap it), so in practice it is a
+ * bucket store and a sum store. */
+static inline void lm__hcells_add(const lm_shard *sh, const lm_hcells *c, int64_t v)
 {
-    const lm_family *f = s->family;
-    size_t nb = f->nbounds;
-    uint32_t base = s->slot;
+    size_t nb = c->nb;
+    uint32_t base = c->slot;
     lm_cell *cells = sh->cells;
-    lm_cell *bucket = &cells[base + lm__bucket_index(f->ubounds, nb, v)];
+    lm_cell *bucket = &cells[base + lm__bucket_index(c->ub, nb, v)];
     lm_cell *lo = &cells[base + nb + 1];
     lm_cell *hi = &cells[base + nb + 2];
     uint64_t u = (uint64_t)v;
@@ -101,6 +103,18 @@ static inline void lm__histogram_add(const lm_shard *sh, const lm_series *s, int
         if (dh != 0)
             atomic_fetch_add_explicit(hi, dh, memory_order_relaxed);
     }
+}
+
+/* The cells a histogram series records into now. Acquire: a growth
+ * initialises new cells before publishing them. */
+static inline const lm_hcells *lm__hcells(const lm_series *s)
+{
+    return atomic_load_explicit(&((lm_series *)s)->hc, memory_order_acquire);
+}
+
+static inline void lm__histogram_add(const lm_shard *sh, const lm_series *s, int64_t v)
+{
+    lm__hcells_add(sh, lm__hcells(s), v);
 }
 
 #endif /* LM_CORE_H */

@@ -138,24 +138,28 @@ bool lm__exemplar_prepare(const lm_exemplar *ex, int64_t unix_ns, lm_exemplar_pr
 
 /* ------------------------------------------------------------- the slots */
 
-static size_t slots_for(const lm_family *f)
+lm_exemplar_home lm__exemplar_home(lm_series *s, int64_t v, size_t *idx)
 {
-    switch (f->type) {
-    case LM_HISTOGRAM:
-        return f->nbounds + 1;
+    *idx = 0;
+    switch (s->family->type) {
+    case LM_HISTOGRAM: {
+        lm_hcells *c = (lm_hcells *)lm__hcells(s);
+        *idx = lm__bucket_index(c->ub, c->nb, v);
+        return (lm_exemplar_home){&c->exemplars, (size_t)c->nb + 1};
+    }
     case LM_COUNTER:
-        return 1;
+        return (lm_exemplar_home){&s->exemplars, 1};
     case LM_GAUGE:
         break;
     }
-    return 0;
+    return (lm_exemplar_home){&s->exemplars, 0};
 }
 
-/* First exemplar of a series: allocate its slots and publish them with one
+/* First exemplar of a home: allocate its slots and publish them with one
  * CAS; a thread that loses the race frees its copy and uses the winner's. */
-__attribute__((noinline, cold)) static struct lm_exemplars *exemplars_create(lm_series *s)
+__attribute__((noinline, cold)) static struct lm_exemplars *exemplars_create(lm_exemplar_home h)
 {
-    size_t n = slots_for(s->family);
+    size_t n = h.n;
     if (n == 0)
         return NULL;
     size_t bytes = sizeof(struct lm_exemplars) + n * sizeof(lm_exemplar_slot);
@@ -174,8 +178,8 @@ __attribute__((noinline, cold)) static struct lm_exemplars *exemplars_create(lm_
             atomic_init(&sl->words[w], 0);
     }
     struct lm_exemplars *expected = NULL;
-    if (!atomic_compare_exchange_strong_explicit(&s->exemplars, &expected, ex,
-                                                 memory_order_acq_rel, memory_order_acquire)) {
+    if (!atomic_compare_exchange_strong_explicit(h.slots, &expected, ex, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
         free(ex);
         return expected;
     }
@@ -196,22 +200,21 @@ static inline bool exemplar_due(int64_t now, int64_t last)
     return (uint64_t)last - (uint64_t)now > 1000000000u;
 }
 
-bool lm__exemplar_due(const lm_series *s, size_t idx, int64_t unix_ns)
+bool lm__exemplar_due(lm_exemplar_home h, size_t idx, int64_t unix_ns)
 {
-    struct lm_exemplars *ex =
-        atomic_load_explicit(&((lm_series *)s)->exemplars, memory_order_acquire);
+    struct lm_exemplars *ex = atomic_load_explicit(h.slots, memory_order_acquire);
     if (ex == NULL)
-        return slots_for(s->family) > idx; /* first exemplar of the series */
+        return h.n > idx; /* first exemplar of the home */
     if (idx >= ex->n)
         return false;
     return exemplar_due(unix_ns,
                         atomic_load_explicit(&ex->slot[idx].unix_ns, memory_order_relaxed));
 }
 
-void lm__exemplar_store(lm_series *s, size_t idx, const lm_exemplar_prep *p, int64_t v)
+void lm__exemplar_store(lm_exemplar_home h, size_t idx, const lm_exemplar_prep *p, int64_t v)
 {
-    struct lm_exemplars *ex = atomic_load_explicit(&s->exemplars, memory_order_acquire);
-    if (LM_UNLIKELY(ex == NULL) && (ex = exemplars_create(s)) == NULL)
+    struct lm_exemplars *ex = atomic_load_explicit(h.slots, memory_order_acquire);
+    if (LM_UNLIKELY(ex == NULL) && (ex = exemplars_create(h)) == NULL)
         return;
     if (idx >= ex->n)
         return;
@@ -238,10 +241,9 @@ void lm__exemplar_store(lm_series *s, size_t idx, const lm_exemplar_prep *p, int
     atomic_store_explicit(&sl->seq, q + 2, memory_order_release);
 }
 
-bool lm__exemplar_load(const lm_series *s, size_t idx, lm_exemplar_copy *out)
+bool lm__exemplar_load(lm_exemplar_home h, size_t idx, lm_exemplar_copy *out)
 {
-    struct lm_exemplars *ex =
-        atomic_load_explicit(&((lm_series *)s)->exemplars, memory_order_acquire);
+    struct lm_exemplars *ex = atomic_load_explicit(h.slots, memory_order_acquire);
     if (ex == NULL || idx >= ex->n)
         return false;
     lm_exemplar_slot *sl = &ex->slot[idx];
@@ -298,7 +300,7 @@ size_t lm__exemplar_render(char *dst, const lm_exemplar_copy *c, double unit_sca
     return n;
 }
 
-void lm__exemplars_free(lm_series *s)
+void lm__exemplars_free(_Atomic(struct lm_exemplars *) *slots)
 {
-    free(atomic_load_explicit(&s->exemplars, memory_order_relaxed));
+    free(atomic_load_explicit(slots, memory_order_relaxed));
 }

@@ -94,75 +94,13 @@ static lm_family_options duration_opts(const char *name, const double *bounds, s
 
 static bool bounds_equal(const lm_family *f, const double *b, size_t nb)
 {
-    if (f->nbounds != nb)
+    const lm_hproj *p = lm__family_proj(f);
+    if (p->n != nb)
         return false;
     for (size_t i = 0; i < nb; i++)
-        if (f->bounds[i] != b[i])
+        if (p->bounds[i] != b[i])
             return false;
     return true;
-}
-
-/* Replaces the duration histogram and moves every route slot to a series
- * of the new family with the same labels, all under reg->lock, so the next
- * lm_route_record of any thread observes into the new buckets. */
-static int replace_duration(lm_http *h, const lm_family_options *dopts, lm_error *err)
-{
-    lm_registry *reg = h->reg;
-    if (lm__family_validate(dopts, err) != 0)
-        return -1; /* bad bounds: say so, rather than what moving them would cost */
-    size_t nslots = 0;
-    size_t nroutes = atomic_load_explicit(&h->nroutes, memory_order_relaxed);
-    for (size_t r = 0; r < nroutes; r++)
-        for (int m = 0; m < LM_METHOD_COUNT; m++)
-            for (int st = 0; st < LM_STATUS_SLOTS; st++)
-                if (atomic_load_explicit(&h->routes[r]->slots[m][st], memory_order_relaxed))
-                    nslots++;
-    /* Check the cells up front so a replacement never leaves routes split
-     * between the old and the new buckets. */
-    uint64_t need = ((uint64_t)nslots + 1) * (dopts->nbounds + 3);
-    if (reg->opts.slot_capacity - reg->slots_used < need) {
-        lm__set_error(err, LM_ERR_LIMIT,
-                      "cannot replace histogram \"%s\": moving %zu route series needs %llu cells "
-                      "and only %zu of slot_capacity are left",
-                      dopts->name, nslots, (unsigned long long)need,
-                      reg->opts.slot_capacity - reg->slots_used);
-        return -1;
-    }
-    lm_family *nf = lm__family_register_locked(reg, dopts, true, err);
-    if (nf == NULL)
-        return -1;
-
-    int rc = 0;
-    for (size_t r = 0; r < nroutes; r++) {
-        lm_route *route = h->routes[r];
-        for (int m = 0; m < LM_METHOD_COUNT; m++) {
-            for (int st = 0; st < LM_STATUS_SLOTS; st++) {
-                lm_route_slot *slot =
-                    atomic_load_explicit(&route->slots[m][st], memory_order_relaxed);
-                if (slot == NULL)
-                    continue;
-                lm_series *old = atomic_load_explicit(&slot->duration, memory_order_relaxed);
-                lm_series *ns;
-                if (old->family == nf) {
-                    continue;
-                } else if (old->is_overflow) {
-                    ns = lm__family_overflow_locked(nf);
-                } else {
-                    lm_str v[3];
-                    for (int i = 0; i < 3; i++)
-                        v[i] = (lm_str){old->values[i].ptr, old->values[i].len};
-                    ns = lm__series_get_locked(nf, v, err);
-                }
-                if (ns == NULL) {
-                    rc = -1; /* out of memory: this slot keeps the retired family */
-                    continue;
-                }
-                atomic_store_explicit(&slot->duration, ns, memory_order_release);
-            }
-        }
-    }
-    atomic_store_explicit(&h->duration, nf, memory_order_release);
-    return rc;
 }
 
 static bool valid_prefix(const char *p)
@@ -231,8 +169,10 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
                           q, h->max_routes, h->requests->max_series, max_routes, max_series);
             h = NULL;
         } else if (!bounds_equal(dur, bounds, nb)) {
+            /* The same family with other exposed buckets: routes keep their
+             * series, which keep counting (lm_family_replace). */
             lm_family_options d = duration_opts(names.duration, bounds, nb, max_series);
-            if (replace_duration(h, &d, err) != 0)
+            if (lm__family_register_locked(reg, &d, true, err) != dur)
                 h = NULL;
         }
         goto out;
@@ -432,7 +372,7 @@ __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, u
         lm_series *qb = by ? lm__series_get_locked(h->request_bytes, v, NULL) : NULL;
         if (qb != NULL && (slot = malloc(sizeof *slot)) != NULL) {
             slot->requests = rq;
-            atomic_init(&slot->duration, du);
+            slot->duration = du;
             slot->bytes = by;
             slot->request_bytes = qb;
             atomic_store_explicit(&r->slots[m][st], slot, memory_order_release);
@@ -472,28 +412,27 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
 {
     uint32_t qb = slot->request_bytes->slot;
     lm_cell *cells = sh->cells;
-    lm_series *d = atomic_load_explicit(&((lm_route_slot *)slot)->duration, memory_order_acquire);
+    const lm_hcells *hc = lm__hcells(slot->duration);
     uint32_t rq = slot->requests->slot, by = slot->bytes->slot;
+    uint64_t u = duration_ns < 0 ? 0 : (uint64_t)duration_ns;
     if (LM_LIKELY(sh->exclusive)) {
         /* The common case written out: one thread owns these cells, so
          * each update is a plain load + add + store. */
-        const lm_family *df = d->family;
-        size_t nb = df->nbounds;
-        uint64_t u = duration_ns < 0 ? 0 : (uint64_t)duration_ns;
-        lm_cell *hc = &cells[d->slot];
+        size_t nb = hc->nb;
+        lm_cell *c = &cells[hc->slot];
         plain_add(&cells[rq], 1);
         plain_add(&cells[by], response_bytes);
         plain_add(&cells[qb], request_bytes);
-        plain_add(&hc[lm__bucket_index(df->ubounds, nb, (int64_t)u)], 1);
-        uint64_t old = atomic_load_explicit(&hc[nb + 1], memory_order_relaxed);
-        atomic_store_explicit(&hc[nb + 1], old + u, memory_order_relaxed);
+        plain_add(&c[lm__bucket_index(hc->ub, nb, (int64_t)u)], 1);
+        uint64_t old = atomic_load_explicit(&c[nb + 1], memory_order_relaxed);
+        atomic_store_explicit(&c[nb + 1], old + u, memory_order_relaxed);
         if (LM_UNLIKELY(old + u < old))
-            plain_add(&hc[nb + 2], 1); /* carry into the high word */
+            plain_add(&c[nb + 2], 1); /* carry into the high word */
     } else {
         lm__cell_add(sh, rq, 1);
         lm__cell_add(sh, by, response_bytes);
         lm__cell_add(sh, qb, request_bytes);
-        lm__histogram_add(sh, d, duration_ns < 0 ? 0 : duration_ns);
+        lm__hcells_add(sh, hc, (int64_t)u);
     }
 }
 
@@ -530,14 +469,6 @@ void lm_route_record(lm_route *route, lm_method method, int status, int64_t dura
                           ncounters);
 }
 
-/* Slot index of an exemplar for observation v of series s: the bucket v
- * fell in (histograms) or 0 (counters). */
-static inline size_t exemplar_index(const lm_series *s, int64_t v)
-{
-    const lm_family *f = s->family;
-    return f->type == LM_HISTOGRAM ? lm__bucket_index(f->ubounds, f->nbounds, v) : 0;
-}
-
 /* An exemplar being attached to the slots of one record: validated and
  * packed only once a slot actually wants it (a hot bucket mostly does not,
  * see exemplar.h), so most requests pay a few loads. */
@@ -548,15 +479,17 @@ typedef struct exemplar_job {
     lm_exemplar_prep p;
 } exemplar_job;
 
-static bool attach(exemplar_job *j, lm_series *s, size_t idx, int64_t v)
+static bool attach(exemplar_job *j, lm_series *s, int64_t v)
 {
-    if (!lm__exemplar_due(s, idx, j->t))
+    size_t idx;
+    lm_exemplar_home home = lm__exemplar_home(s, v, &idx);
+    if (!lm__exemplar_due(home, idx, j->t))
         return true;
     if (j->state == 0)
         j->state = lm__exemplar_prepare(j->ex, j->t, &j->p) ? 1 : -1;
     if (j->state < 0)
         return false; /* not a valid exemplar: nothing else gets it either */
-    lm__exemplar_store(s, idx, &j->p, v);
+    lm__exemplar_store(home, idx, &j->p, v);
     return true;
 }
 
@@ -571,8 +504,7 @@ __attribute__((noinline)) static void record_exemplars(const lm_request_record *
     j.state = 0;
     if (slot != NULL) {
         int64_t d = rec->duration_ns < 0 ? 0 : rec->duration_ns;
-        lm_series *ds = atomic_load_explicit(&slot->duration, memory_order_acquire);
-        if (!attach(&j, slot->requests, 0, 1) || !attach(&j, ds, exemplar_index(ds, d), d))
+        if (!attach(&j, slot->requests, 1) || !attach(&j, slot->duration, d))
             return;
     }
     for (size_t i = 0; rec->observations != NULL && i < rec->nobservations; i++) {
@@ -581,10 +513,8 @@ __attribute__((noinline)) static void record_exemplars(const lm_request_record *
         if (!(o->flags & LM_OBS_EXEMPLAR) || s == NULL)
             continue;
         bool ok = true;
-        if (s->family->type == LM_HISTOGRAM)
-            ok = attach(&j, s, exemplar_index(s, o->value), o->value);
-        else if (s->family->type == LM_COUNTER && o->value > 0)
-            ok = attach(&j, s, 0, o->value);
+        if (s->family->type == LM_HISTOGRAM || (s->family->type == LM_COUNTER && o->value > 0))
+            ok = attach(&j, s, o->value);
         if (!ok)
             return;
     }

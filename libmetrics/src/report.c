@@ -274,6 +274,7 @@ typedef struct table {
     size_t n, cap;
     size_t *index; /* open addressing by name: row index + 1, 0 empty */
     size_t mask;
+    const lm_hproj *proj; /* the duration histogram's buckets, loaded once */
     const double *bounds;
     size_t nb;
     uint64_t *buckets;
@@ -296,8 +297,9 @@ static int table_init(table *t, size_t cap, const lm_family *duration)
     t->cap = cap;
     t->mask = slots - 1;
     if (duration) {
-        t->bounds = duration->bounds;
-        t->nb = duration->nbounds;
+        t->proj = lm__family_proj(duration);
+        t->bounds = t->proj->bounds;
+        t->nb = t->proj->n;
     }
     t->rows = calloc(cap, sizeof *t->rows);
     t->index = calloc(slots, sizeof *t->index);
@@ -374,7 +376,7 @@ static void add_duration(table *t, const lm_series *s, long ep, long st)
     int64_t hi;
     if (!r)
         return;
-    lm__histogram_read(s, b, &count, &hi, &lo);
+    lm__histogram_read_proj(s, t->proj, b, &count, &hi, &lo);
     for (size_t i = 0; i <= t->nb; i++)
         r->buckets[i] += b[i];
 }
@@ -633,8 +635,9 @@ static void write_counters(lm_outbuf *o, lm_registry *reg, lm_family *const *ski
         lm__out_str(o, "### ");
         md_text(o, &f->name);
         lm__out_str(o, "\n\n");
-        if (f->help.len) {
-            md_text(o, &f->help);
+        const lm_text *help = lm__family_help(f);
+        if (help->len) {
+            md_text(o, help);
             lm__out_str(o, "\n\n");
         }
         size_t n = atomic_load_explicit(&f->nseries, memory_order_acquire);

@@ -260,7 +260,7 @@ def test_dashboard_and_provisioning_agree():
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, config: dict):
+    def __init__(self, workdir: Path, config: dict, binary: str = PROMETHEUS):
         self.workdir = workdir
         self.port = helpers.free_port()
         self.base = "http://127.0.0.1:%d" % self.port
@@ -269,7 +269,7 @@ class Prometheus:
         self.log_path = workdir / "prometheus.log"
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [PROMETHEUS, "--config.file=%s" % self.config_path,
+            [binary, "--config.file=%s" % self.config_path,
              "--storage.tsdb.path=%s" % (workdir / "data"),
              "--web.listen-address=127.0.0.1:%d" % self.port,
              "--log.level=warn"],

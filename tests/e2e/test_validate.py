@@ -12,7 +12,9 @@ proves the file fails because of the one defect it is about."""
 
 from __future__ import annotations
 
+import difflib
 import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -45,6 +47,15 @@ def test_required_cases_exist():
 def test_example_validates(caddy_binary):
     p = h.validate(h.EXAMPLE)
     assert p.returncode == 0, "Caddyfile.example does not validate:\n%s" % p.stderr[-3000:]
+
+
+def test_example_is_caddy_fmt_clean(caddy_binary):
+    p = subprocess.run([str(h.CADDY), "fmt", str(h.EXAMPLE)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    if p.stdout != h.EXAMPLE.read_text():
+        diff = "".join(difflib.unified_diff(h.EXAMPLE.read_text().splitlines(True), p.stdout.splitlines(True),
+                                            "Caddyfile.example", "caddy fmt"))
+        pytest.fail("Caddyfile.example is not `caddy fmt` clean:\n" + diff[:3000], pytrace=False)
 
 
 @pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])
