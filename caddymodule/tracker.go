@@ -58,9 +58,9 @@ type tracker struct {
 
 	// Upgraded requests (upgrade.go): recorded at the upgrade; the
 	// tunnel's lifetime is recorded when the outermost handler returns.
-	upgraded    bool
-	tunnel      *upgradedSeries
-	tunnelStart time.Time
+	upgraded bool
+	tunnel   *upgradedSeries
+	tunnelAt time.Duration // since start
 
 	repl *caddy.Replacer // the request's; reverse_proxy leaves upstream figures in it
 
@@ -365,10 +365,12 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// wrap makes r's body count into b; a request without a body keeps
-// http.NoBody (reverse_proxy and net/http treat it specially).
+// wrap makes r's body count into b. A request without a body keeps its
+// http.NoBody (reverse_proxy and net/http treat it specially): net/http
+// gives every request of Content-Length 0 that one, so the length says it
+// without comparing interfaces.
 func (b *requestBody) wrap(r *http.Request) {
-	if r.Body == nil || r.Body == http.NoBody {
+	if r.Body == nil || r.ContentLength == 0 {
 		return
 	}
 	b.ReadCloser = r.Body

@@ -100,7 +100,7 @@ func (t *tracker) upgrade(code int, d time.Duration) {
 		return
 	}
 	t.finish(t.method, code, d)
-	t.tunnelStart = t.start.Add(d)
+	t.tunnelAt = d
 	if t.tunnel = t.route.upgradedIn(t.http); t.tunnel != nil {
 		atomic.AddInt64(t.tunnel.inflight, 1)
 	}
@@ -113,6 +113,6 @@ func (t *tracker) closeTunnel(now time.Time) {
 	if u := t.tunnel; u != nil {
 		t.tunnel = nil
 		atomic.AddInt64(u.inflight, -1)
-		u.duration.observe(int64(now.Sub(t.tunnelStart)))
+		u.duration.observe(int64(now.Sub(t.start) - t.tunnelAt))
 	}
 }
