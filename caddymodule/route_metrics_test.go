@@ -70,13 +70,7 @@ func TestNestedCountsOnceUnderInnermost(t *testing.T) {
 		t.Errorf("api route: %v, want 1", got[reqKey("", "POST", "t_nest_api", 201)])
 	}
 	// Exactly once: nothing else in requests_total moved.
-	var total float64
-	for k, v := range got {
-		if strings.HasPrefix(k, "http_requests_total{") {
-			total += v
-		}
-	}
-	if total != 4 {
+	if total := requestsMoved(got, ""); total != 4 {
 		t.Errorf("requests_total moved by %v in all, want 4: %v", total, got)
 	}
 	for _, ep := range []string{"t_nest_api", "t_nest_v2"} {
@@ -218,13 +212,7 @@ func TestPanicRecordsWhatTheClientSaw(t *testing.T) {
 			if d := got[bytesKey("", c.method, "t_panic", c.status)]; d != c.bytes {
 				t.Errorf("response bytes %v, want %v", d, c.bytes)
 			}
-			var total float64
-			for k, v := range got {
-				if strings.HasPrefix(k, "http_requests_total{") {
-					total += v
-				}
-			}
-			if total != 1 {
+			if total := requestsMoved(got, ""); total != 1 {
 				t.Errorf("requests_total moved by %v in all, want 1: %v", total, got)
 			}
 			if v := after[inflightKey("", "t_panic")]; v != 0 {

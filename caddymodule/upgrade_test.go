@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -96,13 +95,7 @@ func TestUpgradedRequestRecordedAtTheUpgrade(t *testing.T) {
 			if s := got[upgradedKey("", "_duration_seconds_sum", "t_upg_ws")]; s < hold.Seconds() || s > 10 {
 				t.Errorf("tunnel lifetime %v s, want at least %v", s, hold.Seconds())
 			}
-			var total float64
-			for k, v := range got {
-				if strings.HasPrefix(k, "http_requests_total{") {
-					total += v
-				}
-			}
-			if total != 1 {
+			if total := requestsMoved(got, ""); total != 1 {
 				t.Errorf("requests_total moved by %v in all, want exactly 1: %v", total, got)
 			}
 			if v := after[key("http_upgraded_connections_in_progress", "endpoint", "t_upg_ws")]; v != 0 {
