@@ -236,7 +236,7 @@ cmd_check_binary() {
       *) die "build/caddy resolves $lib elsewhere: $resolved" ;;
     esac
   done
-  resolved=$(awk '/libmetrics/ {print $1, $2, $3}' <<<"$libs" | paste -sd, -)
+  resolved=$(awk '/libmetrics/ {printf "%s%s %s %s", sep, $1, $2, $3; sep = ", "}' <<<"$libs")
   local modules # captured first: grep -q closing the pipe early would fail pipefail
   modules=$("$caddy" list-modules 2>/dev/null) || die "build/caddy list-modules failed"
   grep -qx 'http.handlers.route_metrics' <<<"$modules" && grep -qx 'http.handlers.metrics_endpoint' <<<"$modules" ||
