@@ -396,6 +396,7 @@ func parseCounter(d *caddyfile.Dispenser) (BusinessCounter, error) {
 //
 //	metrics_endpoint [<matcher>] {
 //	    allow <cidr...>    # repeatable; adds to loopback and private ranges
+//	    accept_forwarded   # RISK: the peer decides for forwarded requests
 //	}
 func (m *MetricsEndpoint) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -413,8 +414,19 @@ func (m *MetricsEndpoint) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("metrics_endpoint: %v", err)
 			}
 			m.Allow = append(m.Allow, list...)
+		case "accept_forwarded":
+			if m.AcceptForwarded {
+				return d.Err("metrics_endpoint: accept_forwarded given twice")
+			}
+			if d.NextArg() {
+				return d.Errf("metrics_endpoint: accept_forwarded takes no argument (it is on when present); unexpected %q", d.Val())
+			}
+			if d.NextBlock(d.Nesting()) {
+				return d.Err("metrics_endpoint: accept_forwarded takes no block")
+			}
+			m.AcceptForwarded = true
 		default:
-			return d.Errf("metrics_endpoint: unknown subdirective %q (expected allow)", sub)
+			return d.Errf("metrics_endpoint: unknown subdirective %q (expected allow or accept_forwarded)", sub)
 		}
 	}
 	return nil
@@ -427,6 +439,7 @@ var builtinFamilies = []string{
 	"process_cpu_seconds", "process_resident_memory_bytes", "process_virtual_memory_bytes",
 	"process_open_fds", "process_max_fds", "process_start_time_seconds", "process_threads",
 	"libmetrics_series_folded", "server_timing_malformed",
+	"metrics_endpoint_refused",
 }
 
 var builtinHTTPFamilies = []string{

@@ -20,6 +20,7 @@ REQUIREMENTS=(
   cmd:promtool:prometheus cmd:prometheus:prometheus # promtool and end-to-end Prometheus
   cmd:/usr/bin/python3:python3 py:pytest:python3-pytest # e2e tests (tests/e2e.sh runs /usr/bin/python3)
   py:prometheus_client:python3-prometheus-client    # strict OpenMetrics parser
+  py:ensurepip:python3-venv                         # tests/venv.sh: pinned PyPI packages (FastAPI example)
   cmd:wrk:wrk cmd:curl:curl cmd:jq:jq               # load, HTTP
   cmd:ip:iproute2 cmd:ps:procps                     # network namespaces, processes
   cmd:/usr/bin/chromium:chromium                    # browser test of the status page

@@ -15,6 +15,7 @@ proves the file fails because of the one defect it is about."""
 
 from __future__ import annotations
 
+import difflib
 import re
 import subprocess
 from pathlib import Path
@@ -51,11 +52,22 @@ def test_example_validates(caddy_binary):
     assert p.returncode == 0, "Caddyfile.example does not validate:\n%s" % p.stderr[-3000:]
 
 
+def test_example_is_caddy_fmt_clean(caddy_binary):
+    p = subprocess.run([str(h.CADDY), "fmt", str(h.EXAMPLE)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr[-2000:]
+    if p.stdout != h.EXAMPLE.read_text():
+        diff = "".join(difflib.unified_diff(h.EXAMPLE.read_text().splitlines(True), p.stdout.splitlines(True),
+                                            "Caddyfile.example", "caddy fmt"))
+        pytest.fail("Caddyfile.example is not `caddy fmt` clean:\n" + diff[:3000], pytrace=False)
+
+
 NOT_FORMATTED = "Caddyfile input is not formatted"
 
 
 def _user_caddyfiles() -> list[Path]:
-    files = [h.ROOT / "Caddyfile.example"]
+    """Every Caddyfile a user may copy besides Caddyfile.example (checked
+    above)."""
+    files = []
     for d in ("examples", "deploy", "bench/caddy"):
         files += sorted(p for p in (h.ROOT / d).rglob("*")
                         if p.is_file() and (p.name == "Caddyfile" or p.suffix == ".Caddyfile"))
@@ -74,7 +86,6 @@ def _fmt(path: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedP
 
 
 def test_user_caddyfiles_found():
-    assert h.ROOT / "Caddyfile.example" in USER_CADDYFILES
     assert any(p.parent.name == "caddy" for p in USER_CADDYFILES), USER_CADDYFILES
 
 
