@@ -38,9 +38,9 @@ LM_HIDDEN bool lm__http_builtin_clash(lm_type type, const char *name, const char
  * +Inf. Up to 16 bounds a linear scan with early exit: latencies crowd the
  * low buckets, the exit branch is well predicted, and lm_bench measured it
  * faster than a binary search for the 14 default bounds even with values
- * spread log-uniformly over every bucket (histogram_observe 3.3 vs 4.9 ns
- * constant, 4.3 vs 5.0 ns varied). Beyond that, a binary search whose trip
- * count depends only on n. n >= 1. */
+ * spread log-uniformly over every bucket (bench/RESULTS.md, "Measurements
+ * behind design choices in the code"). Beyond that, a binary search whose
+ * trip count depends only on n. n >= 1. */
 static inline size_t lm__bucket_index(const int64_t *ub, size_t n, int64_t v)
 {
     if (n <= 16) {

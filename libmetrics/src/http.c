@@ -308,7 +308,8 @@ out:
 /* The (method, status) table of a route is 10 x 501 pointers, 40 KB, almost
  * all of them never used. An anonymous mapping leaves the untouched pages
  * unbacked: a route recording GET and POST costs two pages, not 40 KB
- * (measured: calloc touched all of it, 35 KiB RSS per route). */
+ * (calloc touched all of it; bench/RESULTS.md, "Measurements behind design
+ * choices in the code"). */
 #define LM_SLOTS_BYTES ((size_t)LM_METHOD_COUNT * LM_STATUS_SLOTS * sizeof(lm_route_slot *))
 
 static _Atomic(lm_route_slot *) (*slots_map(void))[LM_STATUS_SLOTS]
