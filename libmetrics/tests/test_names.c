@@ -11,16 +11,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The patterns themselves are tested in detail in test_text.c (the hidden
+ * functions behind these); here, that the exported calls give the same
+ * answers, and that label names add the reserved "__" prefix. */
 static void test_name_patterns(void)
 {
-    static const char *const metric_ok[] = {"a", "_", ":", "abc_def", "A1", "a:b:c", "_x9",
-                                            "http_requests_total", "::x", "x_", "__x"};
-    static const char *const metric_bad[] = {"", "9x", "a-b", "a b", "a.b", "\xC3\xA9", "a\n",
-                                             "x{}", "-", "a/b"};
-    for (size_t i = 0; i < sizeof metric_ok / sizeof *metric_ok; i++)
-        CHECK(lm_valid_metric_name(metric_ok[i]));
-    for (size_t i = 0; i < sizeof metric_bad / sizeof *metric_bad; i++)
-        CHECK(!lm_valid_metric_name(metric_bad[i]));
+    CHECK(lm_valid_metric_name("http_requests_total") && lm_valid_metric_name("a:b"));
+    CHECK(lm_valid_metric_name("__x") && lm_valid_metric_name(":"));
+    CHECK(!lm_valid_metric_name("9x") && !lm_valid_metric_name("a-b") &&
+          !lm_valid_metric_name(""));
     CHECK(!lm_valid_metric_name(NULL));
 
     static const char *const label_ok[] = {"a", "_", "method", "Endpoint", "x9", "_a_b", "le"};
