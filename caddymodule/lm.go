@@ -4,13 +4,14 @@ package routemetrics
 // talks to libmetrics through the small typed wrapper below, so the cgo
 // pointer rules are checked in one place.
 //
-// Compiler and linker flags come from pkg-config (libmetrics.pc, installed
-// by `cmake --install`). xcaddy.sh and tests/go.sh point PKG_CONFIG_PATH at
+// Compiler and linker flags come from pkg-config (libmetrics.pc for the
+// core, libmetrics-report.pc for the status page, both installed by
+// `cmake --install`). xcaddy.sh and tests/go.sh point PKG_CONFIG_PATH at
 // a private install prefix and add the run-time search path through
 // CGO_LDFLAGS, so no path is baked into this file.
 
 /*
-#cgo pkg-config: libmetrics
+#cgo pkg-config: libmetrics libmetrics-report
 #cgo noescape lm_route_record_sized
 #cgo nocallback lm_route_record_sized
 #cgo noescape lm_route_record_ex
@@ -22,6 +23,7 @@ package routemetrics
 #cgo nocallback lm_histogram_observe
 #include <stdlib.h>
 #include <libmetrics.h>
+#include <libmetrics_report.h>
 // One request's lm_request_record with its arrays, in C memory: cgo forbids
 // handing C a Go struct that points at other Go memory, so the record and
 // everything it points to live in one C block, reused through a sync.Pool
@@ -148,6 +150,10 @@ type familySpec struct {
 	maxSeries  int       // 0: libmetrics' default cap
 	bounds     []float64 // histograms: nil selects the default latency buckets
 	replace    bool      // lm_family_replace: another shape of the name is retired
+	// serverTiming marks the family as Server-Timing (LM_KIND_SERVER_TIMING),
+	// so the status page lists it in its own section, not among business
+	// counters.
+	serverTiming bool
 }
 
 // register registers (or gets back, on reload) the family spec describes.
@@ -165,6 +171,9 @@ func (r *lmRegistry) register(spec familySpec) (*family, error) {
 	opts.max_series = C.size_t(spec.maxSeries)
 	if spec.kind == kindHistogram {
 		opts.unit_scale = 1e9
+	}
+	if spec.serverTiming {
+		opts.kind = C.LM_KIND_SERVER_TIMING
 	}
 	if len(spec.labelNames) > 0 {
 		// The pointer array lives in C memory so the struct handed to C
@@ -215,12 +224,20 @@ func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, b
 		maxSeries: familyMaxSeries, bounds: bounds, replace: replace})
 }
 
-// registerLabelledCounter is registerFamily for a counter with the
-// familyMaxSeries cap the HTTP families have (Server-Timing counters and
-// the malformed-header counter carry an endpoint label).
-func (r *lmRegistry) registerLabelledCounter(name, help string, labelNames []string) (*family, error) {
+// registerServerTimingCounter registers a Server-Timing counter (an
+// entry count or the malformed-header count) with the familyMaxSeries cap
+// the HTTP families have: they carry an endpoint label.
+func (r *lmRegistry) registerServerTimingCounter(name, help string, labelNames []string) (*family, error) {
 	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries})
+		maxSeries: familyMaxSeries, serverTiming: true})
+}
+
+// registerServerTimingHistogram is registerHistogram for a Server-Timing
+// duration; a family of that name with other buckets is replaced (reloads
+// that change them).
+func (r *lmRegistry) registerServerTimingHistogram(name, help string, labelNames []string, bounds []float64) (*family, error) {
+	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
+		maxSeries: familyMaxSeries, bounds: bounds, replace: true, serverTiming: true})
 }
 
 // familyMaxSeries is the cardinality cap of the families this plugin adds

@@ -56,14 +56,43 @@ static char *join(const char *prefix, const char *name)
     return s;
 }
 
+/* The five families: names after the prefix, and types. */
+static const struct {
+    const char *name;
+    lm_type type;
+} http_families[5] = {
+    [LM_HTTP_REQUESTS] = {"http_requests_total", LM_COUNTER},
+    [LM_HTTP_DURATION] = {"http_request_duration_seconds", LM_HISTOGRAM},
+    [LM_HTTP_BYTES] = {"http_response_size_bytes_total", LM_COUNTER},
+    [LM_HTTP_INFLIGHT] = {"http_requests_in_progress", LM_GAUGE},
+    [LM_HTTP_REQUEST_BYTES] = {"http_request_size_bytes_total", LM_COUNTER},
+};
+
 static int names_make(const char *prefix, http_names *n)
 {
-    n->requests = join(prefix, "http_requests_total");
-    n->duration = join(prefix, "http_request_duration_seconds");
-    n->bytes = join(prefix, "http_response_size_bytes_total");
-    n->request_bytes = join(prefix, "http_request_size_bytes_total");
-    n->inflight = join(prefix, "http_requests_in_progress");
+    n->requests = join(prefix, http_families[LM_HTTP_REQUESTS].name);
+    n->duration = join(prefix, http_families[LM_HTTP_DURATION].name);
+    n->bytes = join(prefix, http_families[LM_HTTP_BYTES].name);
+    n->request_bytes = join(prefix, http_families[LM_HTTP_REQUEST_BYTES].name);
+    n->inflight = join(prefix, http_families[LM_HTTP_INFLIGHT].name);
     return n->requests && n->duration && n->bytes && n->request_bytes && n->inflight ? 0 : -1;
+}
+
+bool lm__http_builtin_clash(lm_type type, const char *name, const char *prefix, char *builtin,
+                            size_t cap)
+{
+    for (size_t i = 0; i < sizeof http_families / sizeof *http_families; i++) {
+        char *full = join(prefix, http_families[i].name);
+        /* Out of memory: a clash cannot be ruled out, so report one. */
+        bool hit = full == NULL ||
+                   lm__names_clash(type, name, http_families[i].type, full, NULL, 0);
+        if (hit && cap > 0)
+            snprintf(builtin, cap, "%s%s", prefix, http_families[i].name);
+        free(full);
+        if (hit)
+            return true;
+    }
+    return false;
 }
 
 static lm_family_options counter_opts(const char *name, const char *help, size_t max_series)
@@ -73,7 +102,8 @@ static lm_family_options counter_opts(const char *name, const char *help, size_t
                                .help = help,
                                .label_names = http_labels,
                                .nlabels = 3,
-                               .max_series = max_series};
+                               .max_series = max_series,
+                               .kind = LM_KIND_HTTP};
 }
 
 static lm_family_options duration_opts(const char *name, const double *bounds, size_t nbounds,
@@ -89,7 +119,8 @@ static lm_family_options duration_opts(const char *name, const double *bounds, s
         .bounds = bounds,
         .nbounds = nbounds,
         /* Observations are nanoseconds: sums stay exact integers. */
-        .unit_scale = 1e9};
+        .unit_scale = 1e9,
+        .kind = LM_KIND_HTTP};
 }
 
 static bool bounds_equal(const lm_family *f, const double *b, size_t nb)
@@ -100,19 +131,6 @@ static bool bounds_equal(const lm_family *f, const double *b, size_t nb)
     for (size_t i = 0; i < nb; i++)
         if (p->bounds[i] != b[i])
             return false;
-    return true;
-}
-
-static bool valid_prefix(const char *p)
-{
-    /* Empty, or a metric name prefix: the same alphabet, no leading digit. */
-    for (size_t i = 0; p[i]; i++) {
-        char c = p[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
-                  (i > 0 && c >= '0' && c <= '9');
-        if (!ok)
-            return false;
-    }
     return true;
 }
 
@@ -128,7 +146,7 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
         o = *opts;
     const char *prefix = o.prefix ? o.prefix : "";
     lm__quote(q, QCAP, prefix, strlen(prefix));
-    if (!valid_prefix(prefix)) {
+    if (prefix[0] != '\0' && !lm_valid_metric_name(prefix)) {
         lm__set_error(err, LM_ERR_INVALID,
                       "http prefix %s must match [a-zA-Z_:][a-zA-Z0-9_:]* (or be empty)", q);
         return NULL;
@@ -200,7 +218,8 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
                             .help = "HTTP requests currently being handled, by endpoint.",
                             .label_names = inflight_labels,
                             .nlabels = 1,
-                            .max_series = max_series};
+                            .max_series = max_series,
+                            .kind = LM_KIND_HTTP};
     lm_family *fr = lm__family_register_locked(reg, &ro, false, err);
     lm_family *fd = fr ? lm__family_register_locked(reg, &dopt, false, err) : NULL;
     lm_family *fb = fd ? lm__family_register_locked(reg, &bo, false, err) : NULL;
@@ -238,7 +257,8 @@ out:
 /* The (method, status) table of a route is 10 x 501 pointers, 40 KB, almost
  * all of them never used. An anonymous mapping leaves the untouched pages
  * unbacked: a route recording GET and POST costs two pages, not 40 KB
- * (measured: calloc touched all of it, 35 KiB RSS per route). */
+ * (calloc touched all of it; bench/RESULTS.md, "Measurements behind design
+ * choices in the code"). */
 #define LM_SLOTS_BYTES ((size_t)LM_METHOD_COUNT * LM_STATUS_SLOTS * sizeof(lm_route_slot *))
 
 static _Atomic(lm_route_slot *) (*slots_map(void))[LM_STATUS_SLOTS]
