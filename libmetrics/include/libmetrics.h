@@ -297,6 +297,65 @@ typedef struct lm_request_record {
  * no observations and no exemplar. */
 LM_API void lm_route_record_ex(lm_route *route, const lm_request_record *rec);
 
+/* ------------------------------------------------ route template matcher */
+/* Resolves a request path to one of a set of route templates, the way a
+ * Starlette/FastAPI app routes it, so a host can label requests by the
+ * app's own route ("/items/{item_id}") instead of a raw, unbounded path.
+ * The set is compiled once into an immutable matcher; matching takes no
+ * lock, never allocates and is safe from any number of threads.
+ *
+ * Template syntax (Starlette's): a template starts with '/' and is split
+ * into segments at '/'. A segment is either literal text (matched byte for
+ * byte) or, as a whole, a parameter `{name}` or `{name:convertor}`, name
+ * matching [a-zA-Z_][a-zA-Z0-9_]*, unique within the template. Convertors:
+ *   str    (the default) one non-empty segment: [^/]+
+ *   int    one segment of ASCII digits: [0-9]+
+ *   float  [0-9]+(\.[0-9]+)?
+ *   uuid   32 hex digits, optionally grouped 8-4-4-4-12 by '-'
+ *   path   the rest of the path, '/' included, possibly empty: .*
+ *          (only as the last segment)
+ * A parameter inside a segment ("/a/{x}.json"), an unknown convertor, an
+ * unbalanced brace, a control byte, a template longer than
+ * LM_MATCHER_MAX_TEMPLATE_LEN bytes or LM_MATCHER_MAX_SEGMENTS segments, and
+ * two templates of the same shape (equal but for parameter names, so the
+ * second could never match) are errors.
+ *
+ * The path is matched as given: the host passes the percent-DECODED path
+ * the application routes on (Starlette matches the decoded path: "x%2Fy"
+ * is two segments there). No normalisation: "//" has an empty segment (no
+ * `{p}` matches it), "/./" a literal "." segment, a trailing '/' one more,
+ * empty segment; a path that does not start with '/' matches nothing.
+ *
+ * Precedence, when several templates match (a total order, so the result
+ * never depends on declaration order):
+ *   1. more literal segments first (so a template without parameters beats
+ *      every template with parameters: "/users/me" before
+ *      "/users/{user_id}", as OpenAPI requires);
+ *   2. then, comparing segment by segment from the left, the first segment
+ *      that differs decides: literal before int, before float, before uuid,
+ *      before str, before path. */
+
+typedef struct lm_matcher lm_matcher;
+
+/* lm_matcher_match's "no template matched". */
+#define LM_MATCH_NONE ((size_t)-1)
+#define LM_MATCHER_MAX_TEMPLATES 65536
+#define LM_MATCHER_MAX_TEMPLATE_LEN 2048
+#define LM_MATCHER_MAX_SEGMENTS 64
+
+/* Compiles ntemplates templates (1..LM_MATCHER_MAX_TEMPLATES; the bytes are
+ * copied). On failure returns NULL, sets *bad_index (if not NULL) to the
+ * index of the offending template (for a duplicate shape, the later one)
+ * and fills err with a sentence quoting it. */
+LM_API lm_matcher *lm_matcher_new(const lm_str *templates, size_t ntemplates, size_t *bad_index,
+                                  lm_error *err);
+LM_API void lm_matcher_free(lm_matcher *m);
+
+/* Index of the template path resolves to, or LM_MATCH_NONE. Cost depends on
+ * the path's depth and the templates' parameters at each level, not on how
+ * many templates there are. m NULL or path.ptr NULL: LM_MATCH_NONE. */
+LM_API size_t lm_matcher_match(const lm_matcher *m, lm_str path);
+
 /* ---------------------------------------------------------- exposition */
 
 typedef enum lm_format {
