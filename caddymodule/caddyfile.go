@@ -25,6 +25,8 @@ import (
 //	        status <2xx|201...>       # repeatable
 //	    }
 //	    request_id [<header>]         # default X-Request-ID
+//	    openapi  <file>               # route templates: the spec's paths
+//	    template <path...>            # repeatable: inline route templates
 //	    server_timing {
 //	        strip
 //	        max_entries <n>
@@ -52,6 +54,8 @@ type positions struct {
 	// each server_timing metric's name, index-aligned with
 	// ServerTiming.Metrics
 	stMetrics []declared
+	openapi   declared   // the openapi line
+	templates []declared // each inline template, index-aligned with Templates
 }
 
 // unmarshal is UnmarshalCaddyfile that also returns positions.
@@ -138,10 +142,32 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 				return pos, err
 			}
 			h.ServerTiming, pos.stMetrics = st, at
+		case "openapi":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: openapi given twice")
+			}
+			var file string
+			if !d.AllArgs(&file) || file == "" {
+				return pos, d.Err("route_metrics: openapi needs one argument, the OpenAPI document's file (e.g. openapi.json)")
+			}
+			h.OpenAPI = specFile(d.File(), file)
+			pos.openapi = declared{file: d.File(), line: d.Line()}
+		case "template":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return pos, d.Err("route_metrics: template needs at least one route template, e.g. template /items/{item_id}")
+			}
+			for _, a := range args {
+				h.Templates = append(h.Templates, a)
+				pos.templates = append(pos.templates, declared{file: d.File(), line: d.Line()})
+			}
 		default:
-			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id or server_timing)", sub)
+			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id, server_timing, openapi or template)", sub)
 		}
 		seen[sub] = true
+	}
+	if err := checkTemplates(h, pos); err != nil {
+		return pos, err
 	}
 	// Checked after the block: namespace may follow the counters.
 	for i, c := range h.Counters {
