@@ -27,6 +27,8 @@ import (
 //	    request_id [<header>]         # default X-Request-ID
 //	    openapi  <file>               # route templates: the spec's paths
 //	    template <path...>            # repeatable: inline route templates
+//	    status_classes                # status="2xx" instead of "200"
+//	    latency_labels method endpoint  # histogram without the status label
 //	    server_timing {
 //	        strip
 //	        max_entries <n>
@@ -56,6 +58,7 @@ type positions struct {
 	stMetrics []declared
 	openapi   declared   // the openapi line
 	templates []declared // each inline template, index-aligned with Templates
+	shape     declared   // the last status_classes or latency_labels line
 }
 
 // unmarshal is UnmarshalCaddyfile that also returns positions.
@@ -161,8 +164,26 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 				h.Templates = append(h.Templates, a)
 				pos.templates = append(pos.templates, declared{file: d.File(), line: d.Line()})
 			}
+		case "status_classes":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: status_classes given twice")
+			}
+			if d.NextArg() {
+				return pos, d.Errf("route_metrics: status_classes takes no argument; unexpected %q", d.Val())
+			}
+			h.StatusClasses = true
+			pos.shape = declared{file: d.File(), line: d.Line()}
+		case "latency_labels":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: latency_labels given twice")
+			}
+			h.LatencyLabels = d.RemainingArgs()
+			if err := validateLatencyLabels(h.LatencyLabels); err != nil {
+				return pos, d.Errf("route_metrics: %v", err)
+			}
+			pos.shape = declared{file: d.File(), line: d.Line()}
 		default:
-			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id, server_timing, openapi or template)", sub)
+			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id, server_timing, openapi, template, status_classes or latency_labels)", sub)
 		}
 		seen[sub] = true
 	}
@@ -484,6 +505,7 @@ func checkReservedName(name, namespace string) error {
 const (
 	stateRoutes   = "routemetrics.routes"
 	stateBuckets  = "routemetrics.buckets"
+	stateShapes   = "routemetrics.shapes"
 	stateCounters = "routemetrics.counters"
 	// Every namespace any block declares ("" included: a block without
 	// namespace registers the unprefixed HTTP families) and every counter
@@ -577,6 +599,16 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 	}
 	if err := checkServerTimingAcrossBlocks(h, rm, pos); err != nil {
 		return nil, err
+	}
+	// A namespace has one shape: the blocks that declare it must agree.
+	if sh := rm.shape(); sh != nil {
+		shapes := stateMap(h, stateShapes)
+		if prev, ok := shapes[rm.Namespace]; ok && prev.sig != sh.String() {
+			return nil, fmt.Errorf("route_metrics: namespace %q already has %s (set at %s); every route_metrics of a namespace that sets status_classes or latency_labels must set the same, at %s",
+				rm.Namespace, prev.sig, prev.at(), pos.shape.at())
+		} else if !ok {
+			shapes[rm.Namespace] = declared{sig: sh.String(), file: pos.shape.file, line: pos.shape.line}
+		}
 	}
 	return rm, nil
 }

@@ -73,6 +73,16 @@ type RouteMetrics struct {
 	// keeps this handler's name. At most 500 templates, spec included.
 	Templates []string `json:"templates,omitempty"`
 
+	// The status label of the namespace's HTTP families is the status
+	// class ("2xx") instead of the code (shape.go: a namespace-wide
+	// setting, fixed when the namespace is first registered).
+	StatusClasses bool `json:"status_classes,omitempty"`
+
+	// The latency histogram's labels: ["method","endpoint","status"] (the
+	// default) or ["method","endpoint"], as the instrumentator's
+	// histogram. Namespace-wide, like StatusClasses.
+	LatencyLabels []string `json:"latency_labels,omitempty"`
+
 	http     *httpFamilies
 	route    *route
 	rules    []counterRule
@@ -113,6 +123,9 @@ func (h *RouteMetrics) Validate() error {
 	if err := validateBuckets(h.Buckets); err != nil {
 		return err
 	}
+	if err := validateLatencyLabels(h.LatencyLabels); err != nil {
+		return err
+	}
 	seen := make(map[string]bool, len(h.Counters))
 	for i := range h.Counters {
 		c := &h.Counters[i]
@@ -151,7 +164,7 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	hf, err := acquireHTTP(h.Namespace, h.Buckets)
+	hf, err := acquireHTTP(h.Namespace, h.Buckets, h.shape())
 	if err != nil {
 		return err
 	}

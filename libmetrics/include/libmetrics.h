@@ -195,16 +195,30 @@ typedef struct lm_http_options {
     size_t nbounds;
     size_t max_routes;      /* 0: 1000 */
     size_t max_series;      /* cap per family, 0: 10000 */
+    unsigned flags;         /* LM_HTTP_* below, 0: the shape shown below */
 } lm_http_options;
+
+/* lm_http_options.flags: cardinality levers. Each route costs up to
+ * methods x statuses series in every family, and the histogram
+ * (nbounds + 3) lines per series; these trade detail for fewer series.
+ * STATUS_CLASSES: the status label is the class, "1xx" .. "5xx" (still
+ * "other" outside 100..599), in all three families. DURATION_NO_STATUS: the
+ * latency histogram is labelled {method, endpoint} only, as
+ * prometheus-fastapi-instrumentator's is. */
+#define LM_HTTP_STATUS_CLASSES 0x1u
+#define LM_HTTP_DURATION_NO_STATUS 0x2u
 
 /* Families created, named <prefix> + :
  *   http_requests_total{method,endpoint,status}             counter
  *   http_request_duration_seconds{method,endpoint,status}   histogram
  *   http_response_size_bytes_total{method,endpoint,status}  counter
  *   http_requests_in_progress{endpoint}                     gauge
- * Calling again with the same prefix returns the same lm_http; if the
+ * (the status label and the histogram's labels as lm_http_options.flags
+ * say). Calling again with the same prefix returns the same lm_http; if the
  * bounds differ, the duration histogram is replaced (lm_family_replace) and
- * the counters are kept. */
+ * the counters are kept. Other flags than the first registration's fail
+ * with LM_ERR_EXISTS: a family's label set (or what its status values mean)
+ * cannot change in place, so that takes a new registry (a restart). */
 LM_API lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err);
 
 /* A route handle, resolved once by name (the `endpoint` label value). The

@@ -292,7 +292,7 @@ static int parse_template(lm_str t, size_t index, tseg *segs, lm_error *err)
                 lm__set_error(err, LM_ERR_INVALID,
                               "template %s: segment %d: a parameter is a whole segment, "
                               "{name} or {name:convertor} (unbalanced brace or text beside it)",
-                              q, n);
+                              Q, n);
                 return -1;
             }
             const char *name = s + 1, *colon = memchr(name, ':', len - 2);
@@ -301,7 +301,7 @@ static int parse_template(lm_str t, size_t index, tseg *segs, lm_error *err)
                 lm__set_error(err, LM_ERR_INVALID,
                               "template %s: segment %d: parameter name must match "
                               "[a-zA-Z_][a-zA-Z0-9_]*",
-                              q, n);
+                              Q, n);
                 return -1;
             }
             int kind = K_STR;
@@ -312,7 +312,7 @@ static int parse_template(lm_str t, size_t index, tseg *segs, lm_error *err)
                     lm__set_error(err, LM_ERR_INVALID,
                                   "template %s: unsupported convertor %s (str, int, float, "
                                   "uuid or path)",
-                                  q, lm__quote(cq, QCAP, colon + 1, (size_t)(s + len - 2 - colon)));
+                                  Q, lm__quote(cq, QCAP, colon + 1, (size_t)(s + len - 2 - colon)));
                     return -1;
                 }
             }
@@ -321,7 +321,7 @@ static int parse_template(lm_str t, size_t index, tseg *segs, lm_error *err)
                     memcmp(segs[k].lit, name, nlen) == 0) {
                     char nq[QCAP];
                     lm__set_error(err, LM_ERR_INVALID, "template %s: parameter %s appears twice",
-                                  q, lm__quote(nq, QCAP, name, nlen));
+                                  Q, lm__quote(nq, QCAP, name, nlen));
                     return -1;
                 }
             }
@@ -330,7 +330,7 @@ static int parse_template(lm_str t, size_t index, tseg *segs, lm_error *err)
                 lm__set_error(err, LM_ERR_INVALID,
                               "template %s: a {name:path} parameter takes the rest of the path "
                               "and must be the last segment",
-                              q);
+                              Q);
                 return -1;
             }
         }
