@@ -575,35 +575,56 @@ static inline bool beats(const msearch *s, uint32_t lit)
     return s->best == LM_MATCH_NONE || lit > s->bestlit;
 }
 
+/* The search. Children are tried in precedence order; the last viable one
+ * is continued in this loop rather than by a call (most nodes have one),
+ * unless a {name:path} child must still be weighed after every other. */
 static void visit(msearch *s, uint32_t node, unsigned depth, uint32_t lit)
 {
     const lm_matcher *m = s->m;
-    const mnode *n = &m->nodes[node];
-    if (!segment(s, depth)) {
-        if (n->term != 0 && beats(s, lit)) {
-            s->best = n->term - 1;
+    for (;;) {
+        const mnode *n = &m->nodes[node];
+        if (!segment(s, depth)) {
+            if (n->term != 0 && beats(s, lit)) {
+                s->best = n->term - 1;
+                s->bestlit = lit;
+            }
+            return; /* every child needs one more segment */
+        }
+        if (depth >= m->maxdepth)
+            return; /* no template is deeper */
+        const char *seg = s->p + s->start[depth];
+        size_t len = s->len[depth];
+        uint32_t next = 0, nextlit = 0, c;
+        if ((n->kinds & (1u << K_LIT)) &&
+            (c = lit_child(m, node, s->hash[depth], s->last[depth], seg, len)) != 0 &&
+            beats(s, lit + 1 + m->nodes[c].maxlit)) {
+            next = c;
+            nextlit = lit + 1;
+        }
+        for (uint32_t kinds = n->kinds & ~(1u << K_LIT); kinds != 0; kinds &= kinds - 1) {
+            int k = __builtin_ctz(kinds);
+            c = n->param[k - 1];
+            if (beats(s, lit + m->nodes[c].maxlit) && conv_ok(k, seg, len)) {
+                if (next != 0)
+                    visit(s, next, depth + 1, nextlit);
+                next = c;
+                nextlit = lit;
+            }
+        }
+        uint32_t path = n->param[K_PATH - 1];
+        if (path == 0 && next != 0) {
+            node = next;
+            lit = nextlit;
+            depth++;
+            continue;
+        }
+        if (next != 0 && beats(s, nextlit + m->nodes[next].maxlit))
+            visit(s, next, depth + 1, nextlit);
+        if (path != 0 && beats(s, lit)) {
+            s->best = m->nodes[path].term - 1; /* the rest, whatever it is */
             s->bestlit = lit;
         }
-        return; /* every child needs one more segment */
-    }
-    if (depth >= m->maxdepth)
-        return; /* no template is deeper */
-    const char *seg = s->p + s->start[depth];
-    size_t len = s->len[depth];
-    uint32_t c;
-    if ((n->kinds & (1u << K_LIT)) && (c = lit_child(m, node, s->hash[depth], s->last[depth], seg, len)) != 0 &&
-        beats(s, lit + 1 + m->nodes[c].maxlit))
-        visit(s, c, depth + 1, lit + 1);
-    for (uint32_t kinds = n->kinds & ~(1u << K_LIT); kinds != 0; kinds &= kinds - 1) {
-        int k = __builtin_ctz(kinds);
-        c = n->param[k - 1];
-        if (beats(s, lit + m->nodes[c].maxlit) && conv_ok(k, seg, len))
-            visit(s, c, depth + 1, lit);
-    }
-    c = n->param[K_PATH - 1];
-    if (c != 0 && beats(s, lit)) {
-        s->best = m->nodes[c].term - 1; /* the rest, whatever it is */
-        s->bestlit = lit;
+        return;
     }
 }
 
