@@ -14,6 +14,7 @@
  * Env:   LM_BENCH_SCALE=any         1% of the loops (a quick look, or under
  *                                   callgrind to count instructions)
  */
+#include "bench_clock.h"
 #include "libmetrics.h"
 
 #include <stdatomic.h>
@@ -54,18 +55,6 @@ void free(void *p) { __libc_free(p); }
 #define MAX_REPS 50
 #define NPATHS 4096
 
-static double cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 /* A REST-shaped API of n templates over n/6 resources (at least one):
  * /v1/<res>, /v1/<res>/me, /v1/<res>/{id}, /v1/<res>/{id}/items,

@@ -13,6 +13,18 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
+// expectMoves checks that each sample moved by exactly its wanted amount
+// between two scrapes.
+func expectMoves(t *testing.T, before, after exposition, want map[string]float64) {
+	t.Helper()
+	got := delta(before, after)
+	for name, w := range want {
+		if got[name] != w {
+			t.Errorf("%s moved by %v, want %v (all: %v)", name, got[name], w, got)
+		}
+	}
+}
+
 // serve runs one request through handlers and returns the recorder.
 func serve(t *testing.T, final caddyhttp.HandlerFunc, method, target string, mws ...caddyhttp.MiddlewareHandler) *httptest.ResponseRecorder {
 	t.Helper()
@@ -34,8 +46,7 @@ func TestTemplatesLabelRequestsByMatchedTemplate(t *testing.T) {
 		serve(t, respond(200, "ok"), "GET", p, site)
 	}
 	after, _ := scrapeShared(t, formatText)
-	got := delta(before, after)
-	for name, want := range map[string]float64{
+	expectMoves(t, before, after, map[string]float64{
 		reqKey("t_tpl_", "GET", "/v1/customers/{customer_id}", 200): 1,
 		reqKey("t_tpl_", "GET", "/v1/customers/me", 200):            1,
 		reqKey("t_tpl_", "GET", "/v1/files/{file_path:path}", 200):  2,
@@ -43,11 +54,7 @@ func TestTemplatesLabelRequestsByMatchedTemplate(t *testing.T) {
 		// x%2Fy decodes to two segments (as FastAPI routes it), "seven" is
 		// no int, an empty segment no {customer_id}: the route's name.
 		reqKey("t_tpl_", "GET", "api", 200): 4,
-	} {
-		if got[name] != want {
-			t.Errorf("%s moved by %v, want %v (all: %v)", name, got[name], want, got)
-		}
-	}
+	})
 }
 
 // inflightDuring returns a final handler that reads the in-flight gauges
@@ -99,16 +106,11 @@ func TestTemplatesMatchThePathTheUpstreamReceives(t *testing.T) {
 	serve(t, final, "GET", "/api/rw/users/1", site, rewriteTo{"/api"})
 	serve(t, respond(200, ""), "GET", "/api/rw/nothing", site, rewriteTo{"/api"})
 	after, _ := scrapeShared(t, formatText)
-	got := delta(before, after)
-	for name, want := range map[string]float64{
+	expectMoves(t, before, after, map[string]float64{
 		reqKey("t_tpl_", "GET", "/rw/users/{id}", 204):                                     1,
 		reqKey("t_tpl_", "GET", "rw_api", 200):                                             1,
 		key("t_tpl_db_queries_total", "endpoint", "/rw/users/{id}", "operation", "select"): 1,
-	} {
-		if got[name] != want {
-			t.Errorf("%s moved by %v, want %v (all: %v)", name, got[name], want, got)
-		}
-	}
+	})
 	// The documented limitation: in flight, the request was where the
 	// entry match put it.
 	if seen["rw_api"] != 1 || seen["/rw/users/{id}"] != 0 {
@@ -129,17 +131,12 @@ func TestTemplatesInnermostHandlerDecides(t *testing.T) {
 	serve(t, respond(200, ""), "GET", "/a/1", site, innerTpl)
 	serve(t, respond(200, ""), "GET", "/a/b", site, innerTpl)
 	after, _ := scrapeShared(t, formatText)
-	got := delta(before, after)
-	for name, want := range map[string]float64{
+	expectMoves(t, before, after, map[string]float64{
 		reqKey("t_tpl_", "GET", "/a/{x}", 200):      1,
 		reqKey("t_tpl_", "GET", "nest_inner", 200):  1,
 		reqKey("t_tpl_", "GET", "/a/{y:int}", 200):  1,
 		reqKey("t_tpl_", "GET", "nest_inner2", 200): 1,
-	} {
-		if got[name] != want {
-			t.Errorf("%s moved by %v, want %v (all: %v)", name, got[name], want, got)
-		}
-	}
+	})
 }
 
 func writeFile(t *testing.T, name, text string) string {
