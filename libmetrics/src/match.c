@@ -84,10 +84,12 @@ static inline uint64_t seg_hash(const char *s, size_t n)
     return h ^ n;
 }
 
+/* h is already mixed (mix() ends every segment hash), so one multiply
+ * spreads the parent over it. */
 static inline size_t slot_of(uint64_t h, uint32_t parent, size_t mask)
 {
-    uint64_t x = (h ^ ((uint64_t)parent * 0x9e3779b97f4a7c15u)) * 0xff51afd7ed558ccdu;
-    return (size_t)(x ^ (x >> 32)) & mask;
+    uint64_t x = h ^ ((uint64_t)parent * 0x9e3779b97f4a7c15u);
+    return (size_t)(x ^ (x >> 29)) & mask;
 }
 
 /* The literal's bytes after its full 8-byte words, zero-padded (its last
@@ -104,6 +106,21 @@ static inline uint64_t last_word(const char *s, size_t n)
     return w;
 }
 
+/* The first nwords 8-byte words of a and b are equal (the rest of a
+ * literal is compared through last_word); inline, as segments are short
+ * and a call to memcmp costs more than the compare. */
+static inline bool words_equal(const char *a, const char *b, size_t nwords)
+{
+    for (size_t i = 0; i < nwords; i++) {
+        uint64_t x, y;
+        memcpy(&x, a + 8 * i, 8);
+        memcpy(&y, b + 8 * i, 8);
+        if (x != y)
+            return false;
+    }
+    return true;
+}
+
 static inline uint32_t lit_child(const lm_matcher *m, uint32_t parent, uint64_t h, uint64_t last,
                                  const char *s, size_t n)
 {
@@ -112,7 +129,7 @@ static inline uint32_t lit_child(const lm_matcher *m, uint32_t parent, uint64_t 
         if (e->child == 0)
             return 0;
         if (e->last == last && e->parent == parent && e->len == n &&
-            (n <= 8 || memcmp(m->bytes + e->off, s, (n - 1) & ~(size_t)7) == 0))
+            (n <= 8 || words_equal(m->bytes + e->off, s, (n - 1) / 8)))
             return e->child;
     }
 }
@@ -534,6 +551,22 @@ static inline void scan_segment(msearch *s)
                 h = mix(h, last);
             }
             i += k;
+        } else if (end >= 8) {
+            /* Under 8 bytes left: the path's last word, shifted so they
+             * come first and zeros (never a '/') follow. */
+            size_t r = end - i;
+            uint64_t w = 0;
+            if (r > 0) {
+                memcpy(&w, p + end - 8, 8);
+                w >>= 8 * (8 - r);
+            }
+            uint64_t sl = slash_bytes(w);
+            unsigned k = sl ? (unsigned)__builtin_ctzll(sl) >> 3 : (unsigned)r;
+            if (k > 0) {
+                last = w & ((UINT64_C(1) << (8 * k)) - 1);
+                h = mix(h, last);
+            }
+            i += k;
         } else {
             size_t b = i;
             while (b < end && p[b] != '/')
@@ -557,15 +590,16 @@ static inline void scan_segment(msearch *s)
         s->pos = i + 1;
 }
 
-/* Parses the path up to segment d; false if the path has no segment d.
- * Called with d <= maxdepth only, so the arrays suffice. */
+/* Parses segment d (the next one) if needed; false if the path has no
+ * segment d. Called with d <= maxdepth only, so the arrays suffice. */
 static inline bool segment(msearch *s, unsigned d)
 {
-    while (s->nparsed <= d) {
-        if (s->ended)
-            return false;
-        scan_segment(s);
-    }
+    /* The search deepens one level at a time: d <= nparsed. */
+    if (d < s->nparsed)
+        return true;
+    if (s->ended)
+        return false;
+    scan_segment(s);
     return true;
 }
 
