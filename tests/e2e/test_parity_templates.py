@@ -148,6 +148,24 @@ def test_normalisation_cases_route_like_fastapi(stk):
     assert not wrong, wrong
 
 
+def test_trailing_newline_is_the_one_documented_difference(stk):
+    """Starlette's route regexes end in `$`, which Python also matches
+    before a final newline, so FastAPI routes /v1/search%0A (decoded:
+    "/v1/search\\n") to /v1/search. Caddy matches the path exactly and
+    labels it with the route's name (README, "Labels compared with
+    prometheus-fastapi-instrumentator"). Pinned here so a change on either
+    side shows."""
+    caddy_before, app_before = scrapes(stk)
+    tally = traffic.Tally()
+    traffic.Client("127.0.0.1", stk.caddy.ports["site"], True, "nl", tally).run(
+        [traffic.Call("GET", "/v1/search%0A")], 1, float("inf"))
+    assert not tally.failures, tally.failures
+    caddy = diff(caddy_requests(settled(stk, caddy_before, 1)), caddy_requests(caddy_before))
+    app = diff(app_requests(h.scrape(stk.app.metrics_url).values()), app_requests(app_before))
+    assert list(app) == [("/v1/search", "GET", "422")], app
+    assert list(caddy) == [(ROUTE_NAME, "GET", "422")], caddy
+
+
 def test_mixed_traffic_counts_equal_the_instrumentators(stk):
     caddy_before, app_before = scrapes(stk)
     tally = traffic.Tally()
