@@ -51,12 +51,49 @@ type RouteMetrics struct {
 	// route_metrics that has this block decides for a request.
 	ServerTiming *ServerTiming `json:"server_timing,omitempty"`
 
+	// Path of an OpenAPI 3.x document (JSON, or YAML), e.g. the
+	// /openapi.json a FastAPI app serves, saved to a file: every key of
+	// its "paths" object becomes a route template (templates.go). Read
+	// when the configuration is loaded, so a reload picks up a changed
+	// file; a missing or malformed one fails the load. A relative path
+	// is relative to the working directory (the Caddyfile adapter makes it
+	// relative to the Caddyfile).
+	OpenAPI string `json:"openapi,omitempty"`
+
+	// Route templates written inline, in Starlette's syntax: "/items/{id}",
+	// "/files/{file_path:path}" (libmetrics.h, "route template matcher").
+	// One whose path without convertors equals a path of the OpenAPI
+	// document replaces it (FastAPI writes "{file_path:path}" as
+	// "{file_path}" there).
+	//
+	// With templates, a request whose path (as the upstream receives it)
+	// matches one is counted under endpoint=<the template, exactly as
+	// written>; in-flight, upstream latency, Server-Timing metrics,
+	// business counters and exemplars follow it. A path that matches none
+	// keeps this handler's name. At most 500 templates, spec included.
+	Templates []string `json:"templates,omitempty"`
+
+	// The status label of the namespace's HTTP families is the status
+	// class ("2xx") instead of the code (shape.go: a namespace-wide
+	// setting, fixed when the namespace is first registered).
+	StatusClasses bool `json:"status_classes,omitempty"`
+
+	// The latency histogram's labels: ["method","endpoint","status"] (the
+	// default) or ["method","endpoint"], as the instrumentator's
+	// histogram. Namespace-wide, like StatusClasses.
+	LatencyLabels []string `json:"latency_labels,omitempty"`
+
 	http     *httpFamilies
 	route    *route
 	rules    []counterRule
 	st       *stConfig
 	acquired bool
 	logger   *zap.Logger
+
+	// Templates compiled at provision, and their routes in h.http
+	// (index-aligned).
+	tpl       *templateSet
+	tplRoutes []*route
 }
 
 // defaultRouteName labels requests that only an unnamed route_metrics
@@ -84,6 +121,9 @@ func (h *RouteMetrics) Validate() error {
 		return err
 	}
 	if err := validateBuckets(h.Buckets); err != nil {
+		return err
+	}
+	if err := validateLatencyLabels(h.LatencyLabels); err != nil {
 		return err
 	}
 	seen := make(map[string]bool, len(h.Counters))
@@ -124,12 +164,15 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	hf, err := acquireHTTP(h.Namespace, h.Buckets)
+	hf, err := acquireHTTP(h.Namespace, h.Buckets, h.shape())
 	if err != nil {
 		return err
 	}
 	h.http, h.acquired = hf, true
 	if h.route, err = hf.route(h.routeName()); err != nil {
+		return err
+	}
+	if err := h.provisionTemplates(hf); err != nil {
 		return err
 	}
 	h.rules = make([]counterRule, 0, len(h.Counters))
@@ -177,7 +220,13 @@ func (h *RouteMetrics) routeIn(hf *httpFamilies) *route {
 func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if t := trackerOf(r); t != nil {
 		if !t.done {
-			if rt := h.routeIn(t.http); rt != nil {
+			rt := h.routeIn(t.http)
+			if h.tpl != nil {
+				rt = t.matchTemplates(h, rt, r.URL)
+			} else {
+				t.tplH = nil // the innermost route_metrics decides
+			}
+			if rt != nil {
 				t.retarget(rt)
 			}
 			t.addHandler(h)
@@ -196,7 +245,11 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 	t.rec.ResponseWriter = w
 	t.rec.t = t
 	t.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	t.enter(h.route)
+	if h.tpl != nil {
+		t.enter(t.matchTemplates(h, h.route, r.URL))
+	} else {
+		t.enter(h.route)
+	}
 	t.addHandler(h)
 	r = t.attach(r)
 	method := r.Method
