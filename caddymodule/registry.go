@@ -180,7 +180,7 @@ func (ns *namespace) register(reg *lmRegistry, bounds []float64) error {
 		if w := ns.explicit[ns.current]; w != nil {
 			cur = w.bounds
 		}
-		_, _ = reg.registerHTTP(ns.http.prefix, cur)
+		_, _ = reg.registerHTTP(ns.http.prefix, cur, ns.shape)
 		return err
 	}
 	ns.current = bucketsKey(bounds)

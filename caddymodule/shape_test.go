@@ -15,9 +15,9 @@ func TestShapeStatusClassesAndLatencyWithoutStatus(t *testing.T) {
 	inherit := routeMetrics(t, `{"namespace":"t_shape_","name":"s2"}`) // declares nothing: inherits
 	before, _ := scrapeShared(t, formatText)
 	for _, st := range []int{200, 201, 404} {
-		serve(t, respond(st, ""), "GET", "/", site)
+		serveThrough(t, respond(st, ""), "GET", "/", site)
 	}
-	serve(t, respond(503, ""), "GET", "/", inherit)
+	serveThrough(t, respond(503, ""), "GET", "/", inherit)
 	after, _ := scrapeShared(t, formatText)
 	expectMoves(t, before, after, map[string]float64{
 		key("t_shape_http_requests_total", "method", "GET", "endpoint", "s", "status", "2xx"):  2,

@@ -25,8 +25,8 @@ func expectMoves(t *testing.T, before, after exposition, want map[string]float64
 	}
 }
 
-// serve runs one request through handlers and returns the recorder.
-func serve(t *testing.T, final caddyhttp.HandlerFunc, method, target string, mws ...caddyhttp.MiddlewareHandler) *httptest.ResponseRecorder {
+// serveThrough runs one request through handlers and returns the recorder.
+func serveThrough(t *testing.T, final caddyhttp.HandlerFunc, method, target string, mws ...caddyhttp.MiddlewareHandler) *httptest.ResponseRecorder {
 	t.Helper()
 	w := httptest.NewRecorder()
 	if err := chain(final, mws...).ServeHTTP(w, caddyRequest(method, target)); err != nil {
@@ -43,7 +43,7 @@ func TestTemplatesLabelRequestsByMatchedTemplate(t *testing.T) {
 		"/v1/customers/42", "/v1/customers/me", "/v1/customers/x%2Fy", "/v1/files/a/b/c.txt",
 		"/v1/files/", "/v1/items/7", "/v1/items/seven", "/v1/customers/", "/nowhere",
 	} {
-		serve(t, respond(200, "ok"), "GET", p, site)
+		serveThrough(t, respond(200, "ok"), "GET", p, site)
 	}
 	after, _ := scrapeShared(t, formatText)
 	expectMoves(t, before, after, map[string]float64{
@@ -73,7 +73,7 @@ func inflightDuring(t *testing.T, prefix string, seen map[string]float64, endpoi
 func TestTemplatesInflightFollowsTemplate(t *testing.T) {
 	site := routeMetrics(t, `{"namespace":"t_tpl_","name":"in_api","templates":["/in/users/{id}"]}`)
 	seen := map[string]float64{}
-	serve(t, inflightDuring(t, "t_tpl_", seen, "/in/users/{id}", "in_api"), "GET", "/in/users/1", site)
+	serveThrough(t, inflightDuring(t, "t_tpl_", seen, "/in/users/{id}", "in_api"), "GET", "/in/users/1", site)
 	if seen["/in/users/{id}"] != 1 || seen["in_api"] != 0 {
 		t.Errorf("in-flight during the request: %v, want the template at 1", seen)
 	}
@@ -103,8 +103,8 @@ func TestTemplatesMatchThePathTheUpstreamReceives(t *testing.T) {
 		return inflightDuring(t, "t_tpl_", seen, "/rw/users/{id}", "rw_api")(w, r)
 	}
 	before, _ := scrapeShared(t, formatText)
-	serve(t, final, "GET", "/api/rw/users/1", site, rewriteTo{"/api"})
-	serve(t, respond(200, ""), "GET", "/api/rw/nothing", site, rewriteTo{"/api"})
+	serveThrough(t, final, "GET", "/api/rw/users/1", site, rewriteTo{"/api"})
+	serveThrough(t, respond(200, ""), "GET", "/api/rw/nothing", site, rewriteTo{"/api"})
 	after, _ := scrapeShared(t, formatText)
 	expectMoves(t, before, after, map[string]float64{
 		reqKey("t_tpl_", "GET", "/rw/users/{id}", 204):                                     1,
@@ -126,10 +126,10 @@ func TestTemplatesInnermostHandlerDecides(t *testing.T) {
 	inner := routeMetrics(t, `{"name":"nest_inner"}`)
 	innerTpl := routeMetrics(t, `{"name":"nest_inner2","templates":["/a/{y:int}"]}`)
 	before, _ := scrapeShared(t, formatText)
-	serve(t, respond(200, ""), "GET", "/a/1", site)
-	serve(t, respond(200, ""), "GET", "/a/1", site, inner)
-	serve(t, respond(200, ""), "GET", "/a/1", site, innerTpl)
-	serve(t, respond(200, ""), "GET", "/a/b", site, innerTpl)
+	serveThrough(t, respond(200, ""), "GET", "/a/1", site)
+	serveThrough(t, respond(200, ""), "GET", "/a/1", site, inner)
+	serveThrough(t, respond(200, ""), "GET", "/a/1", site, innerTpl)
+	serveThrough(t, respond(200, ""), "GET", "/a/b", site, innerTpl)
 	after, _ := scrapeShared(t, formatText)
 	expectMoves(t, before, after, map[string]float64{
 		reqKey("t_tpl_", "GET", "/a/{x}", 200):      1,
@@ -264,14 +264,14 @@ func TestTemplatesReloadKeepsCounts(t *testing.T) {
 	spec := writeFile(t, "openapi.json", `{"openapi":"3.0.0","paths":{"/keep/{id}":{},"/old":{}}}`)
 	js := `{"namespace":"t_tpl_","name":"rl_api","openapi":` + jsonString(spec) + `}`
 	first := routeMetrics(t, js)
-	serve(t, respond(200, ""), "GET", "/keep/1", first)
+	serveThrough(t, respond(200, ""), "GET", "/keep/1", first)
 	if err := os.WriteFile(spec, []byte(`{"openapi":"3.0.0","paths":{"/keep/{id}":{},"/new":{}}}`), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	second := routeMetrics(t, js) // a reload: the same config, the file changed
-	serve(t, respond(200, ""), "GET", "/keep/2", second)
-	serve(t, respond(200, ""), "GET", "/new", second)
-	serve(t, respond(200, ""), "GET", "/old", second)
+	serveThrough(t, respond(200, ""), "GET", "/keep/2", second)
+	serveThrough(t, respond(200, ""), "GET", "/new", second)
+	serveThrough(t, respond(200, ""), "GET", "/old", second)
 	x, _ := scrapeShared(t, formatText)
 	for name, want := range map[string]float64{
 		reqKey("t_tpl_", "GET", "/keep/{id}", 200): 2, // one series across the reload
