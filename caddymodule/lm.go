@@ -58,6 +58,12 @@ import (
 	"unsafe"
 )
 
+// lm_http_options.flags (shape.go).
+const (
+	httpStatusClasses    = uint(C.LM_HTTP_STATUS_CLASSES)
+	httpDurationNoStatus = uint(C.LM_HTTP_DURATION_NO_STATUS)
+)
+
 // methodIndex mirrors lm_method so the request method is mapped in Go and
 // handed to lm_route_record without a second crossing.
 type methodIndex uint8
@@ -299,14 +305,16 @@ type httpFamilies struct {
 	upgradedDuration, upgradedInflight *family
 }
 
-// registerHTTP registers the four HTTP families under prefix. bounds nil
-// selects libmetrics' default latency buckets; different bounds than last
-// time replace the duration histogram and keep the counters.
-func (r *lmRegistry) registerHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
+// registerHTTP registers the four HTTP families under prefix, shaped as
+// shape says. bounds nil selects libmetrics' default latency buckets;
+// different bounds than last time replace the duration histogram and keep
+// the counters.
+func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, shape httpShape) (*httpFamilies, error) {
 	var opts C.lm_http_options
 	cprefix := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cprefix))
 	opts.prefix = cprefix
+	opts.flags = C.uint(shape.flags())
 	if len(bounds) > 0 {
 		cb := (*C.double)(C.malloc(C.size_t(len(bounds)) * C.size_t(unsafe.Sizeof(C.double(0)))))
 		defer C.free(unsafe.Pointer(cb))

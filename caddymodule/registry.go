@@ -59,6 +59,10 @@ type namespace struct {
 	http     *httpFamilies
 	explicit map[string]*bucketWish // key: bucketsKey(bounds)
 	current  string                 // key of the bounds registered now; "" = defaults
+
+	// The families' shape (lm_http_options.flags), fixed when the
+	// namespace was first registered (shape.go).
+	shape httpShape
 }
 
 type bucketWish struct {
@@ -82,7 +86,7 @@ func bucketsKey(b []float64) string {
 // acquireHTTP returns the HTTP families for prefix and records the
 // caller's bucket wish (nil: no opinion, defaults unless someone else
 // declared buckets). Pair every successful call with releaseHTTP.
-func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
+func acquireHTTP(prefix string, bounds []float64, shape *httpShape) (*httpFamilies, error) {
 	reg, err := sharedRegistry()
 	if err != nil {
 		return nil, err
@@ -91,7 +95,11 @@ func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
 	defer global.mu.Unlock()
 	ns := global.namespaces[prefix]
 	if ns == nil {
-		h, err := reg.registerHTTP(prefix, bounds)
+		var sh httpShape
+		if shape != nil {
+			sh = *shape
+		}
+		h, err := reg.registerHTTP(prefix, bounds, sh)
 		if err != nil {
 			return nil, err
 		}
@@ -101,8 +109,10 @@ func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
 		if err := registerUpgraded(reg, h); err != nil {
 			return nil, err
 		}
-		ns = &namespace{http: h, explicit: map[string]*bucketWish{}, current: bucketsKey(bounds)}
+		ns = &namespace{http: h, explicit: map[string]*bucketWish{}, current: bucketsKey(bounds), shape: sh}
 		global.namespaces[prefix] = ns
+	} else if err := ns.shape.accepts(prefix, shape); err != nil {
+		return nil, err
 	} else if key := bucketsKey(bounds); key != "" && key != ns.current {
 		if err := ns.register(reg, bounds); err != nil {
 			return nil, err
@@ -162,7 +172,7 @@ func releaseHTTP(prefix string, bounds []float64) error {
 // register makes bounds the buckets of the namespace's duration and
 // upstream histograms, both or (as far as libmetrics lets it) neither.
 func (ns *namespace) register(reg *lmRegistry, bounds []float64) error {
-	h, err := reg.registerHTTP(ns.http.prefix, bounds)
+	h, err := reg.registerHTTP(ns.http.prefix, bounds, ns.shape)
 	if err != nil {
 		return err
 	}
@@ -173,7 +183,7 @@ func (ns *namespace) register(reg *lmRegistry, bounds []float64) error {
 		if w := ns.explicit[ns.current]; w != nil {
 			cur = w.bounds
 		}
-		_, _ = reg.registerHTTP(ns.http.prefix, cur)
+		_, _ = reg.registerHTTP(ns.http.prefix, cur, ns.shape)
 		return err
 	}
 	ns.current = bucketsKey(bounds)

@@ -62,6 +62,38 @@ type RouteMetrics struct {
 	// (WebSockets) always record the time to the upgrade.
 	Latency string `json:"latency,omitempty"`
 
+	// Path of an OpenAPI 3.x document (JSON, or YAML), e.g. the
+	// /openapi.json a FastAPI app serves, saved to a file: every key of
+	// its "paths" object becomes a route template (templates.go). Read
+	// when the configuration is loaded, so a reload picks up a changed
+	// file; a missing or malformed one fails the load. A relative path
+	// is relative to the working directory (the Caddyfile adapter makes it
+	// relative to the Caddyfile).
+	OpenAPI string `json:"openapi,omitempty"`
+
+	// Route templates written inline, in Starlette's syntax: "/items/{id}",
+	// "/files/{file_path:path}" (libmetrics.h, "route template matcher").
+	// One whose path without convertors equals a path of the OpenAPI
+	// document replaces it (FastAPI writes "{file_path:path}" as
+	// "{file_path}" there).
+	//
+	// With templates, a request whose path (as the upstream receives it)
+	// matches one is counted under endpoint=<the template, exactly as
+	// written>; in-flight, upstream latency, Server-Timing metrics,
+	// business counters and exemplars follow it. A path that matches none
+	// keeps this handler's name. At most 500 templates, spec included.
+	Templates []string `json:"templates,omitempty"`
+
+	// The status label of the namespace's HTTP families is the status
+	// class ("2xx") instead of the code (shape.go: a namespace-wide
+	// setting, fixed when the namespace is first registered).
+	StatusClasses bool `json:"status_classes,omitempty"`
+
+	// The latency histogram's labels: ["method","endpoint","status"] (the
+	// default) or ["method","endpoint"], as the instrumentator's
+	// histogram. Namespace-wide, like StatusClasses.
+	LatencyLabels []string `json:"latency_labels,omitempty"`
+
 	http     *httpFamilies
 	latency  latencyMode
 	route    *route
@@ -69,6 +101,11 @@ type RouteMetrics struct {
 	st       *stConfig
 	acquired bool
 	logger   *zap.Logger
+
+	// Templates compiled at provision, and their routes in h.http
+	// (index-aligned).
+	tpl       *templateSet
+	tplRoutes []*route
 }
 
 // defaultRouteName labels requests that only an unnamed route_metrics
@@ -96,6 +133,9 @@ func (h *RouteMetrics) Validate() error {
 		return err
 	}
 	if err := validateBuckets(h.Buckets); err != nil {
+		return err
+	}
+	if err := validateLatencyLabels(h.LatencyLabels); err != nil {
 		return err
 	}
 	seen := make(map[string]bool, len(h.Counters))
@@ -166,13 +206,16 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	hf, err := acquireHTTP(h.Namespace, h.Buckets)
+	hf, err := acquireHTTP(h.Namespace, h.Buckets, h.shape())
 	if err != nil {
 		return err
 	}
 	h.http, h.acquired = hf, true
 	h.latency, _ = parseLatencyMode(h.Latency) // validated above
 	if h.route, err = hf.route(h.routeName()); err != nil {
+		return err
+	}
+	if err := h.provisionTemplates(hf); err != nil {
 		return err
 	}
 	h.rules = make([]counterRule, 0, len(h.Counters))
@@ -224,7 +267,13 @@ func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 			if h.Namespace != "" {
 				hf = h.http // its own namespace; without one it inherits
 			}
-			if rt := h.routeIn(hf); rt != nil {
+			rt := h.routeIn(hf)
+			if h.tpl != nil {
+				rt = t.matchTemplates(h, hf, rt, r.URL)
+			} else {
+				t.tplH = nil // the innermost route_metrics decides
+			}
+			if rt != nil {
 				t.retarget(hf, rt)
 			}
 			t.addHandler(h)
@@ -242,7 +291,11 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 	t.rec.ResponseWriter = w
 	t.rec.t = t
 	t.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	t.enter(h.route)
+	if h.tpl != nil {
+		t.enter(t.matchTemplates(h, t.http, h.route, r.URL))
+	} else {
+		t.enter(h.route)
+	}
 	t.addHandler(h)
 	r = t.attach(r)
 	t.body.wrap(r)

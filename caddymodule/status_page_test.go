@@ -73,7 +73,7 @@ func statusEndpoint(t *testing.T) *MetricsEndpoint {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hf, err := reg.registerHTTP("", nil)
+	hf, err := reg.registerHTTP("", nil, httpShape{})
 	if err != nil {
 		t.Fatal(err)
 	}

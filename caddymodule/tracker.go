@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -76,6 +77,17 @@ type tracker struct {
 	// Extras staged for the single record call (Server-Timing entries are
 	// read when the headers are written, before the request finishes).
 	rr *requestRecord
+
+	// Route templates (templates.go) of the innermost route_metrics, if it
+	// has any: the handler, the URL whose path the upstream receives, the
+	// path matched when the request reached it (t.route, which holds the
+	// in-flight +1, is that match) and the route for no match.
+	tplH    *RouteMetrics
+	tplURL  *url.URL
+	tplPath string
+	tplBase *route
+	// recRoute, once set by recordRoute, is where the request is recorded.
+	recRoute *route
 }
 
 // trackerOf finds the request's tracker, if an enclosing route_metrics made
@@ -119,6 +131,7 @@ func (t *tracker) retarget(hf *httpFamilies, rt *route) {
 	atomic.AddInt64(rt.inflight, 1)
 	atomic.AddInt64(t.route.inflight, -1)
 	t.route = rt
+	t.recRoute = nil
 }
 
 func (t *tracker) addHandler(h *RouteMetrics) {
@@ -181,6 +194,42 @@ func (t *tracker) finalHeader(h http.Header, code int) {
 	}
 }
 
+// matchTemplates resolves h's templates on the request's current path and
+// returns the route to count it under (base when none matches).
+func (t *tracker) matchTemplates(h *RouteMetrics, hf *httpFamilies, base *route, u *url.URL) *route {
+	t.tplH, t.tplURL, t.tplPath, t.tplBase = h, u, u.Path, base
+	t.recRoute = nil
+	if rt := h.templateRoute(hf, u.Path); rt != nil {
+		return rt
+	}
+	return base
+}
+
+// recordRoute is the route the request is recorded under: t.route, unless
+// a handler after the matching route_metrics rewrote the path in place
+// (uri strip_prefix, rewrite): then the template the final path, the one
+// the upstream received, matches. The in-flight gauge stays with t.route.
+func (t *tracker) recordRoute() *route {
+	if t.recRoute != nil {
+		return t.recRoute
+	}
+	if t.tplH == nil || t.tplURL.Path == t.tplPath {
+		return t.route
+	}
+	t.tplPath = t.tplURL.Path
+	rt := t.tplH.templateRoute(t.http, t.tplPath)
+	if rt == nil {
+		rt = t.tplBase
+	}
+	if rt == nil {
+		rt = t.route
+	}
+	// Later calls (Server-Timing at the headers, then the record) agree.
+	t.tplH = nil
+	t.recRoute = rt
+	return rt
+}
+
 // finish records the request once and leaves the in-flight gauge.
 func (t *tracker) finish(method string, status int, d time.Duration) {
 	if t.done {
@@ -188,6 +237,7 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 	}
 	t.done = true
 	atomic.AddInt64(t.route.inflight, -1)
+	route := t.recordRoute()
 	hostport, latency, proxied := upstreamOf(t.repl)
 	rr := t.rr
 	t.rr = nil
@@ -207,7 +257,7 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 				}
 			}
 		}
-		t.route.record(methodOf(method), status, d, t.body.read(), t.rec.bytes, &batch)
+		route.record(methodOf(method), status, d, t.body.read(), t.rec.bytes, &batch)
 		return
 	}
 	defer rr.release()
@@ -223,11 +273,11 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 	exemplar := t.reqID != "" && exemplarID(t.reqID) &&
 		rr.setExemplar(exemplarLabel, t.reqID, t.start.Add(d).UnixNano())
 	if proxied {
-		if s := t.route.upstreamSeries(t.http, hostport); s != nil {
+		if s := route.upstreamSeries(t.http, hostport); s != nil {
 			rr.observe(s, int64(latency), exemplar)
 		}
 	}
-	t.route.recordEx(methodOf(method), status, d, t.body.read(), t.rec.bytes, rr)
+	route.recordEx(methodOf(method), status, d, t.body.read(), t.rec.bytes, rr)
 }
 
 // onHeader runs just before the response headers go out (final or 1xx):
@@ -247,8 +297,9 @@ func (t *tracker) onHeader(h http.Header, code int) {
 		if t.rr == nil {
 			t.rr = acquireRecord()
 		}
-		if t.rr != nil && st.process(h, t.route, t.rr) {
-			if s := st.malformedSeries(t.route); s != nil {
+		route := t.recordRoute()
+		if t.rr != nil && st.process(h, route, t.rr) {
+			if s := st.malformedSeries(route); s != nil {
 				t.rr.observe(s, 1, false)
 			}
 		}

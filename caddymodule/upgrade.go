@@ -101,7 +101,7 @@ func (t *tracker) upgrade(code int, d time.Duration) {
 	}
 	t.finish(t.method, code, d)
 	t.tunnelAt = d
-	if t.tunnel = t.route.upgradedIn(t.http); t.tunnel != nil {
+	if t.tunnel = t.recordRoute().upgradedIn(t.http); t.tunnel != nil {
 		atomic.AddInt64(t.tunnel.inflight, 1)
 	}
 	t.upgraded = true

@@ -292,7 +292,18 @@ typedef struct lm_http_options {
     size_t nbounds;
     size_t max_routes;      /* 0: LM_DEFAULT_MAX_ROUTES */
     size_t max_series;      /* cap per family, 0: LM_DEFAULT_HTTP_MAX_SERIES */
+    unsigned flags;         /* LM_HTTP_* below, 0: the shape shown below */
 } lm_http_options;
+
+/* lm_http_options.flags: cardinality levers. Each route costs up to
+ * methods x statuses series in every family, and the histogram
+ * (nbounds + 3) lines per series; these trade detail for fewer series.
+ * STATUS_CLASSES: the status label is the class, "1xx" .. "5xx" (still
+ * "other" outside 100..599), in all three families. DURATION_NO_STATUS: the
+ * latency histogram is labelled {method, endpoint} only, as
+ * prometheus-fastapi-instrumentator's is. */
+#define LM_HTTP_STATUS_CLASSES 0x1u
+#define LM_HTTP_DURATION_NO_STATUS 0x2u
 
 /* Families created (kind LM_KIND_HTTP), named <prefix> + :
  *   http_requests_total{method,endpoint,status}             counter
@@ -300,10 +311,14 @@ typedef struct lm_http_options {
  *   http_response_size_bytes_total{method,endpoint,status}  counter
  *   http_request_size_bytes_total{method,endpoint,status}   counter
  *   http_requests_in_progress{endpoint}                     gauge
- * Calling again with the same prefix returns the same lm_http; if the
+ * (the status label and the histogram's labels as lm_http_options.flags
+ * say). Calling again with the same prefix returns the same lm_http; if the
  * bounds differ, the duration histogram exposes them from now on and keeps
  * counting every request, as lm_family_replace describes (routes keep their
- * series; nothing is moved or scanned when the bounds were seen before). */
+ * series; nothing is moved or scanned when the bounds were seen before).
+ * Other flags than the first registration's fail with LM_ERR_EXISTS: a
+ * family's label set (or what its status values mean) cannot change in
+ * place, so that takes a new registry (a restart). */
 LM_API lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err);
 
 /* A route handle, resolved once by name (the `endpoint` label value). The
@@ -403,6 +418,65 @@ typedef struct lm_request_record {
  * skipped). lm_route_record_sized(r, m, s, d, q, b, c, n) is
  * lm_route_record_ex with no observations and no exemplar. */
 LM_API void lm_route_record_ex(lm_route *route, const lm_request_record *rec);
+
+/* ------------------------------------------------ route template matcher */
+/* Resolves a request path to one of a set of route templates, the way a
+ * Starlette/FastAPI app routes it, so a host can label requests by the
+ * app's own route ("/items/{item_id}") instead of a raw, unbounded path.
+ * The set is compiled once into an immutable matcher; matching takes no
+ * lock, never allocates and is safe from any number of threads.
+ *
+ * Template syntax (Starlette's): a template starts with '/' and is split
+ * into segments at '/'. A segment is either literal text (matched byte for
+ * byte) or, as a whole, a parameter `{name}` or `{name:convertor}`, name
+ * matching [a-zA-Z_][a-zA-Z0-9_]*, unique within the template. Convertors:
+ *   str    (the default) one non-empty segment: [^/]+
+ *   int    one segment of ASCII digits: [0-9]+
+ *   float  [0-9]+(\.[0-9]+)?
+ *   uuid   32 hex digits, optionally grouped 8-4-4-4-12 by '-'
+ *   path   the rest of the path, '/' included, possibly empty: .*
+ *          (only as the last segment)
+ * A parameter inside a segment ("/a/{x}.json"), an unknown convertor, an
+ * unbalanced brace, a control byte, a template longer than
+ * LM_MATCHER_MAX_TEMPLATE_LEN bytes or LM_MATCHER_MAX_SEGMENTS segments, and
+ * two templates of the same shape (equal but for parameter names, so the
+ * second could never match) are errors.
+ *
+ * The path is matched as given: the host passes the percent-DECODED path
+ * the application routes on (Starlette matches the decoded path: "x%2Fy"
+ * is two segments there). No normalisation: "//" has an empty segment (no
+ * `{p}` matches it), "/./" a literal "." segment, a trailing '/' one more,
+ * empty segment; a path that does not start with '/' matches nothing.
+ *
+ * Precedence, when several templates match (a total order, so the result
+ * never depends on declaration order):
+ *   1. more literal segments first (so a template without parameters beats
+ *      every template with parameters: "/users/me" before
+ *      "/users/{user_id}", as OpenAPI requires);
+ *   2. then, comparing segment by segment from the left, the first segment
+ *      that differs decides: literal before int, before float, before uuid,
+ *      before str, before path. */
+
+typedef struct lm_matcher lm_matcher;
+
+/* lm_matcher_match's "no template matched". */
+#define LM_MATCH_NONE ((size_t)-1)
+#define LM_MATCHER_MAX_TEMPLATES 65536
+#define LM_MATCHER_MAX_TEMPLATE_LEN 2048
+#define LM_MATCHER_MAX_SEGMENTS 64
+
+/* Compiles ntemplates templates (1..LM_MATCHER_MAX_TEMPLATES; the bytes are
+ * copied). On failure returns NULL, sets *bad_index (if not NULL) to the
+ * index of the offending template (for a duplicate shape, the later one)
+ * and fills err with a sentence quoting it. */
+LM_API lm_matcher *lm_matcher_new(const lm_str *templates, size_t ntemplates, size_t *bad_index,
+                                  lm_error *err);
+LM_API void lm_matcher_free(lm_matcher *m);
+
+/* Index of the template path resolves to, or LM_MATCH_NONE. Cost depends on
+ * the path's depth and the templates' parameters at each level, not on how
+ * many templates there are. m NULL or path.ptr NULL: LM_MATCH_NONE. */
+LM_API size_t lm_matcher_match(const lm_matcher *m, lm_str path);
 
 /* ---------------------------------------------------------- exposition */
 

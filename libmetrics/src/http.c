@@ -18,6 +18,7 @@ static const char *const method_names[LM_METHOD_COUNT] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "OTHER"};
 
 static const char *const http_labels[3] = {"method", "endpoint", "status"};
+#define LM_HTTP_FLAGS (LM_HTTP_STATUS_CLASSES | LM_HTTP_DURATION_NO_STATUS)
 static const char *const inflight_labels[1] = {"endpoint"};
 
 lm_method lm_method_parse(lm_str m)
@@ -107,14 +108,14 @@ static lm_family_options counter_opts(const char *name, const char *help, size_t
 }
 
 static lm_family_options duration_opts(const char *name, const double *bounds, size_t nbounds,
-                                       size_t max_series)
+                                       size_t max_series, unsigned flags)
 {
     return (lm_family_options){
         .type = LM_HISTOGRAM,
         .name = name,
         .help = "Time from the start of a request until its response was written, in seconds.",
-        .label_names = http_labels,
-        .nlabels = 3,
+        .label_names = http_labels, /* method, endpoint [, status] */
+        .nlabels = flags & LM_HTTP_DURATION_NO_STATUS ? 2 : 3,
         .max_series = max_series,
         .bounds = bounds,
         .nbounds = nbounds,
@@ -165,6 +166,11 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
                       max_routes, LM_MAX_ROUTES_LIMIT);
         return NULL;
     }
+    if (o.flags & ~LM_HTTP_FLAGS) {
+        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: unknown flags 0x%x", q,
+                      o.flags & ~LM_HTTP_FLAGS);
+        return NULL;
+    }
     http_names names = {0};
     if (names_make(prefix, &names) != 0) {
         names_free(&names);
@@ -186,10 +192,20 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
                           "%zu; this call asks for %zu and %zu, which needs a new registry",
                           q, h->max_routes, h->requests->max_series, max_routes, max_series);
             h = NULL;
+        } else if (h->flags != o.flags) {
+            lm__set_error(err, LM_ERR_EXISTS,
+                          "http metrics with prefix %s exist with status %s and a latency "
+                          "histogram %s the status label; this call asks for status %s, %s it: "
+                          "a family's labels cannot change in place, which needs a new registry",
+                          q, h->flags & LM_HTTP_STATUS_CLASSES ? "classes" : "codes",
+                          h->flags & LM_HTTP_DURATION_NO_STATUS ? "without" : "with",
+                          o.flags & LM_HTTP_STATUS_CLASSES ? "classes" : "codes",
+                          o.flags & LM_HTTP_DURATION_NO_STATUS ? "without" : "with");
+            h = NULL;
         } else if (!bounds_equal(dur, bounds, nb)) {
             /* The same family with other exposed buckets: routes keep their
              * series, which keep counting (lm_family_replace). */
-            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series);
+            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series, h->flags);
             if (lm__family_register_locked(reg, &d, true, err) != dur)
                 h = NULL;
         }
@@ -205,7 +221,7 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     }
     lm_family_options ro = counter_opts(
         names.requests, "HTTP requests completed, by method, endpoint and status.", max_series);
-    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series);
+    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series, o.flags);
     lm_family_options bo = counter_opts(
         names.bytes, "Bytes of HTTP response bodies sent, by method, endpoint and status.",
         max_series);
@@ -237,6 +253,7 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
         goto out;
     }
     h->reg = reg;
+    h->flags = o.flags;
     h->max_routes = max_routes;
     h->requests = fr;
     atomic_init(&h->duration, fd);
@@ -380,6 +397,8 @@ __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, u
         char status[16];
         if (st == LM_STATUS_SLOTS - 1)
             snprintf(status, sizeof status, "other");
+        else if (h->flags & LM_HTTP_STATUS_CLASSES)
+            snprintf(status, sizeof status, "%uxx", (st + LM_STATUS_MIN) / 100);
         else
             snprintf(status, sizeof status, "%u", st + LM_STATUS_MIN);
         lm_str v[3] = {{method_names[m], strlen(method_names[m])},

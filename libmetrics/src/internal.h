@@ -183,6 +183,7 @@ struct lm_route {
 struct lm_http {
     lm_registry *reg;
     lm_text prefix;
+    unsigned flags; /* LM_HTTP_*, fixed at registration */
     size_t max_routes;
     lm_family *requests;
     _Atomic(lm_family *) duration; /* never replaced: bucket changes are in place */
