@@ -14,7 +14,7 @@
 # the libraries rebuilt (always done, incremental); build/caddy is rebuilt
 # when the plugin's Go code or a C header changes.
 #
-# build/caddy finds build/lib/libmetrics.so.1 and libmetrics_report.so.1
+# build/caddy finds build/lib/libmetrics.so.2 and libmetrics_report.so.2
 # (the status page) through its RUNPATH ($ORIGIN/lib), so it runs without
 # LD_LIBRARY_PATH; keep build/lib next to it when you copy it elsewhere (or
 # install libmetrics system-wide).
@@ -228,7 +228,7 @@ cmd_check_binary() {
   grep -qiE 'runpath.*\$ORIGIN/lib' <<<"$dyn" ||
     die "build/caddy has no RUNPATH \$ORIGIN/lib: $(grep -iE 'rpath|runpath' <<<"$dyn")"
   libs=$(env -u LD_LIBRARY_PATH ldd "$caddy") || die "ldd build/caddy failed"
-  for lib in libmetrics.so.1 libmetrics_report.so.1; do
+  for lib in libmetrics.so.2 libmetrics_report.so.2; do
     resolved=$(awk -v l="$lib" '$1 == l {print $1, $2, $3}' <<<"$libs")
     [ -n "$resolved" ] || die "build/caddy does not link $lib"
     case $resolved in

@@ -58,7 +58,7 @@ func BenchmarkTemplates(b *testing.B) {
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
 				t := &tracker{http: h.http, start: start}
-				t.enter(t.matchTemplates(h, h.route, urls[i%len(urls)]))
+				t.enter(t.matchTemplates(h, t.http, h.route, urls[i%len(urls)]))
 				t.addHandler(h)
 				t.finish("GET", 200, time.Millisecond)
 			}

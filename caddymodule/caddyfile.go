@@ -25,6 +25,7 @@ import (
 //	        status <2xx|201...>       # repeatable
 //	    }
 //	    request_id [<header>]         # default X-Request-ID
+//	    latency first_byte|complete   # default: complete, first_byte for text/event-stream
 //	    openapi  <file>               # route templates: the spec's paths
 //	    template <path...>            # repeatable: inline route templates
 //	    status_classes                # status="2xx" instead of "200"
@@ -136,6 +137,18 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 			if d.NextBlock(d.Nesting()) {
 				return pos, d.Err("route_metrics: request_id takes no block")
 			}
+		case "latency":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: latency given twice")
+			}
+			var mode string
+			if !d.AllArgs(&mode) {
+				return pos, d.Errf("route_metrics: latency needs exactly one argument, %s or %s", latencyFirstByteName, latencyCompleteName)
+			}
+			if _, err := parseLatencyMode(mode); err != nil {
+				return pos, d.Errf("route_metrics: %v", err)
+			}
+			h.Latency = mode
 		case "server_timing":
 			if seen[sub] {
 				return pos, d.Err("route_metrics: server_timing given twice (put every metric in one block)")
@@ -183,7 +196,7 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 			}
 			pos.shape = declared{file: d.File(), line: d.Line()}
 		default:
-			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id, server_timing, openapi, template, status_classes or latency_labels)", sub)
+			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id, latency, server_timing, openapi, template, status_classes or latency_labels)", sub)
 		}
 		seen[sub] = true
 	}
@@ -492,6 +505,8 @@ var builtinFamilies = []string{
 var builtinHTTPFamilies = []string{
 	"http_requests", "http_request_duration_seconds", "http_response_size_bytes", "http_requests_in_progress",
 	"http_upstream_duration_seconds",
+	"http_request_size_bytes",
+	"http_upgraded_connection_duration_seconds", "http_upgraded_connections_in_progress",
 }
 
 // checkReservedName refuses a business counter whose family would clash
@@ -574,14 +589,15 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 		Namespace string            `json:"namespace"`
 		Buckets   []float64         `json:"buckets"`
 		Counters  []BusinessCounter `json:"counters"`
-	}{rm.Namespace, rm.Buckets, rm.Counters})
+		Latency   string            `json:"latency"`
+	}{rm.Namespace, rm.Buckets, rm.Counters, rm.Latency})
 	if err != nil {
 		return nil, err
 	}
 	routes := stateMap(h, stateRoutes)
 	key := rm.Namespace + "\x00" + rm.routeName()
 	if prev, ok := routes[key]; ok && prev.sig != string(sig) {
-		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets or counters); give one of them another name, at %s:%d",
+		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets, counters or latency); give one of them another name, at %s:%d",
 			rm.routeName(), prev.at(), file, line)
 	} else if !ok {
 		routes[key] = here(string(sig))

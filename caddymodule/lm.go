@@ -12,13 +12,15 @@ package routemetrics
 
 /*
 #cgo pkg-config: libmetrics libmetrics-report
-#cgo noescape lm_route_record
-#cgo nocallback lm_route_record
+#cgo noescape lm_route_record_sized
+#cgo nocallback lm_route_record_sized
 #cgo noescape lm_route_record_ex
 #cgo nocallback lm_route_record_ex
 #cgo noescape lm_expo_read
 #cgo nocallback lm_expo_read
 #cgo nocallback lm_counter_add
+#cgo noescape lm_histogram_observe
+#cgo nocallback lm_histogram_observe
 #include <stdlib.h>
 #include <libmetrics.h>
 #include <libmetrics_report.h>
@@ -277,6 +279,10 @@ func (f *family) series(values []string) (*series, error) {
 
 func (s *series) counterAdd(v uint64) { C.lm_counter_add(s.p, C.uint64_t(v)) }
 
+// observe records v in a histogram series (nanoseconds for the plugin's
+// histograms, which expose seconds).
+func (s *series) observe(v int64) { C.lm_histogram_observe(s.p, C.int64_t(v)) }
+
 // gaugeCell exposes the gauge's cell for Go's sync/atomic.
 func (s *series) gaugeCell() *int64 { return (*int64)(unsafe.Pointer(C.lm_gauge_cell(s.p))) }
 
@@ -295,6 +301,8 @@ type httpFamilies struct {
 	// The namespace's upstream latency histogram (upstream.go), swapped
 	// when its buckets change.
 	upstream atomic.Pointer[family]
+	// Upgraded connections (upgrade.go): lifetime histogram and gauge.
+	upgradedDuration, upgradedInflight *family
 }
 
 // registerHTTP registers the four HTTP families under prefix, shaped as
@@ -403,16 +411,17 @@ func (b *counterBatch) add(s *series) bool {
 	return true
 }
 
-// record is the per-request crossing: counts, latency, bytes and the
-// batched business counters in one call.
-func (rt *route) record(m methodIndex, status int, d time.Duration, bytes uint64, b *counterBatch) {
+// record is the per-request crossing: counts, latency, request and
+// response bytes and the batched business counters in one call.
+func (rt *route) record(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, b *counterBatch) {
 	var counters **C.lm_series
 	var n C.size_t
 	if b != nil && b.n > 0 {
 		counters = &b.s[0]
 		n = C.size_t(b.n)
 	}
-	C.lm_route_record(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(bytes), counters, n)
+	C.lm_route_record_sized(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(reqBytes),
+		C.uint64_t(bytes), counters, n)
 }
 
 // Capacities of one requestRecord (the LMGO_ constants above).
@@ -514,12 +523,13 @@ func (rr *requestRecord) setExemplar(label, id string, unixNano int64) bool {
 
 // recordEx is the per-request crossing with extras: the request, its
 // business counters, observations and exemplar in one call.
-func (rt *route) recordEx(m methodIndex, status int, d time.Duration, bytes uint64, rr *requestRecord) {
+func (rt *route) recordEx(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, rr *requestRecord) {
 	r := &rr.c.rec
 	r.method = C.lm_method(m)
 	r.status = C.int(status)
 	r.duration_ns = C.int64_t(d)
 	r.response_bytes = C.uint64_t(bytes)
+	r.request_bytes = C.uint64_t(reqBytes)
 	r.counters, r.ncounters = nil, 0
 	if rr.ncounters > 0 {
 		r.counters = &rr.c.counters[0]

@@ -17,6 +17,7 @@ import (
 //	<namespace>http_requests_total{method,endpoint,status}
 //	<namespace>http_request_duration_seconds{method,endpoint,status}
 //	<namespace>http_response_size_bytes_total{method,endpoint,status}
+//	<namespace>http_request_size_bytes_total{method,endpoint,status}
 //	<namespace>http_requests_in_progress{endpoint}
 //
 // Handlers nest: put one at site level and more inside handle blocks; each
@@ -51,6 +52,16 @@ type RouteMetrics struct {
 	// route_metrics that has this block decides for a request.
 	ServerTiming *ServerTiming `json:"server_timing,omitempty"`
 
+	// What the latency histogram measures: "complete" (until the handler
+	// chain returns, i.e. the whole response was written) or "first_byte"
+	// (until the final response header was written: the first Write,
+	// WriteHeader or Flush). Empty: complete, except for Server-Sent
+	// Events (Content-Type text/event-stream), whose streams are open for
+	// minutes and are recorded at their first byte. The innermost
+	// route_metrics that sets it decides for a request. Upgraded requests
+	// (WebSockets) always record the time to the upgrade.
+	Latency string `json:"latency,omitempty"`
+
 	// Path of an OpenAPI 3.x document (JSON, or YAML), e.g. the
 	// /openapi.json a FastAPI app serves, saved to a file: every key of
 	// its "paths" object becomes a route template (templates.go). Read
@@ -84,6 +95,7 @@ type RouteMetrics struct {
 	LatencyLabels []string `json:"latency_labels,omitempty"`
 
 	http     *httpFamilies
+	latency  latencyMode
 	route    *route
 	rules    []counterRule
 	st       *stConfig
@@ -148,7 +160,37 @@ func (h *RouteMetrics) Validate() error {
 			return err
 		}
 	}
+	if _, err := parseLatencyMode(h.Latency); err != nil {
+		return err
+	}
 	return nil
+}
+
+// latencyMode is a provisioned Latency.
+type latencyMode uint8
+
+const (
+	latencyAuto      latencyMode = iota // complete; first byte for text/event-stream
+	latencyComplete                     // until the handler chain returns
+	latencyFirstByte                    // until the final header was written
+)
+
+const (
+	latencyCompleteName  = "complete"
+	latencyFirstByteName = "first_byte"
+)
+
+func parseLatencyMode(s string) (latencyMode, error) {
+	switch s {
+	case "":
+		return latencyAuto, nil
+	case latencyCompleteName:
+		return latencyComplete, nil
+	case latencyFirstByteName:
+		return latencyFirstByte, nil
+	}
+	return latencyAuto, fmt.Errorf("latency %q must be %s (until the response was written) or %s (until its header was)",
+		s, latencyCompleteName, latencyFirstByteName)
 }
 
 // Provision resolves every handle this handler will use, so serving a
@@ -169,6 +211,7 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 		return err
 	}
 	h.http, h.acquired = hf, true
+	h.latency, _ = parseLatencyMode(h.Latency) // validated above
 	if h.route, err = hf.route(h.routeName()); err != nil {
 		return err
 	}
@@ -220,14 +263,18 @@ func (h *RouteMetrics) routeIn(hf *httpFamilies) *route {
 func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if t := trackerOf(r); t != nil {
 		if !t.done {
-			rt := h.routeIn(t.http)
+			hf := t.http
+			if h.Namespace != "" {
+				hf = h.http // its own namespace; without one it inherits
+			}
+			rt := h.routeIn(hf)
 			if h.tpl != nil {
-				rt = t.matchTemplates(h, rt, r.URL)
+				rt = t.matchTemplates(h, hf, rt, r.URL)
 			} else {
 				t.tplH = nil // the innermost route_metrics decides
 			}
 			if rt != nil {
-				t.retarget(rt)
+				t.retarget(hf, rt)
 			}
 			t.addHandler(h)
 			if h.RequestID != "" && t.reqIDHeader == "" {
@@ -240,19 +287,18 @@ func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 }
 
 func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	start := time.Now()
-	t := &tracker{http: h.http, start: start}
+	t := &tracker{http: h.http, start: time.Now(), method: r.Method}
 	t.rec.ResponseWriter = w
 	t.rec.t = t
 	t.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	if h.tpl != nil {
-		t.enter(t.matchTemplates(h, h.route, r.URL))
+		t.enter(t.matchTemplates(h, t.http, h.route, r.URL))
 	} else {
 		t.enter(h.route)
 	}
 	t.addHandler(h)
 	r = t.attach(r)
-	method := r.Method
+	t.body.wrap(r)
 	if h.RequestID != "" {
 		t.setRequestID(h.RequestID, w, r)
 	}
@@ -260,9 +306,15 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 	finished := false
 	defer func() {
 		// Reached without finishing only while a panic unwinds (or on
-		// runtime.Goexit): count a 500 and let the panic continue.
+		// runtime.Goexit); the panic continues. Record what the client
+		// saw: the status already sent if the final header went out
+		// (the client got that status and a cut body), else a 500.
 		if !finished {
-			t.finish(method, http.StatusInternalServerError, time.Since(start))
+			status := http.StatusInternalServerError
+			if t.rec.wroteHeader {
+				status = t.rec.status
+			}
+			t.end(status, time.Now())
 		}
 	}()
 	err := next.ServeHTTP(&t.rec, r)
@@ -277,7 +329,7 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 		// Nothing written: net/http sends an empty 200.
 		status = http.StatusOK
 	}
-	t.finish(method, status, time.Since(start))
+	t.end(status, time.Now())
 	return err
 }
 

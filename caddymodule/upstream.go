@@ -41,6 +41,7 @@ type routeExt struct {
 	mu        sync.Mutex
 	upstream  atomic.Pointer[upstreamCache]
 	malformed atomic.Pointer[series] // server_timing_malformed_total{endpoint}
+	upgraded  atomic.Pointer[upgradedSeries]
 }
 
 // upstreamCache maps an upstream's host:port to its series for one route.

@@ -40,10 +40,14 @@ extern "C" {
 #define LM_API
 #endif
 
-#define LM_VERSION_MAJOR 1
-#define LM_VERSION_MINOR 1
+/* 2.0.0: lm_request_record gained request_bytes (its layout changed, so
+ * the ABI of lm_route_record_ex did; soname libmetrics.so.2). New:
+ * lm_route_record_sized and <prefix>http_request_size_bytes_total.
+ * 1.1.0 added lm_expo_status. */
+#define LM_VERSION_MAJOR 2
+#define LM_VERSION_MINOR 0
 #define LM_VERSION_PATCH 0
-#define LM_VERSION_STRING "1.1.0"
+#define LM_VERSION_STRING "2.0.0"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -255,7 +259,7 @@ LM_API uint64_t lm_series_count(const lm_series *s);
 
 /* ---------------------------------------------- HTTP request fast path */
 /* One call per request records requests_total, the latency histogram and
- * the response bytes counter for (route, method, status). */
+ * the response and request bytes counters for (route, method, status). */
 
 typedef struct lm_http lm_http;
 typedef struct lm_route lm_route;
@@ -305,6 +309,7 @@ typedef struct lm_http_options {
  *   http_requests_total{method,endpoint,status}             counter
  *   http_request_duration_seconds{method,endpoint,status}   histogram
  *   http_response_size_bytes_total{method,endpoint,status}  counter
+ *   http_request_size_bytes_total{method,endpoint,status}   counter
  *   http_requests_in_progress{endpoint}                     gauge
  * (the status label and the histogram's labels as lm_http_options.flags
  * say). Calling again with the same prefix returns the same lm_http; if the
@@ -333,10 +338,17 @@ LM_API int64_t *lm_route_inflight_cell(lm_route *route);
  * series (business counters whose conditions the host found true; may be
  * NULL when ncounters is 0) is incremented by one in the same call, so a
  * request costs one foreign-function crossing however many counters it
- * feeds. */
+ * feeds. Request bytes are not recorded (see lm_route_record_sized). */
 LM_API void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
                             uint64_t response_bytes, lm_series *const *counters,
                             size_t ncounters);
+
+/* lm_route_record that also adds request_bytes (bytes of the request body
+ * the host read) to http_request_size_bytes_total, in the same call. */
+LM_API void lm_route_record_sized(lm_route *route, lm_method method, int status,
+                                  int64_t duration_ns, uint64_t request_bytes,
+                                  uint64_t response_bytes, lm_series *const *counters,
+                                  size_t ncounters);
 
 /* ------------------------------------- extended request record, exemplars */
 
@@ -386,6 +398,7 @@ typedef struct lm_request_record {
     int status;
     int64_t duration_ns;     /* negative counts as 0 */
     uint64_t response_bytes;
+    uint64_t request_bytes;  /* added to http_request_size_bytes_total */
     lm_series *const *counters; /* each += 1, as in lm_route_record */
     size_t ncounters;
     const lm_observation *observations;
@@ -402,8 +415,8 @@ typedef struct lm_request_record {
  * per-thread shard cells, no allocation except the first record of a
  * (method, status) on a route and the first exemplar of a series (which
  * allocates that series' exemplar slots once; if that fails the exemplar is
- * skipped). lm_route_record(r, m, s, d, b, c, n) is lm_route_record_ex with
- * no observations and no exemplar. */
+ * skipped). lm_route_record_sized(r, m, s, d, q, b, c, n) is
+ * lm_route_record_ex with no observations and no exemplar. */
 LM_API void lm_route_record_ex(lm_route *route, const lm_request_record *rec);
 
 /* ------------------------------------------------ route template matcher */
@@ -577,10 +590,11 @@ typedef enum lm_http_family {
     LM_HTTP_REQUESTS = 0, /* <prefix>http_requests_total */
     LM_HTTP_DURATION,     /* <prefix>http_request_duration_seconds (the live one) */
     LM_HTTP_BYTES,        /* <prefix>http_response_size_bytes_total */
-    LM_HTTP_INFLIGHT      /* <prefix>http_requests_in_progress */
+    LM_HTTP_INFLIGHT,     /* <prefix>http_requests_in_progress */
+    LM_HTTP_REQUEST_BYTES /* <prefix>http_request_size_bytes_total */
 } lm_http_family;
 
-/* One of the four families of http; NULL for another value of which. */
+/* One of the five families of http; NULL for another value of which. */
 LM_API lm_family *lm_http_family_get(lm_http *http, lm_http_family which);
 /* Route i of http in creation order, NULL past the last. */
 LM_API lm_route *lm_http_route_at(lm_http *http, size_t i);

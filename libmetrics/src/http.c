@@ -1,5 +1,5 @@
 /*
- * The HTTP request fast path: four families per prefix, route handles
+ * The HTTP request fast path: five families per prefix, route handles
  * resolved once by name, and lm_route_record, which turns one finished
  * request into a handful of plain stores into the calling thread's shard.
  */
@@ -34,7 +34,7 @@ lm_method lm_method_parse(lm_str m)
 /* ------------------------------------------------------------ register */
 
 typedef struct http_names {
-    char *requests, *duration, *bytes, *inflight;
+    char *requests, *duration, *bytes, *request_bytes, *inflight;
 } http_names;
 
 static void names_free(http_names *n)
@@ -42,6 +42,7 @@ static void names_free(http_names *n)
     free(n->requests);
     free(n->duration);
     free(n->bytes);
+    free(n->request_bytes);
     free(n->inflight);
 }
 
@@ -56,15 +57,16 @@ static char *join(const char *prefix, const char *name)
     return s;
 }
 
-/* The four families: names after the prefix, and types. */
+/* The five families: names after the prefix, and types. */
 static const struct {
     const char *name;
     lm_type type;
-} http_families[4] = {
+} http_families[5] = {
     [LM_HTTP_REQUESTS] = {"http_requests_total", LM_COUNTER},
     [LM_HTTP_DURATION] = {"http_request_duration_seconds", LM_HISTOGRAM},
     [LM_HTTP_BYTES] = {"http_response_size_bytes_total", LM_COUNTER},
     [LM_HTTP_INFLIGHT] = {"http_requests_in_progress", LM_GAUGE},
+    [LM_HTTP_REQUEST_BYTES] = {"http_request_size_bytes_total", LM_COUNTER},
 };
 
 static int names_make(const char *prefix, http_names *n)
@@ -72,8 +74,9 @@ static int names_make(const char *prefix, http_names *n)
     n->requests = join(prefix, http_families[LM_HTTP_REQUESTS].name);
     n->duration = join(prefix, http_families[LM_HTTP_DURATION].name);
     n->bytes = join(prefix, http_families[LM_HTTP_BYTES].name);
+    n->request_bytes = join(prefix, http_families[LM_HTTP_REQUEST_BYTES].name);
     n->inflight = join(prefix, http_families[LM_HTTP_INFLIGHT].name);
-    return n->requests && n->duration && n->bytes && n->inflight ? 0 : -1;
+    return n->requests && n->duration && n->bytes && n->request_bytes && n->inflight ? 0 : -1;
 }
 
 bool lm__http_builtin_clash(lm_type type, const char *name, const char *prefix, char *builtin,
@@ -222,6 +225,10 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     lm_family_options bo = counter_opts(
         names.bytes, "Bytes of HTTP response bodies sent, by method, endpoint and status.",
         max_series);
+    lm_family_options qo = counter_opts(
+        names.request_bytes,
+        "Bytes of HTTP request bodies read by the handlers, by method, endpoint and status.",
+        max_series);
     lm_family_options io = {.type = LM_GAUGE,
                             .name = names.inflight,
                             .help = "HTTP requests currently being handled, by endpoint.",
@@ -232,7 +239,8 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     lm_family *fr = lm__family_register_locked(reg, &ro, false, err);
     lm_family *fd = fr ? lm__family_register_locked(reg, &dopt, false, err) : NULL;
     lm_family *fb = fd ? lm__family_register_locked(reg, &bo, false, err) : NULL;
-    lm_family *fi = fb ? lm__family_register_locked(reg, &io, false, err) : NULL;
+    lm_family *fq = fb ? lm__family_register_locked(reg, &qo, false, err) : NULL;
+    lm_family *fi = fq ? lm__family_register_locked(reg, &io, false, err) : NULL;
     if (fi == NULL)
         goto out; /* families made so far stay: registering them again is idempotent */
 
@@ -250,6 +258,7 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     h->requests = fr;
     atomic_init(&h->duration, fd);
     h->bytes = fb;
+    h->request_bytes = fq;
     h->inflight = fi;
     atomic_init(&h->nroutes, 0);
     reg->https[reg->nhttp++] = h;
@@ -375,7 +384,7 @@ void lm__http_free(lm_http *h)
 
 /* -------------------------------------------------------------- record */
 
-/* First request of a (method, status) on a route: resolves its three series
+/* First request of a (method, status) on a route: resolves its series
  * once; afterwards the slot pointer is all the hot path needs. */
 __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, unsigned m,
                                                                   unsigned st)
@@ -399,10 +408,12 @@ __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, u
         lm_series *rq = lm__series_get_locked(h->requests, v, NULL);
         lm_series *du = rq ? lm__series_get_locked(dur, v, NULL) : NULL;
         lm_series *by = du ? lm__series_get_locked(h->bytes, v, NULL) : NULL;
-        if (by != NULL && (slot = malloc(sizeof *slot)) != NULL) {
+        lm_series *qb = by ? lm__series_get_locked(h->request_bytes, v, NULL) : NULL;
+        if (qb != NULL && (slot = malloc(sizeof *slot)) != NULL) {
             slot->requests = rq;
             slot->duration = du;
             slot->bytes = by;
+            slot->request_bytes = qb;
             atomic_store_explicit(&r->slots[m][st], slot, memory_order_release);
         }
         /* On failure (memory or slot_capacity) the request is not recorded
@@ -433,10 +444,12 @@ static inline lm_route_slot *route_slot(lm_route *route, lm_method method, int s
     return slot;
 }
 
-/* requests_total += 1, the latency histogram, response bytes. */
+/* requests_total += 1, the latency histogram, response and request bytes. */
 static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
-                                  int64_t duration_ns, uint64_t response_bytes)
+                                  int64_t duration_ns, uint64_t response_bytes,
+                                  uint64_t request_bytes)
 {
+    uint32_t qb = slot->request_bytes->slot;
     lm_cell *cells = sh->cells;
     const lm_hcells *hc = lm__hcells(slot->duration);
     uint32_t rq = slot->requests->slot, by = slot->bytes->slot;
@@ -448,6 +461,7 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
         lm_cell *c = &cells[hc->slot];
         plain_add(&cells[rq], 1);
         plain_add(&cells[by], response_bytes);
+        plain_add(&cells[qb], request_bytes);
         plain_add(&c[lm__bucket_index(hc->ub, nb, (int64_t)u)], 1);
         uint64_t old = atomic_load_explicit(&c[nb + 1], memory_order_relaxed);
         atomic_store_explicit(&c[nb + 1], old + u, memory_order_relaxed);
@@ -456,6 +470,7 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
     } else {
         lm__cell_add(sh, rq, 1);
         lm__cell_add(sh, by, response_bytes);
+        lm__cell_add(sh, qb, request_bytes);
         lm__hcells_add(sh, hc, (int64_t)u);
     }
 }
@@ -472,8 +487,9 @@ static inline void record_counters(const lm_registry *reg, const lm_shard *sh,
     }
 }
 
-void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
-                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
+void lm_route_record_sized(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                           uint64_t request_bytes, uint64_t response_bytes,
+                           lm_series *const *counters, size_t ncounters)
 {
     if (LM_UNLIKELY(route == NULL))
         return;
@@ -481,8 +497,15 @@ void lm_route_record(lm_route *route, lm_method method, int status, int64_t dura
     lm_shard *sh = lm__shard(reg);
     lm_route_slot *slot = route_slot(route, method, status);
     if (LM_LIKELY(slot != NULL))
-        record_request(sh, slot, duration_ns, response_bytes);
+        record_request(sh, slot, duration_ns, response_bytes, request_bytes);
     record_counters(reg, sh, counters, ncounters);
+}
+
+void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
+{
+    lm_route_record_sized(route, method, status, duration_ns, 0, response_bytes, counters,
+                          ncounters);
 }
 
 /* An exemplar being attached to the slots of one record: validated and
@@ -544,7 +567,7 @@ void lm_route_record_ex(lm_route *route, const lm_request_record *rec)
     lm_shard *sh = lm__shard(reg);
     lm_route_slot *slot = route_slot(route, rec->method, rec->status);
     if (LM_LIKELY(slot != NULL))
-        record_request(sh, slot, rec->duration_ns, rec->response_bytes);
+        record_request(sh, slot, rec->duration_ns, rec->response_bytes, rec->request_bytes);
     record_counters(reg, sh, rec->counters, rec->ncounters);
     const lm_observation *obs = rec->observations;
     for (size_t i = 0; obs != NULL && i < rec->nobservations; i++) {

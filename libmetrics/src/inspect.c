@@ -119,6 +119,8 @@ lm_family *lm_http_family_get(lm_http *http, lm_http_family which)
         return http->bytes;
     case LM_HTTP_INFLIGHT:
         return http->inflight;
+    case LM_HTTP_REQUEST_BYTES:
+        return http->request_bytes;
     }
     return NULL;
 }

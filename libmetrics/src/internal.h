@@ -163,11 +163,12 @@ struct lm_family {
     size_t index_mask;
 };
 
-/* One (method, status) cell of a route: the three series it updates. */
+/* One (method, status) cell of a route: the series it updates. */
 typedef struct lm_route_slot {
     lm_series *requests;
     lm_series *duration; /* keeps counting across bucket changes (lm_hcells) */
     lm_series *bytes;
+    lm_series *request_bytes;
 } lm_route_slot;
 
 struct lm_route {
@@ -187,6 +188,7 @@ struct lm_http {
     lm_family *requests;
     _Atomic(lm_family *) duration; /* never replaced: bucket changes are in place */
     lm_family *bytes;
+    lm_family *request_bytes;
     lm_family *inflight;
     lm_route **routes;     /* max_routes */
     _Atomic size_t nroutes;

@@ -2,19 +2,22 @@
 # What the shipped libraries are, checked on the built files:
 #  - the core, libmetrics.so, does not link libcmark (nor any library beyond
 #    libc, libm and libpthread); libmetrics_report.so links libcmark and
-#    libmetrics.so.1;
+#    libmetrics.so.N;
 #  - each exports exactly the functions its header declares with LM_API
 #    (every one starts with lm_, none with the internal lm__ prefix), so
 #    nothing hidden leaks and nothing declared is missing;
-#  - a test that uses only libmetrics.h loads libmetrics.so.1 and not
+#  - a test that uses only libmetrics.h loads libmetrics.so.N and not
 #    libcmark; the pkg-config files say the same.
 # usage: linkage.test.sh BUILD_DIR
 set -euo pipefail
 BUILD=$(cd "${1:?usage: linkage.test.sh BUILD_DIR}" && pwd)
 HERE=$(cd "$(dirname "$0")" && pwd)
 INCLUDE=$HERE/../include
-CORE=$BUILD/libmetrics.so.1
-REPORT=$BUILD/libmetrics_report.so.1
+# The soname's number is the header's major version.
+MAJOR=$(sed -n 's/^#define LM_VERSION_MAJOR \([0-9]*\)$/\1/p' "$INCLUDE/libmetrics.h")
+[ -n "$MAJOR" ] || { echo "FAIL: no LM_VERSION_MAJOR in $INCLUDE/libmetrics.h"; exit 1; }
+CORE=$BUILD/libmetrics.so.$MAJOR
+REPORT=$BUILD/libmetrics_report.so.$MAJOR
 fail() { echo "FAIL: $*"; exit 1; }
 
 needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort; }
@@ -22,18 +25,18 @@ needed() { readelf -d "$1" | sed -n 's/.*(NEEDED).*\[\(.*\)\]/\1/p' | sort; }
 echo "--- NEEDED entries"
 core_needed=$(needed "$CORE")
 report_needed=$(needed "$REPORT")
-echo "libmetrics.so.1: $(echo $core_needed)"
-echo "libmetrics_report.so.1: $(echo $report_needed)"
-grep -q cmark <<<"$core_needed" && fail "libmetrics.so.1 links libcmark"
+echo "libmetrics.so.$MAJOR: $(echo $core_needed)"
+echo "libmetrics_report.so.$MAJOR: $(echo $report_needed)"
+grep -q cmark <<<"$core_needed" && fail "libmetrics.so.$MAJOR links libcmark"
 while read -r lib; do
   case $lib in
     libc.so.* | libm.so.* | libpthread.so.* | ld-linux*) ;;
     lib[amt]san.so.* | libubsan.so.* | libgcc_s.so.* | libstdc++.so.*) ;; # sanitizer builds
-    *) fail "libmetrics.so.1 needs $lib beyond libc, libm and libpthread" ;;
+    *) fail "libmetrics.so.$MAJOR needs $lib beyond libc, libm and libpthread" ;;
   esac
 done <<<"$core_needed"
-grep -q '^libcmark' <<<"$report_needed" || fail "libmetrics_report.so.1 does not link libcmark"
-grep -qx 'libmetrics.so.1' <<<"$report_needed" || fail "libmetrics_report.so.1 does not link libmetrics.so.1"
+grep -q '^libcmark' <<<"$report_needed" || fail "libmetrics_report.so.$MAJOR does not link libcmark"
+grep -qx "libmetrics.so.$MAJOR" <<<"$report_needed" || fail "libmetrics_report.so.$MAJOR does not link libmetrics.so.$MAJOR"
 
 echo "--- exported functions against the headers' LM_API declarations"
 declared() { grep -h '^LM_API' "$@" | sed 's/(.*//' | awk '{print $NF}' | tr -d '*' | sort; }
@@ -60,11 +63,11 @@ grep -v '^lm_report' <<<"$(exported "$REPORT")" && fail "libmetrics_report expor
 echo "--- a program using libmetrics.h only"
 prog=$BUILD/libmetrics/tests/test_expo
 resolved=$(env -u LD_LIBRARY_PATH ldd "$prog")
-grep -q "libmetrics.so.1 => $BUILD/" <<<"$resolved" || fail "test_expo does not load $BUILD/libmetrics.so.1:
+grep -q "libmetrics.so.$MAJOR => $BUILD/" <<<"$resolved" || fail "test_expo does not load $BUILD/libmetrics.so.$MAJOR:
 $resolved"
 grep -q cmark <<<"$resolved" && fail "test_expo loads libcmark:
 $resolved"
-echo "test_expo loads libmetrics.so.1 from the build tree and no libcmark"
+echo "test_expo loads libmetrics.so.$MAJOR from the build tree and no libcmark"
 
 echo "--- pkg-config files"
 export PKG_CONFIG_PATH=$BUILD

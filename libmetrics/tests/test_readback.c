@@ -161,10 +161,11 @@ static void test_http(void)
     static const char *const names[] = {"shop_http_requests_total",
                                         "shop_http_request_duration_seconds",
                                         "shop_http_response_size_bytes_total",
-                                        "shop_http_requests_in_progress"};
+                                        "shop_http_requests_in_progress",
+                                        "shop_http_request_size_bytes_total"};
     static const lm_http_family which[] = {LM_HTTP_REQUESTS, LM_HTTP_DURATION, LM_HTTP_BYTES,
-                                           LM_HTTP_INFLIGHT};
-    for (size_t i = 0; i < 4; i++) {
+                                           LM_HTTP_INFLIGHT, LM_HTTP_REQUEST_BYTES};
+    for (size_t i = 0; i < 5; i++) {
         lm_family_info fi;
         lm_family_describe(lm_http_family_get(shop, which[i]), &fi);
         CHECK(str_is(fi.name, names[i]));
