@@ -507,6 +507,7 @@ var builtinHTTPFamilies = []string{
 	"http_upstream_duration_seconds",
 	"http_request_size_bytes",
 	"http_upgraded_connection_duration_seconds", "http_upgraded_connections_in_progress",
+	"http_responses_aborted",
 }
 
 // checkReservedName refuses a business counter whose family would clash

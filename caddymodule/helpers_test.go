@@ -107,6 +107,10 @@ func inflightKey(prefix, endpoint string) string {
 	return key(prefix+"http_requests_in_progress", "endpoint", endpoint)
 }
 
+func abortedKey(prefix, endpoint string) string {
+	return key(prefix+"http_responses_aborted_total", "endpoint", endpoint)
+}
+
 // requestsMoved sums the moves of every <prefix>http_requests_total series
 // in a delta: how many requests were counted, wherever.
 func requestsMoved(moves map[string]float64, prefix string) float64 {

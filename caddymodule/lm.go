@@ -160,6 +160,10 @@ type familySpec struct {
 	// so the status page lists it in its own section, not among business
 	// counters.
 	serverTiming bool
+	// http marks one of a namespace's HTTP families (LM_KIND_HTTP), which
+	// the status page shows in its routes table, not among business
+	// counters.
+	http bool
 }
 
 // register registers (or gets back, on reload) the family spec describes.
@@ -178,8 +182,11 @@ func (r *lmRegistry) register(spec familySpec) (*family, error) {
 	if spec.kind == kindHistogram {
 		opts.unit_scale = 1e9
 	}
-	if spec.serverTiming {
+	switch {
+	case spec.serverTiming:
 		opts.kind = C.LM_KIND_SERVER_TIMING
+	case spec.http:
+		opts.kind = C.LM_KIND_HTTP
 	}
 	if len(spec.labelNames) > 0 {
 		// The pointer array lives in C memory so the struct handed to C
@@ -228,6 +235,13 @@ func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNam
 func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, replace bool) (*family, error) {
 	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
 		maxSeries: familyMaxSeries, bounds: bounds, replace: replace})
+}
+
+// registerHTTPCounter registers a counter of a namespace's HTTP families
+// with the familyMaxSeries cap they have.
+func (r *lmRegistry) registerHTTPCounter(name, help string, labelNames []string) (*family, error) {
+	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
+		maxSeries: familyMaxSeries, http: true})
 }
 
 // registerServerTimingCounter registers a Server-Timing counter (an
@@ -303,6 +317,8 @@ type httpFamilies struct {
 	upstream atomic.Pointer[family]
 	// Upgraded connections (upgrade.go): lifetime histogram and gauge.
 	upgradedDuration, upgradedInflight *family
+	// Responses cut off after their header (aborted.go).
+	aborted *family
 }
 
 // registerHTTP registers the four HTTP families under prefix, shaped as

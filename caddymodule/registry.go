@@ -109,6 +109,9 @@ func acquireHTTP(prefix string, bounds []float64, shape *httpShape) (*httpFamili
 		if err := registerUpgraded(reg, h); err != nil {
 			return nil, err
 		}
+		if err := registerAborted(reg, h); err != nil {
+			return nil, err
+		}
 		ns = &namespace{http: h, explicit: map[string]*bucketWish{}, current: bucketsKey(bounds), shape: sh}
 		global.namespaces[prefix] = ns
 	} else if err := ns.shape.accepts(prefix, shape); err != nil {

@@ -308,13 +308,17 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 		// Reached without finishing only while a panic unwinds (or on
 		// runtime.Goexit); the panic continues. Record what the client
 		// saw: the status already sent if the final header went out
-		// (the client got that status and a cut body), else a 500.
+		// (the client got that status and a cut body: aborted.go), else a
+		// 500.
 		if !finished {
 			status := http.StatusInternalServerError
 			if t.rec.wroteHeader {
 				status = t.rec.status
 			}
 			t.end(status, time.Now())
+			if t.rec.wroteHeader {
+				t.countAborted()
+			}
 		}
 	}()
 	err := next.ServeHTTP(&t.rec, r)
@@ -330,6 +334,10 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 		status = http.StatusOK
 	}
 	t.end(status, time.Now())
+	if err != nil && t.rec.wroteHeader {
+		// The status went out, then the chain failed: a cut response.
+		t.countAborted()
+	}
 	return err
 }
 

@@ -42,6 +42,7 @@ type routeExt struct {
 	upstream  atomic.Pointer[upstreamCache]
 	malformed atomic.Pointer[series] // server_timing_malformed_total{endpoint}
 	upgraded  atomic.Pointer[upgradedSeries]
+	aborted   atomic.Pointer[series] // http_responses_aborted_total{endpoint}
 }
 
 // upstreamCache maps an upstream's host:port to its series for one route.
