@@ -332,7 +332,7 @@ def test_upstream_faults_recorded_exactly(upstream_run):
     assert not problems, "\n".join(problems)
     sl.publish("fault_upstream", requests=len(res), per_kind=PER_KIND,
                **{"%s_status" % k: "/".join(str(x) for x in sorted(set(v), key=str)) for k, v in by_kind.items()},
-               recorded_500_aborted=delta.get(("up", "500"), 0), recorded_504=delta.get(("up", "504"), 0), recorded_502=delta.get(("up", "502"), 0) + delta.get(
+               aborted=sum(aborted.values()), recorded_504=delta.get(("up", "504"), 0), recorded_502=delta.get(("up", "502"), 0) + delta.get(
                    ("gone", "502"), 0), recorded_200=delta.get(("up", "200"), 0), lost=sum(want.values()) - sum(
                    delta.values()), upstream_connections=sum(upstream_run["up"].seen.values()),
                seconds=upstream_run["wall"])
