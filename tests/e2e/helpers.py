@@ -656,6 +656,7 @@ class Load(threading.Thread):
         self.answered: Counter = Counter()  # (method, path, status) -> n
         self.body_bytes: Counter = Counter()  # (method, path, status) -> bytes
         self.failures: list[tuple[str, str, str]] = []
+        self.failure_times: list[float] = []  # time.monotonic() of each failure, in step with failures
         self.sent = 0
         self._stop_event = threading.Event()
 
@@ -677,6 +678,7 @@ class Load(threading.Thread):
                 self.body_bytes[(method, path, r.status)] += len(r.body)
             except Exception as e:
                 self.failures.append((method, path, "%s: %s" % (type(e).__name__, e)))
+                self.failure_times.append(time.monotonic())
 
 
 def json_dumps(obj) -> str:
