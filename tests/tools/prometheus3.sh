@@ -15,7 +15,8 @@
 # version list, which some proxies refuse. A throw-away module pins the
 # version with `go get` and `go build` compiles from it (as xcaddy.sh does).
 # No web UI assets are embedded (no `builtinassets` tag): the tests use the
-# HTTP API only, and the UI answers with an error page.
+# HTTP API only, and the UI answers with an error page. CGO_ENABLED=0 gives
+# the pure-Go resolver the release build asks for with its `netgo` tag.
 set -euo pipefail
 
 # Prometheus publishes its Go module as v0.<major><minor>.<patch>: v0.316.0
@@ -48,8 +49,10 @@ mkdir -p "$SRC" "$DEST.new"
 cd "$SRC"
 go mod init prometheus3-build >/dev/null 2>&1 || die "go mod init failed in $SRC"
 say "go get $PROM3_MODULE/cmd/prometheus@$PROM3_MODULE_VERSION"
-GOFLAGS=-mod=mod go get "$PROM3_MODULE/cmd/prometheus@$PROM3_MODULE_VERSION" ||
+GOFLAGS=-mod=mod go get "$PROM3_MODULE/cmd/prometheus@$PROM3_MODULE_VERSION" >"$SRC/go-get.log" 2>&1 || {
+  tail -20 "$SRC/go-get.log"
   die "go get $PROM3_MODULE@$PROM3_MODULE_VERSION failed (module proxy reachable? GOPROXY=$(go env GOPROXY))"
+}
 
 # The version ldflags are what the release build sets (.promu.yml), so
 # `prometheus --version` and the build_info metric name the real version.
@@ -59,7 +62,7 @@ ldflags+=" -X github.com/prometheus/common/version.Branch=module-proxy"
 ldflags+=" -X github.com/prometheus/common/version.BuildUser=caddy-routemetrics-tests"
 for bin in prometheus promtool; do
   say "go build $PROM3_MODULE/cmd/$bin"
-  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -tags netgo -ldflags "$ldflags" \
+  GOFLAGS=-mod=mod CGO_ENABLED=0 go build -ldflags "$ldflags" \
     -o "$DEST.new/$bin" "$PROM3_MODULE/cmd/$bin" || die "go build of $bin failed"
 done
 
