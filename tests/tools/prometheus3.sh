@@ -6,9 +6,11 @@
 #   tests/tools/prometheus3.sh          build unless already built at the pin
 #   tests/tools/prometheus3.sh --force  rebuild
 #
-# The first build downloads the module graph and compiles about 5 minutes on
-# two cores; later runs find the binaries and return at once (CI starts from
-# a fresh clone, so it pays the build once per ./tests/run.sh: tests/e2e.sh
+# The first build downloads the module graph (about a minute) and compiles
+# for about 16 CPU-minutes: some 8 minutes on two idle cores, longer on a
+# shared machine; with Go's build cache warm it only links (about 2
+# minutes). Later runs find the binaries and return at once. CI starts from
+# a fresh clone, so it pays the build once per ./tests/run.sh (tests/e2e.sh
 # calls this script before pytest).
 #
 # `go install pkg@version` is avoided: it asks the proxy for the module's
@@ -42,7 +44,7 @@ fi
 command -v go >/dev/null 2>&1 || die "Go is not on PATH; Prometheus $PROM3_VERSION needs Go 1.26.7 or newer"
 
 say "building prometheus and promtool $PROM3_VERSION ($PROM3_MODULE@$PROM3_MODULE_VERSION) into ${DEST#"$ROOT"/}"
-say "this takes about 5 minutes the first time (module download and compile)"
+say "the first time this takes about 16 CPU-minutes (module download and compile; ~8 min on 2 idle cores)"
 t0=$(date +%s)
 rm -rf "$SRC" "$DEST.new"
 mkdir -p "$SRC" "$DEST.new"
