@@ -31,7 +31,6 @@ Every process it starts is stopped on exit; load is bounded in time.
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import platform
 import re

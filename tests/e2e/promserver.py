@@ -151,7 +151,7 @@ def resolve(version_id: str) -> PromVersion:
     return v
 
 
-class Prometheus:
+class Prometheus(helpers.LogFile):
     """One Prometheus process (server or agent) on 127.0.0.1:port, its data
     and log in workdir. restart() keeps the port and the data directory, as
     an operator's restart would."""
@@ -223,15 +223,6 @@ class Prometheus:
     def restart(self) -> None:
         self.stop()
         self.start()
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-n:])
 
     # ---- HTTP API
     def get(self, path, params=None, raw=False, timeout: float = 10):

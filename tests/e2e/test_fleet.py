@@ -16,8 +16,9 @@ Per version, under a bounded load on all three instances (LOAD_SECONDS):
   their WAL and deliver it once it is back;
 - agent A is restarted (SIGTERM, then started on the same WAL directory).
 Then: the central's latest value of every series equals Caddy's own
-exposition (exact); every series' samples follow the scrape interval with
-no hole, through the outage and on each side of the restart; the fleet
+exposition (exact); the central holds exactly the scrapes each agent
+counted itself; every series' samples follow the scrape interval with no
+hole, through the outage and on each side of the restart; the fleet
 recording rules (request rate, 5xx share, p99 per route across instances)
 lie within bounds derived from the exact counts Caddy recorded; the
 relabelling kept exactly the families the rules and dashboard read.
@@ -353,11 +354,32 @@ def lives(timestamps: list[float], gaps_at: list[tuple[float, float]]) -> list[l
 
 def missing_scrapes(ts: list[float]) -> int:
     """Samples missing from a run of timestamps that should follow the scrape
-    interval: the span says how many ticks there were (jitter of a scrape's
-    start stays far below half an interval)."""
+    interval: the span says how many ticks there were (a scrape's start
+    jitters far less than half an interval, and a late one does not move the
+    next)."""
     if len(ts) < 2:
         return 0
     return round((ts[-1] - ts[0]) / INTERVAL) + 1 - len(ts)
+
+
+def holes(ts: list[float]) -> list[tuple[float, float]]:
+    """Neighbouring timestamps further apart than 1.5 intervals (to show
+    where samples are missing)."""
+    return [(a, b) for a, b in zip(ts, ts[1:]) if b - a > 1.5 * INTERVAL]
+
+
+def scrapes_done(agent) -> dict:
+    """The agent's own count of its scrapes so far: every scrape after a
+    target's first observes the interval since the previous one in
+    prometheus_target_interval_length_seconds (a summary, both versions), so
+    scrapes = its _count + one per target. t_from / t_to bracket the read:
+    scrapes that started before t_from are in the count, after t_to not."""
+    t_from = time.time()
+    values = agent.own_metrics()
+    t_to = time.time()
+    count = sum(v for (n, labels), v in values.items()
+                if n == "prometheus_target_interval_length_seconds_count" and dict(labels).get("interval") == "1s")
+    return {"intervals": count, "t_from": t_from, "t_to": t_to}
 
 
 # ------------------------------------------------------------ the run
@@ -426,6 +448,7 @@ def fleet_run(prom_version, caddy_binary, tmp_path_factory):
         at(OUTAGE_AT + OUTAGE_SECONDS)
         central.start()
         at(RESTART_AT)
+        scrapes = {"agent-a": [scrapes_done(procs["agent-a"])]}
         procs["agent-a"].restart()
         for load in loads.values():
             load.join(LOAD_SECONDS + 60)
@@ -443,11 +466,18 @@ def fleet_run(prom_version, caddy_binary, tmp_path_factory):
             lambda: list(central.vector(stamp).values())[0] > t_load_end + 2 * INTERVAL, timeout=30, interval=0.5), (
             central.vector(stamp), t_load_end)
         lag.stop()
+        for agent in AGENTS:
+            scrapes.setdefault(agent, []).append(scrapes_done(procs[agent]))
+        # Everything those agents had scraped when they were asked is at the
+        # central store once every instance has a newer sample.
+        last_read = max(r["t_to"] for rs in scrapes.values() for r in rs)
+        assert helpers.wait_until(lambda: min(central.vector('timestamp(up{job="caddy"})').values()) > last_read + INTERVAL,
+                                  timeout=30, interval=0.5)
         yield {
             "version": v, "central": central, "agents": {a: procs[a] for a in AGENTS}, "caddies": caddies,
             "loads": loads, "baseline": baseline, "final": final, "lag": lag.samples,
             "t_begin": t_begin, "t_baseline": t_baseline, "t_load": t_load, "t_load_end": t_load_end,
-            "t_caught_up": t_caught_up, "t_q": time.time(), "work": work, "out": out,
+            "t_caught_up": t_caught_up, "t_q": time.time(), "work": work, "out": out, "scrapes": scrapes,
         }
     finally:
         if lag:
@@ -627,28 +657,64 @@ def raw_samples(fleet_run) -> dict[tuple, list[float]]:
     return {k: [t for t, _ in pts] for k, pts in m.items()}
 
 
-def test_no_sample_missing_through_outage_and_restart(fleet_run):
-    """Every series' stored samples follow the scrape interval without a
-    hole: across the central outage (its samples were delivered late, with
-    their timestamps) and on each side of agent A's restart. Across the
-    restart the hole is the restart itself: no scrape happens while the
-    agent is down."""
+def test_every_scrape_reached_the_central_store(fleet_run):
+    """Nothing lost between an agent and the central store, through the
+    outage and the restart: the `up` samples stored for an agent's targets
+    (one per scrape, written whole with every series of the scrape, see the
+    next test) are exactly the scrapes the agent counted itself, in agent
+    A's first life (counted just before its restart), its second life and
+    agent B's whole life."""
+    samples = raw_samples(fleet_run)
+    up = {dict(k)["instance"]: ts for k, ts in samples.items() if dict(k)["__name__"] == "up"}
+    a = fleet_run["agents"]["agent-a"]
+    lives_of = {"agent-a": [(0.0, a.stops[0]), (a.stops[0], math.inf)], "agent-b": [(0.0, math.inf)]}
+    report, problems = [], []
+    for agent, reads in fleet_run["scrapes"].items():
+        targets = AGENTS[agent]["instances"]
+        for (born, died), read in zip(lives_of[agent], reads):
+            did = read["intervals"] + len(targets)
+
+            def stored(until):
+                return sum(1 for i in targets for t in up[i] if born < t <= min(died, until))
+            low, high = stored(read["t_from"]), stored(read["t_to"])
+            report.append({"agent": agent, "life_from": born, "scraped": did, "stored": [low, high]})
+            if not low <= did <= high:
+                problems.append("%s: scraped %d times up to its count, the central store holds %d..%d of them" % (
+                    agent, did, low, high))
+    fleet_run["out"].mkdir(parents=True, exist_ok=True)
+    (fleet_run["out"] / "scrapes.json").write_text(json.dumps(report, indent=1))
+    assert len(report) == 3, report
+    assert not problems, problems
+
+
+def test_samples_cover_the_run_through_outage_and_restart(fleet_run):
+    """Every series' stored samples follow the scrape interval: across the
+    central outage (delivered late, with their timestamps) and on each side
+    of agent A's restart. Across the restart the hole is the restart itself
+    plus Prometheus's discovery tick: no scrape happens while an agent is
+    down. A tick the agent itself skips (its scrape loop held up for more
+    than an interval, which a loaded two-core machine can do) shows as a
+    hole too; the test before this one proves such a tick was never scraped
+    rather than lost, and at most one per agent life is tolerated here."""
     central = fleet_run["central"]
     a = fleet_run["agents"]["agent-a"]
     a_stop, a_start = a.stops[0], a.starts[1]  # stop asked for; ready again
     outage = (central.stops[0], central.starts[1])
+    t_load = fleet_run["t_load"]
     samples = raw_samples(fleet_run)
     restarted = set(AGENTS["agent-a"]["instances"])
-    problems, counted, gaps = [], 0, []
+    problems, counted, gaps, skipped = [], 0, [], {}
     for key, ts in samples.items():
         m = dict(key)
         inst = m["instance"]
-        windows = [(a_stop, a_start)] if inst in restarted else []
-        parts = lives(ts, windows)
-        for part in parts:
+        parts = lives(ts, [(a_stop, a_start)] if inst in restarted else [])
+        for n, part in enumerate(parts):
             missing = missing_scrapes(part)
             if missing:
-                problems.append("%s: %d samples missing in [%.1f, %.1f]" % (m, missing, part[0], part[-1]))
+                skipped[(inst, n)] = ["%+.2f..%+.2f" % (x - t_load, y - t_load) for x, y in holes(part)]
+            if missing > 1:
+                problems.append("%s: %d samples missing; holes (s after the load began): %s" % (
+                    m, missing, skipped[(inst, n)]))
         if inst in restarted:
             before, after = parts
             gaps.append(after[0] - before[-1])
@@ -663,9 +729,12 @@ def test_no_sample_missing_through_outage_and_restart(fleet_run):
     fleet_run["out"].mkdir(parents=True, exist_ok=True)
     (fleet_run["out"] / "gaps.json").write_text(json.dumps({
         "series": counted, "agent_restart_s": a_start - a_stop, "outage_s": outage[1] - outage[0],
-        "restart_gap_s": [min(gaps), max(gaps)]}, indent=1))
+        "restart_gap_s": [min(gaps), max(gaps)],
+        "skipped_ticks": {"%s life %d" % k: v for k, v in skipped.items()}}, indent=1))
     assert counted >= 3 * 50, counted
-    assert not problems, "\n".join(problems[:20]) + "\n(%d problems)" % len(problems)
+    assert not problems, "\n".join(problems[:20]) + "\n(%d problems; central down %+.1f..%+.1f s, agent A " \
+        "restarted %+.1f..%+.1f s after the load began)" % (
+            len(problems), outage[0] - t_load, outage[1] - t_load, a_stop - t_load, a_start - t_load)
 
 
 def test_every_series_sampled_at_every_scrape(fleet_run):
@@ -714,6 +783,17 @@ def sent_per_endpoint(fleet_run):
     return req, err, buckets
 
 
+def extrapolation_limit(fleet_run) -> tuple[int, float]:
+    """(n, k_max): the fewest stored samples of a request or bucket series,
+    and the most rate() can stretch a series' increase over a window that
+    holds its whole history, 1 + 2.2 / (n - 1) (1.1 average sample
+    intervals at each end)."""
+    samples = raw_samples(fleet_run)
+    n_min = min(len(ts) for k, ts in samples.items()
+                if dict(k)["__name__"] in ("http_requests_total", "http_request_duration_seconds_bucket"))
+    return n_min, 1 + 2.2 / (n_min - 1)
+
+
 def quantile_bounds(q: float, buckets: dict[float, float], k_max: float) -> tuple[float, float]:
     """Range of histogram_quantile(q) when each cumulative bucket count c
     may be read as anything in [c, k_max * c] (see the test below). The
@@ -747,10 +827,7 @@ def test_fleet_recording_rules_agree_with_what_was_sent(fleet_run):
                rates of the same evaluation (summed across instances before
                the quantile, never averaged)."""
     central = fleet_run["central"]
-    samples = raw_samples(fleet_run)
-    n_min = min(len(ts) for k, ts in samples.items()
-                if dict(k)["__name__"] in ("http_requests_total", "http_request_duration_seconds_bucket"))
-    k_max = 1 + 2.2 / (n_min - 1)
+    n_min, k_max = extrapolation_limit(fleet_run)
     req, err, buckets = sent_per_endpoint(fleet_run)
     assert set(req) == {"api", "checkout", "home", "other"}, req
     eps = 1e-9
@@ -805,25 +882,58 @@ def test_fleet_recording_rules_agree_with_what_was_sent(fleet_run):
     assert len(per_inst) == 3 and sum(per_inst.values()) / 3 < p99["api"] * 0.8, per_inst
 
 
+def slo_budgets() -> dict[str, float]:
+    """{slo: error budget} from the objectives in routemetrics-slo.yml."""
+    out = {}
+    for f in RULES:
+        for g in yaml.safe_load(f.read_text())["groups"]:
+            for r in g["rules"]:
+                if r.get("record") == "slo:objective:ratio":
+                    out[r["labels"]["slo"]] = 1 - float(re.fullmatch(r"vector\(([\d.]+)\)", r["expr"]).group(1))
+    assert set(out) == {"availability", "latency"}, out
+    return out
+
+
 def test_central_rules_healthy_and_alerts_as_the_traffic_says(fleet_run):
+    """Every rule of every file evaluates without error at the central store,
+    and the SLO alerts that fire are the ones the traffic Caddy counted calls
+    for. Every SLI window (5m .. 3d) holds the same few minutes of data here,
+    so they all read the run's share (within the extrapolation factor), and
+    each burn-rate alert reduces to its lowest multiple of the budget: the
+    fast ones fire above 6x, the slow ones above 1x. A share within the
+    extrapolation factor of a threshold could go either way and is not
+    asserted."""
     central = fleet_run["central"]
     groups = central.get("/api/v1/rules")["groups"]
     bad = [(g["name"], r["name"], r.get("lastError")) for g in groups for r in g["rules"] if r["health"] != "ok"]
     assert not bad, bad
     assert len({g["file"] for g in groups}) == len(RULES), [g["file"] for g in groups]
-    # Every SLI window holds the same minutes of traffic, so each reads the
-    # run's shares: 5xx on api (about 6%) and checkout (50%) are above
-    # 14.4x the 0.1% budget, so both availability alerts fire for them; api's
-    # slow share (about 4%, caddy-1's slow requests) is above 3x and 1x the
-    # 1% latency budget but below 6x: the slow latency alert only. home and
-    # other (404s) stay silent, and every target is up.
-    req, err, _ = sent_per_endpoint(fleet_run)
-    assert err["api"] / req["api"] > 0.03 and err["checkout"] / req["checkout"] > 0.3, (err, req)
-    firing = sorted((a["labels"]["alertname"], a["labels"].get("endpoint"))
-                    for a in central.get("/api/v1/alerts")["alerts"] if a["state"] == "firing")
-    assert firing == [("RouteAvailabilityBudgetBurnFast", "api"), ("RouteAvailabilityBudgetBurnFast", "checkout"),
-                      ("RouteAvailabilityBudgetBurnSlow", "api"), ("RouteAvailabilityBudgetBurnSlow", "checkout"),
-                      ("RouteLatencyBudgetBurnSlow", "api")], firing
+
+    _, k_max = extrapolation_limit(fleet_run)
+    budget = slo_budgets()
+    req, err, buckets = sent_per_endpoint(fleet_run)
+    le = [r for f in RULES for g in yaml.safe_load(f.read_text())["groups"] for r in g["rules"]
+          if r.get("record") == "slo:objective:ratio" and r["labels"]["slo"] == "latency"][0]["labels"]["le"]
+    share = {("availability", ep): err[ep] / req[ep] for ep in req}
+    share.update({("latency", ep): 1 - buckets[ep][le] / buckets[ep]["+Inf"] for ep in req})
+    expected, unsure = set(), set()
+    for (slo, ep), x in share.items():
+        for speed, multiple in (("Fast", 6), ("Slow", 1)):
+            alert = ("Route%sBudgetBurn%s" % (slo.capitalize(), speed), ep)
+            threshold = multiple * budget[slo]
+            if x * k_max > threshold and x / k_max <= threshold:
+                unsure.add(alert)
+            elif x > threshold:
+                expected.add(alert)
+    firing = {(a["labels"]["alertname"], a["labels"].get("endpoint"))
+              for a in central.get("/api/v1/alerts")["alerts"] if a["state"] == "firing"}
+    assert firing - unsure == expected, {"firing": sorted(firing), "expected": sorted(expected),
+                                         "unsure": sorted(unsure), "shares": {str(k): v for k, v in share.items()}}
+    # The traffic makes this bite: 5xx on api and checkout far above 6x the
+    # budget; caddy-1's slow api requests above the latency budget.
+    assert {("RouteAvailabilityBudgetBurnFast", "api"), ("RouteAvailabilityBudgetBurnFast", "checkout"),
+            ("RouteLatencyBudgetBurnSlow", "api")} <= expected, expected
+    assert not {a for a in firing if a[1] == "home" and a[0].startswith("RouteAvailability")}, firing
 
 
 def test_central_resource_figures_recorded(fleet_run):
