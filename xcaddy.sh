@@ -4,30 +4,44 @@
 #   ./xcaddy.sh build [--force]  libmetrics (CMake) -> build/lib, then
 #                                build/caddy with xcaddy (CGO_ENABLED=1); the
 #                                xcaddy step is skipped while build/caddy is
-#                                newer than the Go sources and libmetrics.h
+#                                newer than the Go sources and the C headers
 #   ./xcaddy.sh run              build as above, then run Caddyfile.example in
 #                                the foreground
 #   ./xcaddy.sh validate FILE    build as above, then `caddy validate` FILE
 #   ./xcaddy.sh clean            remove what this script built
 #
 # libmetrics is linked dynamically, so a change to its .c files only needs
-# the library rebuilt (always done, incremental); build/caddy is rebuilt
-# when the plugin's Go code or the C header changes.
+# the libraries rebuilt (always done, incremental); build/caddy is rebuilt
+# when the plugin's Go code or a C header changes.
 #
-# build/caddy finds build/lib/libmetrics.so.1 through its RUNPATH
-# ($ORIGIN/lib), so it runs without LD_LIBRARY_PATH; keep build/lib next to
-# it when you copy it elsewhere (or install libmetrics system-wide).
+# build/caddy finds build/lib/libmetrics.so.2 and libmetrics_report.so.2
+# (the status page) through its RUNPATH ($ORIGIN/lib), so it runs without
+# LD_LIBRARY_PATH; keep build/lib next to it when you copy it elsewhere (or
+# install libmetrics system-wide).
 #
-# tests/go.sh sources this file for lm_build_libmetrics and lm_go_env; when
-# sourced, nothing runs.
+# What the build needs is checked as commands and pkg-config modules, so
+# any machine that has them builds; only what is missing is installed, with
+# apt-get when the machine has it (as root; otherwise the exact command is
+# printed), else the script says what to install and stops.
+#
+# libmetrics is compiled with LM_WERROR=ON (warnings are errors, as in CI);
+# LM_WERROR=OFF ./xcaddy.sh build relaxes that for a compiler newer than
+# the one the code was last checked with.
+#
+# tests/go.sh and tests/setup.sh source this file (lm_build_libmetrics,
+# lm_go_env, lm_require); when sourced, nothing runs.
 
 CADDY_VERSION=v2.11.9
 XCADDY_VERSION=v0.4.5
-LM_DEBIAN_PACKAGES=(cmake gcc make pkg-config libcmark-dev)
+# What building libmetrics needs, as lm_require entries (see there).
+LM_BUILD_REQUIREMENTS=(
+  cmd:cmake:cmake cmd:cc:gcc cmd:make:make cmd:pkg-config:pkg-config pc:libcmark:libcmark-dev
+)
 # CMake build type of libmetrics (Release: -O3; the library builds warning-free
 # under -Werror at every level). Override, e.g. LM_BUILD_TYPE=RelWithDebInfo,
 # for symbols in a debugger.
 LM_BUILD_TYPE=${LM_BUILD_TYPE:-Release}
+LM_WERROR=${LM_WERROR:-ON}
 
 LM_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 LM_BUILD=$LM_ROOT/build
@@ -36,26 +50,78 @@ LM_PREFIX=$LM_BUILD/libmetrics-prefix     # `cmake --install` target: lib/, incl
 LM_LIB=$LM_BUILD/lib                      # what build/caddy loads at run time
 LM_TOOLS=$LM_BUILD/tools
 
-say() { printf '%s\n' "xcaddy.sh: $*"; }
-die() { printf '%s\n' "xcaddy.sh: $*" >&2; exit 1; }
+LM_SCRIPT=${LM_SCRIPT:-xcaddy.sh} # prefix of messages (tests/setup.sh sets its own)
+say() { printf '%s\n' "$LM_SCRIPT: $*"; }
+die() { printf '%s\n' "$LM_SCRIPT: $*" >&2; exit 1; }
 
-# Installs the Debian packages the build needs when root; otherwise prints
-# the exact command and fails.
-lm_ensure_packages() {
-  local missing=() p
-  for p in "${LM_DEBIAN_PACKAGES[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+# A requirement is KIND:WHAT:PACKAGE, PACKAGE being the Debian package that
+# provides WHAT. KIND is cmd (a command on PATH, or an absolute path), pc
+# (a pkg-config module), py (a module /usr/bin/python3 imports) or
+# libfuzzer (clang can link a libFuzzer target with ASan and UBSan; WHAT
+# is a label).
+lm_requirement_met() {
+  local kind=${1%%:*} rest=${1#*:}
+  local what=${rest%%:*}
+  case $kind in
+    cmd) command -v "$what" >/dev/null 2>&1 ;;
+    pc) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$what" ;;
+    py) [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import $what" >/dev/null 2>&1 ;;
+    libfuzzer) lm_libfuzzer_links ;;
+    *) say "unknown requirement kind in $1"; return 1 ;;
+  esac
+}
+
+lm_libfuzzer_links() {
+  command -v clang >/dev/null 2>&1 || return 1
+  local d rc
+  d=$(mktemp -d) || return 1
+  printf 'int LLVMFuzzerTestOneInput(const unsigned char *d, unsigned long n)\n{ (void)d; (void)n; return 0; }\n' >"$d/f.c"
+  clang -fsanitize=fuzzer,address,undefined "$d/f.c" -o "$d/f" >/dev/null 2>&1
+  rc=$?
+  rm -rf "$d"
+  return $rc
+}
+
+# How a requirement reads in a message: "command cmake", "pkg-config module libcmark".
+lm_requirement_text() {
+  local kind=${1%%:*} rest=${1#*:}
+  case $kind in
+    cmd) printf 'command %s' "${rest%%:*}" ;;
+    pc) printf 'pkg-config module %s' "${rest%%:*}" ;;
+    py) printf 'Python module %s (for /usr/bin/python3)' "${rest%%:*}" ;;
+    *) printf '%s' "${rest%%:*}" ;;
+  esac
+}
+
+# Checks every requirement given; when some are missing, installs the Debian
+# packages that provide them with apt-get where apt-get exists and we are
+# root (then checks again), or else says what is missing, what to run or
+# install, and fails.
+lm_require() {
+  local missing=() pkgs=() r p
+  for r in "$@"; do
+    lm_requirement_met "$r" && continue
+    missing+=("$r")
+    p=${r##*:}
+    [[ " ${pkgs[*]} " == *" $p "* ]] || pkgs+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
-  say "missing Debian packages: ${missing[*]}"
-  if [ "$(id -u)" -ne 0 ]; then
-    say "not root; run this, then try again:"
-    printf '  sudo apt-get update && sudo apt-get install -y --no-install-recommends %s\n' "${missing[*]}"
+  for r in "${missing[@]}"; do say "missing: $(lm_requirement_text "$r")"; done
+  if ! command -v apt-get >/dev/null 2>&1; then
+    say "no apt-get here: install the above with your package manager (Debian packages: ${pkgs[*]}), then try again"
     return 1
   fi
-  say "installing them: apt-get update && apt-get install -y ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    say "not root; run this, then try again:"
+    printf '  sudo apt-get update && sudo apt-get install -y --no-install-recommends %s\n' "${pkgs[*]}"
+    return 1
+  fi
+  say "installing them: apt-get update && apt-get install -y ${pkgs[*]}"
   DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${pkgs[@]}" || return 1
+  for r in "${missing[@]}"; do
+    lm_requirement_met "$r" || { say "still missing after apt-get: $(lm_requirement_text "$r")"; return 1; }
+  done
 }
 
 lm_ensure_go() {
@@ -71,30 +137,32 @@ lm_ensure_go() {
   esac
 }
 
-# Builds libmetrics ($LM_BUILD_TYPE), installs it into build/libmetrics-prefix
-# (headers and libmetrics.pc for cgo) and copies the shared library into
+# Builds libmetrics and libmetrics_report ($LM_BUILD_TYPE), installs them
+# into build/libmetrics-prefix (headers, libmetrics.pc and
+# libmetrics-report.pc for cgo) and copies the shared libraries into
 # build/lib (for build/caddy's RUNPATH). Fast when nothing changed.
 lm_build_libmetrics() {
-  lm_ensure_packages || return 1
-  say "building libmetrics (CMake, $LM_BUILD_TYPE) in ${LM_CMAKE_DIR#"$LM_ROOT"/}"
+  lm_require "${LM_BUILD_REQUIREMENTS[@]}" || return 1
+  say "building libmetrics (CMake, $LM_BUILD_TYPE, LM_WERROR=$LM_WERROR) in ${LM_CMAKE_DIR#"$LM_ROOT"/}"
   mkdir -p "$LM_BUILD"
   cmake -S "$LM_ROOT" -B "$LM_CMAKE_DIR" -DCMAKE_BUILD_TYPE="$LM_BUILD_TYPE" \
     -DCMAKE_INSTALL_PREFIX="$LM_PREFIX" -DLM_BUILD_TESTS=OFF -DLM_BUILD_BENCH=OFF \
-    >"$LM_CMAKE_DIR.configure.log" 2>&1 ||
+    -DLM_WERROR="$LM_WERROR" >"$LM_CMAKE_DIR.configure.log" 2>&1 ||
     { cat "$LM_CMAKE_DIR.configure.log"; say "CMake configure failed"; return 1; }
-  cmake --build "$LM_CMAKE_DIR" --target metrics -j "$(nproc)" >"$LM_CMAKE_DIR.build.log" 2>&1 ||
+  cmake --build "$LM_CMAKE_DIR" --target metrics metrics_report -j "$(nproc)" \
+    >"$LM_CMAKE_DIR.build.log" 2>&1 ||
     { cat "$LM_CMAKE_DIR.build.log"; say "libmetrics build failed"; return 1; }
   cmake --install "$LM_CMAKE_DIR" >/dev/null || { say "cmake --install failed"; return 1; }
   mkdir -p "$LM_LIB"
   local f
-  for f in "$LM_PREFIX"/lib/libmetrics.so*; do
+  for f in "$LM_PREFIX"/lib/libmetrics.so* "$LM_PREFIX"/lib/libmetrics_report.so*; do
     # Copy only what changed: a running build/caddy keeps its mapping either
     # way, but an unchanged library keeps its timestamp.
     if [ -L "$f" ] || ! cmp -s "$f" "$LM_LIB/$(basename "$f")"; then
       rm -f "$LM_LIB/$(basename "$f")" && cp -P "$f" "$LM_LIB"/ || return 1
     fi
   done
-  say "libmetrics $(sed -n 's/^Version: //p' "$LM_PREFIX/lib/pkgconfig/libmetrics.pc") -> ${LM_LIB#"$LM_ROOT"/}/"
+  say "libmetrics and libmetrics_report $(sed -n 's/^Version: //p' "$LM_PREFIX/lib/pkgconfig/libmetrics.pc") -> ${LM_LIB#"$LM_ROOT"/}/"
 }
 
 # Exports the cgo environment for building against build/libmetrics-prefix.
@@ -150,19 +218,25 @@ cmd_build() {
   cmd_check_binary
 }
 
-# Proves the binary loads our libmetrics by RUNPATH, not by luck.
+# Proves the binary loads our libmetrics and libmetrics_report by RUNPATH,
+# not by luck.
 cmd_check_binary() {
   local caddy=$LM_BUILD/caddy
   say "checking ${caddy#"$LM_ROOT"/}"
-  local dyn resolved
+  local dyn libs resolved lib
   dyn=$(readelf -d "$caddy") || die "readelf -d build/caddy failed"
   grep -qiE 'runpath.*\$ORIGIN/lib' <<<"$dyn" ||
     die "build/caddy has no RUNPATH \$ORIGIN/lib: $(grep -iE 'rpath|runpath' <<<"$dyn")"
-  resolved=$(env -u LD_LIBRARY_PATH ldd "$caddy" | awk '/libmetrics/ {print $1, $2, $3}') && [ -n "$resolved" ] || die "build/caddy does not link libmetrics"
-  case $resolved in
-    *"$LM_LIB/libmetrics.so"*) ;;
-    *) die "build/caddy resolves libmetrics elsewhere: $resolved" ;;
-  esac
+  libs=$(env -u LD_LIBRARY_PATH ldd "$caddy") || die "ldd build/caddy failed"
+  for lib in libmetrics.so.2 libmetrics_report.so.2; do
+    resolved=$(awk -v l="$lib" '$1 == l {print $1, $2, $3}' <<<"$libs")
+    [ -n "$resolved" ] || die "build/caddy does not link $lib"
+    case $resolved in
+      *"$LM_LIB/$lib"*) ;;
+      *) die "build/caddy resolves $lib elsewhere: $resolved" ;;
+    esac
+  done
+  resolved=$(awk '/libmetrics/ {printf "%s%s %s %s", sep, $1, $2, $3; sep = ", "}' <<<"$libs")
   local modules # captured first: grep -q closing the pipe early would fail pipefail
   modules=$("$caddy" list-modules 2>/dev/null) || die "build/caddy list-modules failed"
   grep -qx 'http.handlers.route_metrics' <<<"$modules" && grep -qx 'http.handlers.metrics_endpoint' <<<"$modules" ||
@@ -200,7 +274,7 @@ cmd_clean() {
 }
 
 usage() {
-  sed -n '2,23p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+  sed -n '2,34p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 if [ "${BASH_SOURCE[0]}" = "$0" ]; then

@@ -128,9 +128,10 @@ def part1() -> list[dict]:
             names = [n for n, _ in s.values()]
             kept = [n for n in names if keep.fullmatch(n)]
             label_sets = routes * methods * statuses
-            # Per label set: requests, response bytes, B buckets + +Inf, sum,
-            # count. Per route: in-flight gauge (named routes and `other`).
-            http_series = label_sets * (n_buckets + 5) + (routes + 1)
+            # Per label set: requests, request and response bytes, B buckets
+            # + +Inf, sum, count. Per route: in-flight gauge (named routes
+            # and `other`).
+            http_series = label_sets * (n_buckets + 6) + (routes + 1)
             fixed = len(kept) - http_series
             rows.append({
                 "routes": routes, "methods": methods, "statuses": statuses, "buckets": n_buckets,
@@ -288,12 +289,12 @@ def main():
     rows = part1()
     result["part1"] = rows
     print("| routes | methods | statuses | buckets | label sets | series exposed | kept by the agent "
-          "| formula L*(B+5)+R+1+fixed | scrape gzip | plain | samples/s at 15 s |")
+          "| formula L*(B+6)+R+1+fixed | scrape gzip | plain | samples/s at 15 s |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print("| %d | %d | %d | %d | %d | %d | %d | %d*%d+%d+%d = %d | %.1f KiB | %.1f KiB | %.1f |" % (
             r["routes"], r["methods"], r["statuses"], r["buckets"], r["label_sets"], r["series_exposed"],
-            r["series_kept"], r["label_sets"], r["buckets"] + 5, r["routes"] + 1, r["fixed_kept"],
+            r["series_kept"], r["label_sets"], r["buckets"] + 6, r["routes"] + 1, r["fixed_kept"],
             r["formula_http"] + r["fixed_kept"], r["bytes_gzip"] / 1024, r["bytes_plain"] / 1024,
             r["samples_per_s_at_15s"]))
     if args.part in ("2", "all"):

@@ -401,6 +401,17 @@ if cb is not None:
         w("Reproduce:\n")
         w(code_block("\n".join(cs)))
 
+rb = read("lm_reload_bench.txt")
+if rb is not None:
+    w("## 4b. Reload stalls (bench/lm_reload_bench)\n")
+    w("Record latency while a reload changes a namespace's buckets with 1,000 routes "
+      "(target: no record waits more than 1 ms because of a reload), verbatim:\n")
+    w(code_block(rb))
+    cs = commands("reload")
+    if cs:
+        w("Reproduce:\n")
+        w(code_block("\n".join(cs)))
+
 # ------------------------------------------------------------------ targets
 summary = ["## Targets\n", "| target | measured (medians) | result |", "|---|---|---|"]
 summary += [f"| {a} | {b} | {c} |" for a, b, c in T]
@@ -417,7 +428,8 @@ if ANALYSIS and os.path.exists(ANALYSIS):
 
 w("## Reproduce everything\n")
 w("```\nbench/run.sh            # full run, writes bench/RESULTS.md\n"
-  "bench/run.sh --quick    # smoke run, writes bench/out/quick/RESULTS.quick.md\n```\n")
+  "bench/run.sh --quick    # smoke run, writes bench/out/quick/RESULTS.quick.md\n"
+  "bench/templates.sh      # route templates: matcher, per request, series and scrape size\n```\n")
 w("Raw outputs of the run are in `bench/out/` (not committed).")
 
 print("\n".join(P))

@@ -9,6 +9,8 @@
 #
 # Parts (each writes its raw output under bench/out/):
 #   c       bench/lm_bench from a CMake build with LM_BUILD_BENCH=ON
+#   reload  bench/lm_reload_bench (same build): request stalls while a reload
+#           changes a namespace's buckets, 1,000 routes
 #   record  caddymodule BenchmarkRecord: per-request recording, our path vs
 #           client_golang (and Caddy's own calls), serial and parallel
 #   scrape  caddymodule BenchmarkScrape: 1k/10k/100k series, lm vs client_golang
@@ -31,7 +33,7 @@ case ${1:-} in
   -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
-PARTS=${BENCH_PARTS:-c record scrape memory wrk}
+PARTS=${BENCH_PARTS:-c reload record scrape memory wrk}
 OUT=$ROOT/bench/out
 if [ $QUICK = 1 ]; then OUT=$ROOT/bench/out/quick; fi
 BUILD=$ROOT/build/bench
@@ -86,11 +88,12 @@ say "machine: $(tr '\n' ' ' <"$OUT/machine.txt")"
 # $LM_BUILD_TYPE into build/lib), and the C micro-benchmark from the same
 # sources and build type in our own tree.
 lm_build_libmetrics >"$BUILD/libmetrics.log" 2>&1 || { cat "$BUILD/libmetrics.log"; exit 1; }
-if has_part c; then
-  say "building the C micro-benchmark (CMake $LM_BUILD_TYPE, LM_BUILD_BENCH=ON) in build/bench/c"
+if has_part c || has_part reload; then
+  say "building the C micro-benchmarks (CMake $LM_BUILD_TYPE, LM_BUILD_BENCH=ON) in build/bench/c"
   cmd c cmake -S "$ROOT" -B "$BUILD/c" -DCMAKE_BUILD_TYPE="$LM_BUILD_TYPE" -DLM_BUILD_TESTS=OFF \
-    -DLM_BUILD_BENCH=ON >"$BUILD/c.configure.log" 2>&1 || { cat "$BUILD/c.configure.log"; exit 1; }
-  cmd c cmake --build "$BUILD/c" --target lm_bench -j "$(nproc)" >"$BUILD/c.build.log" 2>&1 ||
+    -DLM_BUILD_BENCH=ON -DLM_WERROR="$LM_WERROR" >"$BUILD/c.configure.log" 2>&1 ||
+    { cat "$BUILD/c.configure.log"; exit 1; }
+  cmd c cmake --build "$BUILD/c" --target lm_bench lm_reload_bench -j "$(nproc)" >"$BUILD/c.build.log" 2>&1 ||
     { tail -30 "$BUILD/c.build.log"; exit 1; }
 fi
 
@@ -129,6 +132,17 @@ if has_part c; then
     else
       cmd c "$LMB" 7 >"$OUT/lm_bench.txt" 2>&1 || say "lm_bench failed (kept its output)"
     fi
+  fi
+fi
+
+# ------------------------------------------------------------- reload
+if has_part reload; then
+  LRB=$(find "$BUILD/c" -type f -name lm_reload_bench -perm -u+x | head -1)
+  say "running ${LRB#"$ROOT"/}"
+  if [ $QUICK = 1 ]; then
+    cmd reload "$LRB" 0.5 >"$OUT/lm_reload_bench.txt" 2>&1 || say "lm_reload_bench failed (kept its output)"
+  else
+    cmd reload "$LRB" 3 >"$OUT/lm_reload_bench.txt" 2>&1 || say "lm_reload_bench failed (kept its output)"
   fi
 fi
 

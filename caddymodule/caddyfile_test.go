@@ -2,8 +2,10 @@ package routemetrics
 
 import (
 	"encoding/json"
+	"net/http"
 	"os"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -56,6 +58,14 @@ func TestUnmarshalRouteMetrics(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
 
+	var events RouteMetrics
+	if err := events.UnmarshalCaddyfile(caddyfile.NewTestDispenser("route_metrics events {\n latency first_byte\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if events.Latency != "first_byte" {
+		t.Errorf("latency: got %q", events.Latency)
+	}
+
 	var bare RouteMetrics
 	if err := bare.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`route_metrics`)); err != nil {
 		t.Fatal(err)
@@ -76,6 +86,71 @@ func TestUnmarshalMetricsEndpoint(t *testing.T) {
 	}
 	if want := []string{"203.0.113.0/24", "2001:db8::/32", "198.51.100.7"}; !reflect.DeepEqual(m.Allow, want) {
 		t.Errorf("allow = %v, want %v", m.Allow, want)
+	}
+	if m.AcceptForwarded {
+		t.Error("accept_forwarded is on without being asked for")
+	}
+	var opt MetricsEndpoint
+	if err := opt.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`metrics_endpoint {
+		accept_forwarded
+	}`)); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := json.Marshal(&opt); !opt.AcceptForwarded || string(b) != `{"accept_forwarded":true}` {
+		t.Errorf("accept_forwarded: %+v, JSON %s", opt, b)
+	}
+}
+
+// The public /metrics matcher of Caddyfile.example refuses exactly the
+// forwarding headers metrics_endpoint refuses (addressHeaders and
+// hopHeaders), each only when absent, on top of remote_ip.
+func TestExampleMetricsMatcherAgreesWithRule(t *testing.T) {
+	var cfg any
+	if err := json.Unmarshal(adaptExample(t), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	var matchers []map[string]any
+	var walk func(v any)
+	walk = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			if h, ok := x["handle"].([]any); ok && len(h) == 1 {
+				if hm, ok := h[0].(map[string]any); ok && hm["handler"] == "metrics_endpoint" {
+					if m, ok := x["match"].([]any); ok && len(m) == 1 {
+						matchers = append(matchers, m[0].(map[string]any))
+					}
+				}
+			}
+			for _, c := range x {
+				walk(c)
+			}
+		case []any:
+			for _, c := range x {
+				walk(c)
+			}
+		}
+	}
+	walk(cfg)
+	if len(matchers) != 1 {
+		t.Fatalf("found %d matched metrics_endpoint routes, want 1 (the public /metrics): %v", len(matchers), matchers)
+	}
+	m := matchers[0]
+	if _, ok := m["remote_ip"]; !ok {
+		t.Errorf("matcher lacks remote_ip: %v", m)
+	}
+	headers, _ := m["header"].(map[string]any)
+	var got []string
+	for name, vals := range headers {
+		if vals != nil {
+			t.Errorf("header %s: %v; want null (matches only when absent)", name, vals)
+		}
+		got = append(got, http.CanonicalHeaderKey(name))
+	}
+	want := append(append([]string{}, addressHeaders...), hopHeaders...)
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Errorf("example matcher refuses %v, metrics_endpoint %v", got, want)
 	}
 }
 
@@ -102,7 +177,9 @@ func TestJSONFormIsClean(t *testing.T) {
 	}
 }
 
-func TestExampleCaddyfileAdapts(t *testing.T) {
+// adaptExample is Caddyfile.example as `caddy adapt` turns it into JSON.
+func adaptExample(t *testing.T) []byte {
+	t.Helper()
 	text, err := os.ReadFile("../Caddyfile.example")
 	if err != nil {
 		t.Fatal(err)
@@ -111,6 +188,11 @@ func TestExampleCaddyfileAdapts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return out
+}
+
+func TestExampleCaddyfileAdapts(t *testing.T) {
+	out := adaptExample(t)
 	var cfg struct {
 		Apps struct {
 			HTTP struct {
@@ -140,7 +222,7 @@ func TestExampleCaddyfileAdapts(t *testing.T) {
 			`{"handler":"route_metrics","name":"home"}`,
 			`{"handler":"route_metrics","name":"api"}`,
 			`{"counters":[{"help":"Contact form submissions accepted","labels":{"service":"fastapi","source":"website"},"methods":["POST"],"name":"contact_submissions_total","statuses":["2xx"]}],"handler":"route_metrics","name":"contact"}`,
-			`{"handle":[{"handler":"metrics_endpoint"}],"match":[{"remote_ip":{"ranges":[`,
+			`{"handle":[{"handler":"metrics_endpoint"}],"match":[{"header":{`,
 		} {
 			if !strings.Contains(all, want) {
 				t.Errorf("adapted JSON lacks %s", want)
@@ -351,6 +433,27 @@ http://:18080 {
 http://:18080 {
 	metrics_endpoint 10.0.0.0/8
 }`, "metrics_endpoint takes no arguments", "Caddyfile:2"},
+		{"accept_forwarded with a value", `
+http://:18080 {
+	metrics_endpoint {
+		accept_forwarded yes
+	}
+}`, "accept_forwarded takes no argument", "Caddyfile:3"},
+		{"accept_forwarded twice", `
+http://:18080 {
+	metrics_endpoint {
+		accept_forwarded
+		accept_forwarded
+	}
+}`, "accept_forwarded given twice", "Caddyfile:4"},
+		{"accept_forwarded with a block", `
+http://:18080 {
+	metrics_endpoint {
+		accept_forwarded {
+			on
+		}
+	}
+}`, "accept_forwarded takes no block", "Caddyfile:4"},
 		{"bad CIDR", `
 http://:18080 {
 	metrics_endpoint {
@@ -409,6 +512,34 @@ http://:18080 {
 		}
 	}
 }`, "counter c_total is already declared at Caddyfile:3 with a different help text or label names", "Caddyfile:10"},
+		{"latency unknown mode", `
+http://:18080 {
+	route_metrics events {
+		latency ttfb
+	}
+}`, `latency "ttfb" must be complete (until the response was written) or first_byte`, "Caddyfile:3"},
+		{"latency without a mode", `
+http://:18080 {
+	route_metrics events {
+		latency
+	}
+}`, "latency needs exactly one argument, first_byte or complete", "Caddyfile:3"},
+		{"latency twice", `
+http://:18080 {
+	route_metrics events {
+		latency first_byte
+		latency complete
+	}
+}`, "latency given twice", "Caddyfile:4"},
+		{"one route, two latency modes", `
+http://:18080 {
+	route_metrics events {
+		latency first_byte
+	}
+}
+http://:18081 {
+	route_metrics events
+}`, `route "events" is already declared at Caddyfile:2 with different settings (namespace, buckets, counters or latency)`, "Caddyfile:7"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -4,22 +4,26 @@ package routemetrics
 // talks to libmetrics through the small typed wrapper below, so the cgo
 // pointer rules are checked in one place.
 //
-// Compiler and linker flags come from pkg-config (libmetrics.pc, installed
-// by `cmake --install`). xcaddy.sh and tests/go.sh point PKG_CONFIG_PATH at
+// Compiler and linker flags come from pkg-config (libmetrics.pc for the
+// core, libmetrics-report.pc for the status page, both installed by
+// `cmake --install`). xcaddy.sh and tests/go.sh point PKG_CONFIG_PATH at
 // a private install prefix and add the run-time search path through
 // CGO_LDFLAGS, so no path is baked into this file.
 
 /*
-#cgo pkg-config: libmetrics
-#cgo noescape lm_route_record
-#cgo nocallback lm_route_record
+#cgo pkg-config: libmetrics libmetrics-report
+#cgo noescape lm_route_record_sized
+#cgo nocallback lm_route_record_sized
 #cgo noescape lm_route_record_ex
 #cgo nocallback lm_route_record_ex
 #cgo noescape lm_expo_read
 #cgo nocallback lm_expo_read
 #cgo nocallback lm_counter_add
+#cgo noescape lm_histogram_observe
+#cgo nocallback lm_histogram_observe
 #include <stdlib.h>
 #include <libmetrics.h>
+#include <libmetrics_report.h>
 // One request's lm_request_record with its arrays, in C memory: cgo forbids
 // handing C a Go struct that points at other Go memory, so the record and
 // everything it points to live in one C block, reused through a sync.Pool
@@ -52,6 +56,12 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+)
+
+// lm_http_options.flags (shape.go).
+const (
+	httpStatusClasses    = uint(C.LM_HTTP_STATUS_CLASSES)
+	httpDurationNoStatus = uint(C.LM_HTTP_DURATION_NO_STATUS)
 )
 
 // methodIndex mirrors lm_method so the request method is mapped in Go and
@@ -146,6 +156,14 @@ type familySpec struct {
 	maxSeries  int       // 0: libmetrics' default cap
 	bounds     []float64 // histograms: nil selects the default latency buckets
 	replace    bool      // lm_family_replace: another shape of the name is retired
+	// serverTiming marks the family as Server-Timing (LM_KIND_SERVER_TIMING),
+	// so the status page lists it in its own section, not among business
+	// counters.
+	serverTiming bool
+	// http marks one of a namespace's HTTP families (LM_KIND_HTTP), which
+	// the status page shows in its routes table, not among business
+	// counters.
+	http bool
 }
 
 // register registers (or gets back, on reload) the family spec describes.
@@ -163,6 +181,12 @@ func (r *lmRegistry) register(spec familySpec) (*family, error) {
 	opts.max_series = C.size_t(spec.maxSeries)
 	if spec.kind == kindHistogram {
 		opts.unit_scale = 1e9
+	}
+	switch {
+	case spec.serverTiming:
+		opts.kind = C.LM_KIND_SERVER_TIMING
+	case spec.http:
+		opts.kind = C.LM_KIND_HTTP
 	}
 	if len(spec.labelNames) > 0 {
 		// The pointer array lives in C memory so the struct handed to C
@@ -213,12 +237,27 @@ func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, b
 		maxSeries: familyMaxSeries, bounds: bounds, replace: replace})
 }
 
-// registerLabelledCounter is registerFamily for a counter with the
-// familyMaxSeries cap the HTTP families have (Server-Timing counters and
-// the malformed-header counter carry an endpoint label).
-func (r *lmRegistry) registerLabelledCounter(name, help string, labelNames []string) (*family, error) {
+// registerHTTPCounter registers a counter of a namespace's HTTP families
+// with the familyMaxSeries cap they have.
+func (r *lmRegistry) registerHTTPCounter(name, help string, labelNames []string) (*family, error) {
 	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries})
+		maxSeries: familyMaxSeries, http: true})
+}
+
+// registerServerTimingCounter registers a Server-Timing counter (an
+// entry count or the malformed-header count) with the familyMaxSeries cap
+// the HTTP families have: they carry an endpoint label.
+func (r *lmRegistry) registerServerTimingCounter(name, help string, labelNames []string) (*family, error) {
+	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
+		maxSeries: familyMaxSeries, serverTiming: true})
+}
+
+// registerServerTimingHistogram is registerHistogram for a Server-Timing
+// duration; a family of that name with other buckets is replaced (reloads
+// that change them).
+func (r *lmRegistry) registerServerTimingHistogram(name, help string, labelNames []string, bounds []float64) (*family, error) {
+	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
+		maxSeries: familyMaxSeries, bounds: bounds, replace: true, serverTiming: true})
 }
 
 // familyMaxSeries is the cardinality cap of the families this plugin adds
@@ -254,6 +293,10 @@ func (f *family) series(values []string) (*series, error) {
 
 func (s *series) counterAdd(v uint64) { C.lm_counter_add(s.p, C.uint64_t(v)) }
 
+// observe records v in a histogram series (nanoseconds for the plugin's
+// histograms, which expose seconds).
+func (s *series) observe(v int64) { C.lm_histogram_observe(s.p, C.int64_t(v)) }
+
 // gaugeCell exposes the gauge's cell for Go's sync/atomic.
 func (s *series) gaugeCell() *int64 { return (*int64)(unsafe.Pointer(C.lm_gauge_cell(s.p))) }
 
@@ -272,16 +315,22 @@ type httpFamilies struct {
 	// The namespace's upstream latency histogram (upstream.go), swapped
 	// when its buckets change.
 	upstream atomic.Pointer[family]
+	// Upgraded connections (upgrade.go): lifetime histogram and gauge.
+	upgradedDuration, upgradedInflight *family
+	// Responses cut off after their header (aborted.go).
+	aborted *family
 }
 
-// registerHTTP registers the four HTTP families under prefix. bounds nil
-// selects libmetrics' default latency buckets; different bounds than last
-// time replace the duration histogram and keep the counters.
-func (r *lmRegistry) registerHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
+// registerHTTP registers the four HTTP families under prefix, shaped as
+// shape says. bounds nil selects libmetrics' default latency buckets;
+// different bounds than last time replace the duration histogram and keep
+// the counters.
+func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, shape httpShape) (*httpFamilies, error) {
 	var opts C.lm_http_options
 	cprefix := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cprefix))
 	opts.prefix = cprefix
+	opts.flags = C.uint(shape.flags())
 	if len(bounds) > 0 {
 		cb := (*C.double)(C.malloc(C.size_t(len(bounds)) * C.size_t(unsafe.Sizeof(C.double(0)))))
 		defer C.free(unsafe.Pointer(cb))
@@ -378,16 +427,17 @@ func (b *counterBatch) add(s *series) bool {
 	return true
 }
 
-// record is the per-request crossing: counts, latency, bytes and the
-// batched business counters in one call.
-func (rt *route) record(m methodIndex, status int, d time.Duration, bytes uint64, b *counterBatch) {
+// record is the per-request crossing: counts, latency, request and
+// response bytes and the batched business counters in one call.
+func (rt *route) record(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, b *counterBatch) {
 	var counters **C.lm_series
 	var n C.size_t
 	if b != nil && b.n > 0 {
 		counters = &b.s[0]
 		n = C.size_t(b.n)
 	}
-	C.lm_route_record(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(bytes), counters, n)
+	C.lm_route_record_sized(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(reqBytes),
+		C.uint64_t(bytes), counters, n)
 }
 
 // Capacities of one requestRecord (the LMGO_ constants above).
@@ -489,12 +539,13 @@ func (rr *requestRecord) setExemplar(label, id string, unixNano int64) bool {
 
 // recordEx is the per-request crossing with extras: the request, its
 // business counters, observations and exemplar in one call.
-func (rt *route) recordEx(m methodIndex, status int, d time.Duration, bytes uint64, rr *requestRecord) {
+func (rt *route) recordEx(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, rr *requestRecord) {
 	r := &rr.c.rec
 	r.method = C.lm_method(m)
 	r.status = C.int(status)
 	r.duration_ns = C.int64_t(d)
 	r.response_bytes = C.uint64_t(bytes)
+	r.request_bytes = C.uint64_t(reqBytes)
 	r.counters, r.ncounters = nil, 0
 	if rr.ncounters > 0 {
 		r.counters = &rr.c.counters[0]
@@ -544,7 +595,10 @@ func (r *lmRegistry) expoBegin(f expoFormat, process bool) (*expo, error) {
 	return &expo{p: p}, nil
 }
 
-// read fills buf with the next chunk; 0 means the exposition is complete.
+// read fills buf with the next chunk. (0, nil) means the exposition is
+// complete; an error means it failed (libmetrics cut it at a line
+// boundary), and what was read so far is a truncated body that must never
+// reach a scraper as a complete one.
 func (x *expo) read(buf []byte) (int, error) {
 	if x.p == nil {
 		return 0, errExpoClosed
@@ -553,6 +607,12 @@ func (x *expo) read(buf []byte) (int, error) {
 		return 0, errors.New("libmetrics: exposition read into an empty buffer")
 	}
 	n := C.lm_expo_read(x.p, (*C.char)(unsafe.Pointer(&buf[0])), C.size_t(len(buf)))
+	if n == 0 {
+		var e C.lm_error
+		if C.lm_expo_status(x.p, &e) != C.LM_OK {
+			return 0, lmError("rendering the exposition", &e)
+		}
+	}
 	return int(n), nil
 }
 
@@ -583,6 +643,13 @@ const (
 	reportHTML
 )
 
+// reportWriteError is a report that stopped because its destination
+// failed (the client went away), not because libmetrics did.
+type reportWriteError struct{ err error }
+
+func (e *reportWriteError) Error() string { return "writing the status page: " + e.err.Error() }
+func (e *reportWriteError) Unwrap() error { return e.err }
+
 // reportWriter carries the destination through libmetrics' writer
 // callback, and the first write error back.
 type reportWriter struct {
@@ -610,7 +677,7 @@ func (r *lmRegistry) report(f reportFormat, prefix, title string, refreshSeconds
 		st = C.lm_report_markdown(r.p, &opts, fn, unsafe.Pointer(&h), &e)
 	}
 	if rw.err != nil {
-		return rw.err
+		return &reportWriteError{rw.err}
 	}
 	if st != C.LM_OK {
 		return lmError("rendering the status page", &e)

@@ -4,13 +4,13 @@ import (
 	"compress/gzip"
 	"io"
 	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
 )
 
 // MetricsEndpoint (http.handlers.metrics_endpoint) serves the process-wide
@@ -20,16 +20,34 @@ import (
 // client accepts it. The body is streamed from libmetrics' cursor through
 // a fixed 32 KiB buffer and never built in memory.
 //
-// Secure by default: clients outside loopback and private ranges get 403.
-// The client address is Caddy's client_ip, so a server's trusted_proxies
-// setting is honoured.
+// Secure by default: clients outside loopback and private ranges get 403,
+// and so does a request a proxy forwarded, unless the proxy is one of the
+// server's trusted_proxies and every client address it names is allowed
+// (see access.go). Every method and format goes through that rule first.
 type MetricsEndpoint struct {
 	// Extra client ranges (CIDR or single address) allowed to scrape, on
 	// top of loopback, 10/8, 172.16/12, 192.168/16, fc00::/7, fe80::/10.
 	Allow []string `json:"allow,omitempty"`
 
-	allow []netip.Prefix
-	reg   *lmRegistry
+	// AcceptForwarded serves requests that carry forwarding headers
+	// (X-Forwarded-For, Forwarded, Cf-Connecting-Ip, Via, ...) from a peer
+	// that is not one of the server's trusted_proxies, judging them by the
+	// peer's address alone. Off by default. RISK: every client of a proxy
+	// or tunnel that connects from loopback or a private address (a
+	// Cloudflare Tunnel connector, a load balancer, nginx) then gets the
+	// metrics, the public included. For scraping through your own proxy,
+	// prefer listing it in trusted_proxies: the clients it names are then
+	// checked, with or without this option.
+	AcceptForwarded bool `json:"accept_forwarded,omitempty"`
+
+	access  accessRule
+	refused *refusalCounters
+	errs    *scrapeErrors
+	logger  *zap.Logger
+	reg     *lmRegistry
+	// open starts an exposition cursor; nil: the registry's. A test seam
+	// (scrape_errors.go): tests wrap the real cursor to make it fail.
+	open func(f expoFormat, process bool) (expoCursor, error)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -40,15 +58,33 @@ func (*MetricsEndpoint) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Provision parses the allow list and opens the shared registry.
-func (m *MetricsEndpoint) Provision(caddy.Context) error {
+// Provision fixes the access rule, opens the shared registry and resolves
+// the refusal and failed-response counters (refusals.go, scrape_errors.go).
+func (m *MetricsEndpoint) Provision(ctx caddy.Context) error {
+	m.logger = ctx.Logger()
 	allow, err := parseAllow(m.Allow)
 	if err != nil {
 		return err
 	}
-	m.allow = allow
-	m.reg, err = sharedRegistry()
+	m.access = accessRule{allow: allow, acceptForwarded: m.AcceptForwarded}
+	if m.AcceptForwarded {
+		m.logger.Warn("accept_forwarded is on: requests a proxy forwarded are judged by the proxy's address, so every client of a proxy on a private address gets the metrics")
+	}
+	if m.reg, err = sharedRegistry(); err != nil {
+		return err
+	}
+	if m.refused, err = newRefusalCounters(m.reg); err != nil {
+		return err
+	}
+	m.errs, err = newScrapeErrors(m.reg)
 	return err
+}
+
+func (m *MetricsEndpoint) openExpo(f expoFormat, process bool) (expoCursor, error) {
+	if m.open != nil {
+		return m.open(f, process)
+	}
+	return m.reg.expoBegin(f, process)
 }
 
 // Validate reports a bad allow list.
@@ -71,8 +107,8 @@ var (
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler; it always responds.
 func (m *MetricsEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
-	if a, ok := clientAddr(r); !ok || !addrAllowed(a, m.allow) {
-		return plainError(w, http.StatusForbidden, "403 Forbidden: metrics are served to internal clients only\n")
+	if d := m.access.decide(r); d.refusal != admitted {
+		return m.refuse(w, r, d)
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
@@ -100,8 +136,9 @@ func (m *MetricsEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 
 func (m *MetricsEndpoint) serveExposition(w http.ResponseWriter, r *http.Request, f expoFormat) error {
 	refreshGoRuntime()
-	x, err := m.reg.expoBegin(f, true)
+	x, err := m.openExpo(f, true)
 	if err != nil {
+		m.scrapeFailed(reasonStart, r, err)
 		return caddyhttp.Error(http.StatusInternalServerError, err)
 	}
 	defer x.end()
@@ -124,25 +161,31 @@ func (m *MetricsEndpoint) serveExposition(w http.ResponseWriter, r *http.Request
 	out := io.Writer(w)
 	var zw *gzip.Writer
 	if gz {
-		zw = gzipWriters.Get().(*gzip.Writer)
-		zw.Reset(w)
-		defer gzipWriters.Put(zw)
+		zw = getGzipWriter(w)
+		defer putGzipWriter(zw)
 		out = zw
 	}
 	buf := expoBufs.Get().(*[expoBufSize]byte)
 	defer expoBufs.Put(buf)
 	for {
 		n, err := x.read(buf[:])
-		if err != nil || n == 0 {
+		if err != nil {
+			m.scrapeFailed(reasonRender, r, err)
+			abortResponse()
+		}
+		if n == 0 {
 			break
 		}
 		if _, err := out.Write(buf[:n]); err != nil {
-			// The scraper went away; nothing useful left to send.
-			return nil
+			m.scrapeFailed(reasonWrite, r, err)
+			abortResponse()
 		}
 	}
 	if zw != nil {
-		_ = zw.Close()
+		if err := zw.Close(); err != nil {
+			m.scrapeFailed(reasonWrite, r, err)
+			abortResponse()
+		}
 	}
 	return nil
 }

@@ -18,9 +18,10 @@ var global struct {
 	reg  *lmRegistry
 	err  error
 
-	// mu guards namespaces and the Go runtime snapshot.
+	// mu guards namespaces, wishSeq and the Go runtime snapshot.
 	mu         sync.Mutex
 	namespaces map[string]*namespace
+	wishSeq    uint64 // acquisitions so far, numbering bucket wishes
 	goRuntime  *goRuntimeMetrics
 }
 
@@ -49,16 +50,25 @@ func sharedRegistry() (*lmRegistry, error) {
 // Handlers of the new config are provisioned before those of the old one
 // are cleaned up, so the wishes are reference counted: the histogram
 // follows explicit buckets while any live handler declares them and goes
-// back to the defaults once the last such handler is cleaned up.
+// back to the defaults once the last such handler is cleaned up. When the
+// list in force loses its last handler while others remain, the one
+// declared most recently takes over: the newest config's list wins.
+// (libmetrics keeps every series counting across these changes; only the
+// exposed buckets follow.)
 type namespace struct {
 	http     *httpFamilies
 	explicit map[string]*bucketWish // key: bucketsKey(bounds)
 	current  string                 // key of the bounds registered now; "" = defaults
+
+	// The families' shape (lm_http_options.flags), fixed when the
+	// namespace was first registered (shape.go).
+	shape httpShape
 }
 
 type bucketWish struct {
 	bounds []float64
 	refs   int
+	seq    uint64 // global.wishSeq at the latest acquisition that declared it
 }
 
 func bucketsKey(b []float64) string {
@@ -76,7 +86,7 @@ func bucketsKey(b []float64) string {
 // acquireHTTP returns the HTTP families for prefix and records the
 // caller's bucket wish (nil: no opinion, defaults unless someone else
 // declared buckets). Pair every successful call with releaseHTTP.
-func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
+func acquireHTTP(prefix string, bounds []float64, shape *httpShape) (*httpFamilies, error) {
 	reg, err := sharedRegistry()
 	if err != nil {
 		return nil, err
@@ -85,15 +95,27 @@ func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
 	defer global.mu.Unlock()
 	ns := global.namespaces[prefix]
 	if ns == nil {
-		h, err := reg.registerHTTP(prefix, bounds)
+		var sh httpShape
+		if shape != nil {
+			sh = *shape
+		}
+		h, err := reg.registerHTTP(prefix, bounds, sh)
 		if err != nil {
 			return nil, err
 		}
 		if err := registerUpstream(reg, h, bounds); err != nil {
 			return nil, err
 		}
-		ns = &namespace{http: h, explicit: map[string]*bucketWish{}, current: bucketsKey(bounds)}
+		if err := registerUpgraded(reg, h); err != nil {
+			return nil, err
+		}
+		if err := registerAborted(reg, h); err != nil {
+			return nil, err
+		}
+		ns = &namespace{http: h, explicit: map[string]*bucketWish{}, current: bucketsKey(bounds), shape: sh}
 		global.namespaces[prefix] = ns
+	} else if err := ns.shape.accepts(prefix, shape); err != nil {
+		return nil, err
 	} else if key := bucketsKey(bounds); key != "" && key != ns.current {
 		if err := ns.register(reg, bounds); err != nil {
 			return nil, err
@@ -106,6 +128,8 @@ func acquireHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
 			ns.explicit[key] = w
 		}
 		w.refs++
+		global.wishSeq++
+		w.seq = global.wishSeq
 	}
 	return ns.http, nil
 }
@@ -136,21 +160,33 @@ func releaseHTTP(prefix string, bounds []float64) error {
 	if ns.current != key {
 		return nil
 	}
-	var next []float64
+	var next *bucketWish
 	for _, other := range ns.explicit {
-		next = other.bounds
-		break
+		if next == nil || other.seq > next.seq {
+			next = other
+		}
 	}
-	return ns.register(global.reg, next)
+	if next == nil {
+		return ns.register(global.reg, nil)
+	}
+	return ns.register(global.reg, next.bounds)
 }
 
+// register makes bounds the buckets of the namespace's duration and
+// upstream histograms, both or (as far as libmetrics lets it) neither.
 func (ns *namespace) register(reg *lmRegistry, bounds []float64) error {
-	h, err := reg.registerHTTP(ns.http.prefix, bounds)
+	h, err := reg.registerHTTP(ns.http.prefix, bounds, ns.shape)
 	if err != nil {
 		return err
 	}
 	ns.http.rebind(h.p)
 	if err := registerUpstream(reg, ns.http, bounds); err != nil {
+		// Put the duration histogram back on the buckets still in force.
+		var cur []float64
+		if w := ns.explicit[ns.current]; w != nil {
+			cur = w.bounds
+		}
+		_, _ = reg.registerHTTP(ns.http.prefix, cur, ns.shape)
 		return err
 	}
 	ns.current = bucketsKey(bounds)

@@ -277,7 +277,7 @@ func (st *ServerTiming) provision(reg *lmRegistry) (*stConfig, error) {
 		c.maxEntries = defaultMaxEntries
 	}
 	var err error
-	if c.malformed, err = reg.registerLabelledCounter(malformedFamily, malformedFamilyHelp, []string{serverTimingLabelEndp}); err != nil {
+	if c.malformed, err = reg.registerServerTimingCounter(malformedFamily, malformedFamilyHelp, []string{serverTimingLabelEndp}); err != nil {
 		return nil, err
 	}
 	labels := serverTimingLabels
@@ -288,13 +288,12 @@ func (st *ServerTiming) provision(reg *lmRegistry) (*stConfig, error) {
 			sm.maxOps = defaultMaxOperations
 		}
 		if m.Queries != "" {
-			if sm.queries, err = reg.registerLabelledCounter(m.Queries, stQueriesHelp(m.Name), labels); err != nil {
+			if sm.queries, err = reg.registerServerTimingCounter(m.Queries, stQueriesHelp(m.Name), labels); err != nil {
 				return nil, err
 			}
 		}
 		if m.Duration != "" {
-			// replace: a reload may change the buckets.
-			if sm.duration, err = reg.registerHistogram(m.Duration, stDurationHelp(m.Name), labels, m.Buckets, true); err != nil {
+			if sm.duration, err = reg.registerServerTimingHistogram(m.Duration, stDurationHelp(m.Name), labels, m.Buckets); err != nil {
 				return nil, err
 			}
 		}

@@ -146,10 +146,20 @@ func (m *MetricsEndpoint) serveStatusPage(w http.ResponseWriter, r *http.Request
 		return true, nil
 	}
 	out := &lazyHeader{w: w}
-	if err := m.reg.report(f, ns, statusTitle(), refresh, io.Writer(out)); err != nil && !out.wrote {
+	err = m.reg.report(f, ns, statusTitle(), refresh, io.Writer(out))
+	switch {
+	case err == nil:
+	case !out.wrote:
+		m.scrapeFailed(reasonStart, r, err)
 		hdr.Del("Content-Security-Policy")
 		return true, caddyhttp.Error(http.StatusInternalServerError, err)
+	case isReportWriteError(err):
+		m.scrapeFailed(reasonWrite, r, err)
+		abortResponse()
+	default:
+		// Cut after the status line: never a short page passed off as whole.
+		m.scrapeFailed(reasonRender, r, err)
+		abortResponse()
 	}
-	// An error after the first byte is a client that went away.
 	return true, nil
 }

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # End-to-end stage: builds the custom Caddy (./xcaddy.sh build, fast when up
-# to date), then runs the pytest suite in tests/e2e against build/caddy on
-# Caddyfile.example. Logs, scraped bodies and junit.xml go to tests/out/e2e/.
+# to date) and the tests' Python virtual environment (tests/venv.sh: the
+# example FastAPI app's pinned packages, reused while unchanged), then runs
+# the pytest suite in tests/e2e against build/caddy on Caddyfile.example and
+# examples/fastapi/Caddyfile. Logs, scraped bodies and junit.xml go to
+# tests/out/e2e/.
 #
-# Root: only tests/e2e/test_netns.py needs it (ip netns, veth pairs). Run as
-# a normal user and everything else runs; that module then FAILS with a
+# Root: only tests/e2e/test_netns*.py need it (ip netns, veth pairs). Run as
+# a normal user and everything else runs; those modules then FAIL with a
 # message saying so (it never skips). The suite binds ports 8080, 8081, 9091
 # and 2019 on 127.0.0.1 (and a 198.51.100.x veth address in the netns test);
 # it fails at once, naming the owner, if one is taken.
@@ -33,6 +36,11 @@ tests/tools/prometheus3.sh || { echo "e2e: building Prometheus 3 failed"; exit 1
 if [ "$(id -u)" -ne 0 ]; then
   echo "e2e: not root: tests/e2e/test_netns.py will fail (it needs ip netns); run as root for a full pass"
 fi
+
+echo "--- tests/venv.sh"
+# A failure here fails only the tests that need the environment (their
+# fixture runs tests/venv.sh again and reports why); the rest still run.
+tests/venv.sh || echo "e2e: tests/venv.sh failed: the FastAPI parity tests will fail"
 
 echo "--- pytest tests/e2e"
 # /usr/bin/python3 explicitly: Debian's python has pytest and

@@ -25,12 +25,6 @@ struct lm_exemplars {
 
 /* ------------------------------------------------------------ validation */
 
-static bool label_name_char(unsigned char c, bool first)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-           (!first && c >= '0' && c <= '9');
-}
-
 /* True if the 8 bytes of w are printable ASCII (0x20..0x7E): no high bit,
  * no byte below 0x20 ("has less than" bit trick, exact for bytes < 0x80),
  * no 0x7F. Request IDs are ASCII, so this checks them 8 bytes at a time. */
@@ -63,33 +57,12 @@ static long utf8_chars(const unsigned char *s, size_t n)
         }
         unsigned char b = s[i];
         chars++;
-        if (b < 0x80) {
-            if (b < 0x20 || b == 0x7f)
-                return -1;
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if (b >= 0xC2 && b <= 0xDF)
-            k = 1, cp = b & 0x1F;
-        else if (b >= 0xE0 && b <= 0xEF)
-            k = 2, cp = b & 0x0F;
-        else if (b >= 0xF0 && b <= 0xF4)
-            k = 3, cp = b & 0x07;
-        else
+        if (b < 0x20 || b == 0x7f)
             return -1;
-        if (n - i <= k)
+        size_t bad, k = lm__utf8_seq(s + i, n - i, &bad);
+        if (k == 0)
             return -1;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return -1;
-            cp = cp << 6 | (s[i + j] & 0x3F);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return -1;
-        i += k + 1;
+        i += k;
     }
     return chars;
 }
@@ -109,13 +82,8 @@ bool lm__exemplar_prepare(const lm_exemplar *ex, int64_t unix_ns, lm_exemplar_pr
         ex->label_value.len == 0)
         return false;
     const char *name = ex->label_name;
-    size_t nl = 0;
-    while (name[nl] != '\0') {
-        if (nl >= LM_EXEMPLAR_MAX_CHARS || !label_name_char((unsigned char)name[nl], nl == 0))
-            return false;
-        nl++;
-    }
-    if (nl == 0 || (nl >= 2 && name[0] == '_' && name[1] == '_'))
+    size_t nl = strnlen(name, LM_EXEMPLAR_MAX_CHARS + 1);
+    if (nl > LM_EXEMPLAR_MAX_CHARS || !lm_valid_label_name(name))
         return false;
     size_t vl = ex->label_value.len;
     /* Cheap bound first: more bytes than 128 characters can ever need. */
@@ -138,24 +106,28 @@ bool lm__exemplar_prepare(const lm_exemplar *ex, int64_t unix_ns, lm_exemplar_pr
 
 /* ------------------------------------------------------------- the slots */
 
-static size_t slots_for(const lm_family *f)
+lm_exemplar_home lm__exemplar_home(lm_series *s, int64_t v, size_t *idx)
 {
-    switch (f->type) {
-    case LM_HISTOGRAM:
-        return f->nbounds + 1;
+    *idx = 0;
+    switch (s->family->type) {
+    case LM_HISTOGRAM: {
+        lm_hcells *c = (lm_hcells *)lm__hcells(s);
+        *idx = lm__bucket_index(c->ub, c->nb, v);
+        return (lm_exemplar_home){&c->exemplars, (size_t)c->nb + 1};
+    }
     case LM_COUNTER:
-        return 1;
+        return (lm_exemplar_home){&s->exemplars, 1};
     case LM_GAUGE:
         break;
     }
-    return 0;
+    return (lm_exemplar_home){&s->exemplars, 0};
 }
 
-/* First exemplar of a series: allocate its slots and publish them with one
+/* First exemplar of a home: allocate its slots and publish them with one
  * CAS; a thread that loses the race frees its copy and uses the winner's. */
-__attribute__((noinline, cold)) static struct lm_exemplars *exemplars_create(lm_series *s)
+__attribute__((noinline, cold)) static struct lm_exemplars *exemplars_create(lm_exemplar_home h)
 {
-    size_t n = slots_for(s->family);
+    size_t n = h.n;
     if (n == 0)
         return NULL;
     size_t bytes = sizeof(struct lm_exemplars) + n * sizeof(lm_exemplar_slot);
@@ -174,8 +146,8 @@ __attribute__((noinline, cold)) static struct lm_exemplars *exemplars_create(lm_
             atomic_init(&sl->words[w], 0);
     }
     struct lm_exemplars *expected = NULL;
-    if (!atomic_compare_exchange_strong_explicit(&s->exemplars, &expected, ex,
-                                                 memory_order_acq_rel, memory_order_acquire)) {
+    if (!atomic_compare_exchange_strong_explicit(h.slots, &expected, ex, memory_order_acq_rel,
+                                                 memory_order_acquire)) {
         free(ex);
         return expected;
     }
@@ -196,22 +168,21 @@ static inline bool exemplar_due(int64_t now, int64_t last)
     return (uint64_t)last - (uint64_t)now > 1000000000u;
 }
 
-bool lm__exemplar_due(const lm_series *s, size_t idx, int64_t unix_ns)
+bool lm__exemplar_due(lm_exemplar_home h, size_t idx, int64_t unix_ns)
 {
-    struct lm_exemplars *ex =
-        atomic_load_explicit(&((lm_series *)s)->exemplars, memory_order_acquire);
+    struct lm_exemplars *ex = atomic_load_explicit(h.slots, memory_order_acquire);
     if (ex == NULL)
-        return slots_for(s->family) > idx; /* first exemplar of the series */
+        return h.n > idx; /* first exemplar of the home */
     if (idx >= ex->n)
         return false;
     return exemplar_due(unix_ns,
                         atomic_load_explicit(&ex->slot[idx].unix_ns, memory_order_relaxed));
 }
 
-void lm__exemplar_store(lm_series *s, size_t idx, const lm_exemplar_prep *p, int64_t v)
+void lm__exemplar_store(lm_exemplar_home h, size_t idx, const lm_exemplar_prep *p, int64_t v)
 {
-    struct lm_exemplars *ex = atomic_load_explicit(&s->exemplars, memory_order_acquire);
-    if (LM_UNLIKELY(ex == NULL) && (ex = exemplars_create(s)) == NULL)
+    struct lm_exemplars *ex = atomic_load_explicit(h.slots, memory_order_acquire);
+    if (LM_UNLIKELY(ex == NULL) && (ex = exemplars_create(h)) == NULL)
         return;
     if (idx >= ex->n)
         return;
@@ -238,10 +209,9 @@ void lm__exemplar_store(lm_series *s, size_t idx, const lm_exemplar_prep *p, int
     atomic_store_explicit(&sl->seq, q + 2, memory_order_release);
 }
 
-bool lm__exemplar_load(const lm_series *s, size_t idx, lm_exemplar_copy *out)
+bool lm__exemplar_load(lm_exemplar_home h, size_t idx, lm_exemplar_copy *out)
 {
-    struct lm_exemplars *ex =
-        atomic_load_explicit(&((lm_series *)s)->exemplars, memory_order_acquire);
+    struct lm_exemplars *ex = atomic_load_explicit(h.slots, memory_order_acquire);
     if (ex == NULL || idx >= ex->n)
         return false;
     lm_exemplar_slot *sl = &ex->slot[idx];
@@ -298,7 +268,7 @@ size_t lm__exemplar_render(char *dst, const lm_exemplar_copy *c, double unit_sca
     return n;
 }
 
-void lm__exemplars_free(lm_series *s)
+void lm__exemplars_free(_Atomic(struct lm_exemplars *) *slots)
 {
-    free(atomic_load_explicit(&s->exemplars, memory_order_relaxed));
+    free(atomic_load_explicit(slots, memory_order_relaxed));
 }

@@ -23,14 +23,17 @@
  * Rate: a slot takes a new exemplar only if its time is at least
  * LM_EXEMPLAR_MIN_INTERVAL_NS (100 us) after the stored one's. Without
  * that, every request to a hot bucket would write the same shared cache
- * line from every core (lm_bench, two threads on one route: 283 ns of CPU
- * per record instead of 70); with it most requests only read the slot's
+ * line from every core, several times the CPU per record of two threads
+ * on one route (lm_bench; bench/RESULTS.md, "Measurements behind design
+ * choices in the code"); with it most requests only read the slot's
  * time. Prometheus scrapes every few seconds, so "latest within 100 us" is
  * as good as latest.
  *
  * Memory: slots are allocated per series on its first exemplar (never for
- * series that get none), one 576-byte cache-line-aligned slot per bucket
- * (nbounds + 1) or per counter. 512 bytes hold any label set that
+ * series that get none), one 576-byte cache-line-aligned slot per union
+ * bucket of a histogram's current cells (lm_hcells: nb + 1; the cells a
+ * growth of the bound union gives a series start without exemplars) or per
+ * counter. 512 bytes hold any label set that
  * OpenMetrics allows (128 characters of at most 4 bytes).
  */
 #ifndef LM_EXEMPLAR_H
@@ -62,6 +65,19 @@ typedef struct lm_exemplar_copy {
     char text[LM_EXEMPLAR_MAX_BYTES]; /* name then value, not terminated */
 } lm_exemplar_copy;
 
+/* Where exemplars of one series live and how many slots they have: a
+ * counter's one slot in the series, a histogram's one per union bucket of
+ * its current cells. */
+typedef struct lm_exemplar_home {
+    _Atomic(struct lm_exemplars *) *slots;
+    size_t n;
+} lm_exemplar_home;
+
+/* The home of series s for an observation of v, and the slot v goes to
+ * (*idx): a histogram's current cells and the union bucket of v, a
+ * counter's single slot; n == 0 for gauges. */
+LM_HIDDEN lm_exemplar_home lm__exemplar_home(lm_series *s, int64_t v, size_t *idx);
+
 /* The exemplar's time: ex->unix_ns, or CLOCK_REALTIME when that is <= 0. */
 LM_HIDDEN int64_t lm__exemplar_time(const lm_exemplar *ex);
 
@@ -70,27 +86,27 @@ LM_HIDDEN int64_t lm__exemplar_time(const lm_exemplar *ex);
 LM_HIDDEN bool lm__exemplar_prepare(const lm_exemplar *ex, int64_t unix_ns,
                                     lm_exemplar_prep *out);
 
-/* Whether slot idx of s would take an exemplar at unix_ns (see Rate): one
- * load, so a request can skip preparing an exemplar no slot wants. */
-LM_HIDDEN bool lm__exemplar_due(const lm_series *s, size_t idx, int64_t unix_ns);
+/* Whether slot idx of home h would take an exemplar at unix_ns (see Rate):
+ * one load, so a request can skip preparing an exemplar no slot wants. */
+LM_HIDDEN bool lm__exemplar_due(lm_exemplar_home h, size_t idx, int64_t unix_ns);
 
-/* Stores p with value v as the latest exemplar of slot idx of s (bucket
- * index for histograms, 0 for counters). Wait-free: skips when the slot is
- * busy or the stored exemplar is too recent (see Rate above); allocates
- * s's slots on its first exemplar (skips if that fails).
- * Gauges and out-of-range indices are ignored. */
-LM_HIDDEN void lm__exemplar_store(lm_series *s, size_t idx, const lm_exemplar_prep *p, int64_t v);
+/* Stores p with value v as the latest exemplar of slot idx of h. Wait-free:
+ * skips when the slot is busy or the stored exemplar is too recent (see
+ * Rate above); allocates h's slots on its first exemplar (skips if that
+ * fails). Out-of-range indices are ignored. */
+LM_HIDDEN void lm__exemplar_store(lm_exemplar_home h, size_t idx, const lm_exemplar_prep *p,
+                                  int64_t v);
 
-/* Copies the latest exemplar of slot idx of s; false if there is none or
+/* Copies the latest exemplar of slot idx of h; false if there is none or
  * it kept changing while being copied. */
-LM_HIDDEN bool lm__exemplar_load(const lm_series *s, size_t idx, lm_exemplar_copy *out);
+LM_HIDDEN bool lm__exemplar_load(lm_exemplar_home h, size_t idx, lm_exemplar_copy *out);
 
 /* Renders " # {name=\"value\"} v ts" (OpenMetrics) into dst, which holds
  * LM_EXEMPLAR_RENDER_MAX bytes; returns the length. unit_scale: recorded
  * units per exposed unit for histogram values, 0 for counters (integer). */
 LM_HIDDEN size_t lm__exemplar_render(char *dst, const lm_exemplar_copy *c, double unit_scale);
 
-/* Frees s's exemplar slots (series teardown). */
-LM_HIDDEN void lm__exemplars_free(lm_series *s);
+/* Frees the slots a home pointer holds (series teardown). */
+LM_HIDDEN void lm__exemplars_free(_Atomic(struct lm_exemplars *) *slots);
 
 #endif /* LM_EXEMPLAR_H */

@@ -28,6 +28,8 @@
 #include "internal.h"
 #include "exemplar.h"
 
+#include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,7 +38,7 @@
 #define FOLDED_HELP "Label sets folded into a family's overflow series because its series cap was reached"
 /* Longest rendered number: lm__fmt_scaled's exact form is at most 60 bytes. */
 #define NUM_MAX 64
-#define LE_MAX 40 /* sizeof family->le[i] */
+#define LE_MAX 40 /* sizeof lm_hproj.le[i] */
 
 enum phase {
     PH_FAMILY,       /* find the next family to expose */
@@ -77,6 +79,7 @@ struct lm_expo {
     unsigned flags;
     bool failed;            /* the stream was cut: see fail_code */
     lm_status fail_code;    /* LM_ERR_NOMEM (growing the buffer) or LM_ERR_LIMIT (a bug) */
+    uint64_t out;           /* bytes handed out by lm_expo_read */
     enum phase phase;
     unsigned step;          /* meta line index, or unit index within a histogram series */
 
@@ -88,8 +91,11 @@ struct lm_expo {
     size_t si;              /* next series; == nseries: the overflow series */
     const lm_series *cur;   /* series being rendered (histograms span units) */
     size_t nexposed;
+    const lm_hproj *proj;   /* histograms: fam's exposed buckets, loaded once per family */
 
     /* The current histogram series, read once. */
+    const lm_hcells *hc;    /* its current cells (exemplars) */
+    size_t uj;              /* next union bucket of hc whose exemplar may show */
     uint64_t buckets[LM_MAX_BOUNDS + 1];
     uint64_t cumulative;
     uint64_t hcount;
@@ -125,6 +131,27 @@ const char *lm_format_content_type(lm_format fmt)
 
 /* ------------------------------------------------------ bounded writer */
 
+/* Every allocation of the cursor: realloc, or NULL where the registry's
+ * test-only fault hook says this one fails. */
+static void *expo_realloc(const lm_registry *reg, void *p, size_t n)
+{
+    return lm__fault(reg, LM__FAULT_ALLOC) ? NULL : realloc(p, n);
+}
+
+static void *expo_calloc(const lm_registry *reg, size_t n, size_t size)
+{
+    return lm__fault(reg, LM__FAULT_ALLOC) ? NULL : calloc(n, size);
+}
+
+/* Cuts the stream: the unit being rendered is dropped and every later
+ * lm_expo_read returns 0; lm_expo_status tells why. */
+static void fail(lm_expo *e, lm_status code)
+{
+    if (!e->failed)
+        e->fail_code = code;
+    e->failed = true;
+}
+
 /* Makes room for a unit of up to `need` bytes. lm_expo_begin sizes the
  * buffer from the registry's limits so this does not allocate in practice;
  * it is the guarantee that a value longer than those limits (should the
@@ -133,10 +160,9 @@ static void ensure(lm_expo *e, size_t need)
 {
     if (need <= e->cap || e->failed)
         return;
-    char *nb = realloc(e->buf, need);
+    char *nb = expo_realloc(e->reg, e->buf, need);
     if (nb == NULL) {
-        e->failed = true;
-        e->fail_code = LM_ERR_NOMEM;
+        fail(e, LM_ERR_NOMEM);
         return;
     }
     e->buf = nb;
@@ -147,9 +173,7 @@ static void ensure(lm_expo *e, size_t need)
  * ensure() before each unit makes that unreachable. */
 static void overrun(lm_expo *e)
 {
-    if (!e->failed)
-        e->fail_code = LM_ERR_LIMIT;
-    e->failed = true;
+    fail(e, LM_ERR_LIMIT);
 }
 
 static void put(lm_expo *e, const char *s, size_t n)
@@ -191,17 +215,10 @@ static void put_u64(lm_expo *e, uint64_t v)
     put(e, num, lm__fmt_u64(num, v));
 }
 
-/* OpenMetrics only: the latest exemplar of slot idx of s, if it has one,
- * between the sample's value and its line feed. Text 0.0.4 has no
- * exemplars. */
-static void put_exemplar(lm_expo *e, const lm_series *s, size_t idx, double unit_scale)
+/* Appends an exemplar copied from a slot, between a sample's value and its
+ * line feed. */
+static void put_exemplar_copy(lm_expo *e, const lm_exemplar_copy *c, double unit_scale)
 {
-    if (e->fmt != LM_FORMAT_OPENMETRICS ||
-        atomic_load_explicit(&((lm_series *)s)->exemplars, memory_order_relaxed) == NULL)
-        return;
-    lm_exemplar_copy c;
-    if (!lm__exemplar_load(s, idx, &c))
-        return;
     ensure(e, e->len + LM_EXEMPLAR_RENDER_MAX);
     if (e->failed)
         return;
@@ -209,7 +226,43 @@ static void put_exemplar(lm_expo *e, const lm_series *s, size_t idx, double unit
         overrun(e);
         return;
     }
-    e->len += lm__exemplar_render(e->buf + e->len, &c, unit_scale);
+    e->len += lm__exemplar_render(e->buf + e->len, c, unit_scale);
+}
+
+/* OpenMetrics only: a counter's latest exemplar. Text 0.0.4 has no
+ * exemplars. */
+static void put_counter_exemplar(lm_expo *e, const lm_series *s)
+{
+    lm_exemplar_home h = {&((lm_series *)s)->exemplars, 1};
+    lm_exemplar_copy c;
+    if (e->fmt == LM_FORMAT_OPENMETRICS &&
+        atomic_load_explicit(h.slots, memory_order_relaxed) != NULL && lm__exemplar_load(h, 0, &c))
+        put_exemplar_copy(e, &c, 0);
+}
+
+/* OpenMetrics only: the newest exemplar among the union buckets of the
+ * current histogram series' cells that exposed bucket k adds up (each
+ * within k's range). Cells of another layout than the projection's (a
+ * growth raced this scrape) show none this time. */
+static void put_bucket_exemplar(lm_expo *e, size_t k)
+{
+    const lm_hcells *c = e->hc;
+    const lm_hproj *p = e->proj;
+    lm_exemplar_home h = {(_Atomic(struct lm_exemplars *) *)&c->exemplars, (size_t)c->nb + 1};
+    if (e->fmt != LM_FORMAT_OPENMETRICS || c->ub != p->lay_ub || c->nb != p->lay_n ||
+        atomic_load_explicit(h.slots, memory_order_relaxed) == NULL)
+        return;
+    lm_exemplar_copy best, cand;
+    bool have = false;
+    for (; e->uj <= c->nb && p->map[e->uj] == k; e->uj++) {
+        if (lm__exemplar_load(h, e->uj, have ? &cand : &best)) {
+            if (have && cand.unix_ns > best.unix_ns)
+                best = cand;
+            have = true;
+        }
+    }
+    if (have)
+        put_exemplar_copy(e, &best, e->fam->unit_scale);
 }
 
 /* ----------------------------------------------------------- rendering */
@@ -274,10 +327,9 @@ static void start_labels(lm_expo *e, const lm_family *f, const lm_series *s)
         need += f->label_names[i].len + sizeof ",=\"\"" + 2 * s->values[i].len;
     e->labels_len = 0;
     if (need > e->labels_cap) {
-        char *nb = realloc(e->labels, need);
+        char *nb = expo_realloc(e->reg, e->labels, need);
         if (nb == NULL) {
-            e->failed = true;
-            e->fail_code = LM_ERR_NOMEM;
+            fail(e, LM_ERR_NOMEM);
             return;
         }
         e->labels = nb;
@@ -327,10 +379,10 @@ static void render_sample_head(lm_expo *e, const lm_family *f, const char *suffi
  * such rule and always gets _sum and _count. */
 static void start_histogram(lm_expo *e, const lm_series *s)
 {
-    lm__histogram_read(s, e->buckets, &e->hcount, &e->sum_hi, &e->sum_lo);
+    e->hc = lm__histogram_read_proj(s, e->proj, e->buckets, &e->hcount, &e->sum_hi, &e->sum_lo);
+    e->uj = 0;
     e->cumulative = 0;
-    const lm_family *f = s->family;
-    bool negative_bounds = f->nbounds > 0 && f->bounds[0] < 0;
+    bool negative_bounds = e->proj->n > 0 && e->proj->bounds[0] < 0;
     e->with_sum = !is_om(e) || (!negative_bounds && e->sum_hi >= 0);
 }
 
@@ -338,13 +390,13 @@ static void start_histogram(lm_expo *e, const lm_series *s)
 static bool render_histogram_unit(lm_expo *e)
 {
     const lm_family *f = e->fam;
-    size_t nb = f->nbounds;
+    size_t nb = e->proj->n;
     char num[NUM_MAX];
     if (e->step <= nb) {
         e->cumulative += e->buckets[e->step];
-        render_sample_head(e, f, "_bucket", e->step < nb ? f->le[e->step] : "+Inf");
+        render_sample_head(e, f, "_bucket", e->step < nb ? e->proj->le[e->step] : "+Inf");
         put_u64(e, e->cumulative);
-        put_exemplar(e, e->cur, e->step, f->unit_scale);
+        put_bucket_exemplar(e, e->step);
         put(e, "\n", 1);
         e->step++;
         return true;
@@ -419,7 +471,7 @@ static bool render_series_unit(lm_expo *e)
         }
         put(e, num, n);
         if (f->type == LM_COUNTER)
-            put_exemplar(e, e->cur, 0, 0);
+            put_counter_exemplar(e, e->cur);
         put(e, "\n", 1);
         e->cur = NULL;
         return true;
@@ -460,11 +512,14 @@ static double process_value(const lm_process_stats *p, unsigned i)
 }
 
 /* Renders the next unit into the staging buffer; false when the
- * exposition is complete. Steps that render nothing (an empty HELP, a
- * family without series) just advance. */
+ * exposition is complete or failed (then nothing of the unit is kept).
+ * Steps that render nothing (an empty HELP, a family without series) just
+ * advance. */
 static bool render_unit(lm_expo *e)
 {
     e->len = e->off = 0;
+    if (!e->failed && e->phase != PH_DONE && lm__fault(e->reg, LM__FAULT_UNIT))
+        fail(e, LM_ERR_NOMEM);
     while (e->len == 0 && !e->failed) {
         switch (e->phase) {
         case PH_FAMILY:
@@ -478,6 +533,7 @@ static bool render_unit(lm_expo *e)
                 e->famstate[e->fi] = FAM_EXPOSED;
                 e->nexposed++;
                 e->fam = f;
+                e->proj = f->type == LM_HISTOGRAM ? lm__family_proj(f) : NULL;
                 e->nseries = n;
                 e->si = 0;
                 e->cur = NULL;
@@ -492,8 +548,9 @@ static bool render_unit(lm_expo *e)
             break;
         case PH_FAMILY_META:
             if (e->step < 2) {
+                const lm_text *help = lm__family_help(e->fam);
                 render_meta(e, e->step, e->fam->name.ptr, e->fam->name.len, e->fam->type,
-                            e->fam->help.ptr, e->fam->help.len);
+                            help->ptr, help->len);
                 e->step++;
             } else {
                 e->phase = PH_SERIES;
@@ -568,7 +625,12 @@ static bool render_unit(lm_expo *e)
             return false;
         }
     }
-    return !e->failed;
+    if (e->failed) {
+        e->len = e->off = 0;
+        e->phase = PH_DONE;
+        return false;
+    }
+    return true;
 }
 
 /* ------------------------------------------------------------- sizing */
@@ -596,7 +658,7 @@ static size_t family_unit_bound(const lm_registry *reg, const lm_family *f)
     size_t vmax = reg->opts.max_label_value_len;
     if (vmax < 16) /* "_overflow", HTTP methods and statuses are not cut */
         vmax = 16;
-    size_t meta = sizeof "# HELP  \n" + f->name.len + 2 * f->help.len;
+    size_t meta = sizeof "# HELP  \n" + f->name.len + 2 * lm__family_help(f)->len;
     size_t type = sizeof "# TYPE  histogram\n" + f->name.len;
     size_t sample = f->name.len + sizeof "_bucket{}" + sizeof ",le=\"\"" + LE_MAX + 1 + NUM_MAX + 1;
     if (f->type != LM_GAUGE)
@@ -610,42 +672,24 @@ static size_t family_unit_bound(const lm_registry *reg, const lm_family *f)
 }
 
 /* Whether a user family already exposes the name a built-in metric would
- * use: the same exposed names the core refuses between user families (a
- * counter's base, base_total, base_created; a histogram's name with
- * _bucket/_count/_sum/_created; a gauge's name). The built-in is then left
- * out rather than exposed twice. */
+ * use: the same exposed names the core refuses between user families. The
+ * built-in is then left out rather than exposed twice. */
 static bool name_taken(const lm_family *f, const char *name, lm_type type)
 {
-    const char *fn = f->name.ptr;
-    size_t fl = f->name.len;
-    static const char *const counter_sfx[] = {"", "_total", "_created", NULL};
-    static const char *const hist_sfx[] = {"", "_bucket", "_count", "_sum", "_created", NULL};
-    static const char *const gauge_sfx[] = {"", NULL};
-    const char *const *fs = f->type == LM_COUNTER     ? counter_sfx
-                            : f->type == LM_HISTOGRAM ? hist_sfx
-                                                      : gauge_sfx;
-    if (f->type == LM_COUNTER && fl > 6)
-        fl -= 6;
-    size_t nl = strlen(name);
-    const char *const *ns = type == LM_COUNTER ? counter_sfx : gauge_sfx;
-    if (type == LM_COUNTER)
-        nl -= 6;
-    for (size_t a = 0; fs[a]; a++)
-        for (size_t b = 0; ns[b]; b++) {
-            size_t la = strlen(fs[a]), lb = strlen(ns[b]);
-            if (fl + la != nl + lb)
-                continue;
-            /* compare fn[0..fl)+fs[a] with name[0..nl)+ns[b] */
-            bool eq = true;
-            for (size_t i = 0; i < fl + la && eq; i++) {
-                char ca = i < fl ? fn[i] : fs[a][i - fl];
-                char cb = i < nl ? name[i] : ns[b][i - nl];
-                eq = ca == cb;
-            }
-            if (eq)
-                return true;
-        }
-    return false;
+    return lm__names_clash(f->type, f->name.ptr, type, name, NULL, 0);
+}
+
+bool lm__expo_builtin_clash(lm_type type, const char *name, char *builtin, size_t cap)
+{
+    const char *hit = NULL;
+    if (lm__names_clash(type, name, LM_COUNTER, FOLDED_NAME, NULL, 0))
+        hit = FOLDED_NAME;
+    for (unsigned p = 0; p < P_COUNT && hit == NULL; p++)
+        if (lm__names_clash(type, name, k_process[p].type, k_process[p].name, NULL, 0))
+            hit = k_process[p].name;
+    if (hit != NULL && cap > 0)
+        snprintf(builtin, cap, "%s", hit);
+    return hit != NULL;
 }
 
 /* -------------------------------------------------------------- public */
@@ -680,7 +724,7 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
                       flags, flags & ~LM_EXPO_PROCESS);
         return LM_ERR_INVALID;
     }
-    lm_expo *e = calloc(1, sizeof *e);
+    lm_expo *e = expo_calloc(reg, 1, sizeof *e);
     if (e == NULL) {
         lm__set_error(err, LM_ERR_NOMEM, "out of memory allocating an exposition cursor");
         return LM_ERR_NOMEM;
@@ -689,8 +733,8 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
     e->fmt = fmt;
     e->flags = flags;
     e->phase = PH_FAMILY;
-    bool *live = calloc(reg->opts.max_families, sizeof *live);
-    e->famstate = calloc(reg->opts.max_families, 1);
+    bool *live = expo_calloc(reg, reg->opts.max_families, sizeof *live);
+    e->famstate = expo_calloc(reg, reg->opts.max_families, 1);
     if (live != NULL && e->famstate != NULL) {
         lm__families_snapshot(reg, live, &e->nfam);
     } else { /* reported as out of memory below */
@@ -714,7 +758,22 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
     }
     free(live);
     if (flags & LM_EXPO_PROCESS) {
-        lm__process_read(&e->proc);
+        errno = 0;
+        if (lm__fault(reg, LM__FAULT_PROC))
+            e->proc = (lm_process_stats){0};
+        else
+            lm__process_read(&e->proc);
+        if (!e->proc.ok && !e->proc.unavailable) {
+            /* A body without process_* would look complete and set off
+             * absence alerts: fail the scrape instead. (A system without
+             * /proc never has them, which is no failure.) */
+            lm__set_error(err, LM_ERR_IO,
+                          "cannot read the process figures from /proc/self (%s); the "
+                          "exposition was not started",
+                          strerror(errno ? errno : EIO));
+            lm_expo_end(e);
+            return LM_ERR_IO;
+        }
         if (e->proc.ok)
             for (unsigned p = 0; p < P_COUNT; p++) {
                 bool taken = false;
@@ -726,9 +785,9 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
             }
     }
     e->cap = cap;
-    e->buf = e->famstate ? malloc(cap) : NULL;
+    e->buf = e->famstate ? expo_realloc(reg, NULL, cap) : NULL;
     e->labels_cap = lcap;
-    e->labels = e->buf ? malloc(lcap) : NULL;
+    e->labels = e->buf ? expo_realloc(reg, NULL, lcap) : NULL;
     if (e->labels == NULL) {
         lm__set_error(err, LM_ERR_NOMEM, "out of memory allocating a %zu-byte exposition buffer",
                       cap + lcap);
@@ -754,7 +813,28 @@ size_t lm_expo_read(lm_expo *e, char *buf, size_t cap)
         e->off += k;
         n += k;
     }
+    e->out += n;
     return n;
+}
+
+lm_status lm_expo_status(const lm_expo *e, lm_error *err)
+{
+    if (e == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "exposition cursor is NULL");
+        return LM_ERR_INVALID;
+    }
+    if (!e->failed)
+        return LM_OK;
+    if (e->fail_code == LM_ERR_NOMEM)
+        lm__set_error(err, LM_ERR_NOMEM,
+                      "out of memory rendering the exposition; output cut after %llu bytes",
+                      (unsigned long long)e->out);
+    else
+        lm__set_error(err, e->fail_code,
+                      "exposition line longer than its %zu-byte buffer (a libmetrics bug); "
+                      "output cut after %llu bytes",
+                      e->cap, (unsigned long long)e->out);
+    return e->fail_code;
 }
 
 void lm_expo_end(lm_expo *e)
@@ -792,19 +872,8 @@ lm_status lm_expo_write(lm_registry *reg, lm_format fmt, unsigned flags, lm_writ
         }
         total += n;
     }
-    if (st == LM_OK && e->failed) {
-        st = e->fail_code;
-        if (st == LM_ERR_NOMEM)
-            lm__set_error(err, st,
-                          "out of memory growing the exposition buffer; output cut after %llu "
-                          "bytes",
-                          (unsigned long long)total);
-        else
-            lm__set_error(err, st,
-                          "exposition line longer than its %zu-byte buffer (a libmetrics bug); "
-                          "output cut after %llu bytes",
-                          e->cap, (unsigned long long)total);
-    }
+    if (st == LM_OK)
+        st = lm_expo_status(e, err);
     lm_expo_end(e);
     return st;
 }

@@ -1,5 +1,5 @@
 /*
- * The HTTP request fast path: four families per prefix, route handles
+ * The HTTP request fast path: five families per prefix, route handles
  * resolved once by name, and lm_route_record, which turns one finished
  * request into a handful of plain stores into the calling thread's shard.
  */
@@ -18,6 +18,7 @@ static const char *const method_names[LM_METHOD_COUNT] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "OTHER"};
 
 static const char *const http_labels[3] = {"method", "endpoint", "status"};
+#define LM_HTTP_FLAGS (LM_HTTP_STATUS_CLASSES | LM_HTTP_DURATION_NO_STATUS)
 static const char *const inflight_labels[1] = {"endpoint"};
 
 lm_method lm_method_parse(lm_str m)
@@ -33,7 +34,7 @@ lm_method lm_method_parse(lm_str m)
 /* ------------------------------------------------------------ register */
 
 typedef struct http_names {
-    char *requests, *duration, *bytes, *inflight;
+    char *requests, *duration, *bytes, *request_bytes, *inflight;
 } http_names;
 
 static void names_free(http_names *n)
@@ -41,6 +42,7 @@ static void names_free(http_names *n)
     free(n->requests);
     free(n->duration);
     free(n->bytes);
+    free(n->request_bytes);
     free(n->inflight);
 }
 
@@ -55,13 +57,43 @@ static char *join(const char *prefix, const char *name)
     return s;
 }
 
+/* The five families: names after the prefix, and types. */
+static const struct {
+    const char *name;
+    lm_type type;
+} http_families[5] = {
+    [LM_HTTP_REQUESTS] = {"http_requests_total", LM_COUNTER},
+    [LM_HTTP_DURATION] = {"http_request_duration_seconds", LM_HISTOGRAM},
+    [LM_HTTP_BYTES] = {"http_response_size_bytes_total", LM_COUNTER},
+    [LM_HTTP_INFLIGHT] = {"http_requests_in_progress", LM_GAUGE},
+    [LM_HTTP_REQUEST_BYTES] = {"http_request_size_bytes_total", LM_COUNTER},
+};
+
 static int names_make(const char *prefix, http_names *n)
 {
-    n->requests = join(prefix, "http_requests_total");
-    n->duration = join(prefix, "http_request_duration_seconds");
-    n->bytes = join(prefix, "http_response_size_bytes_total");
-    n->inflight = join(prefix, "http_requests_in_progress");
-    return n->requests && n->duration && n->bytes && n->inflight ? 0 : -1;
+    n->requests = join(prefix, http_families[LM_HTTP_REQUESTS].name);
+    n->duration = join(prefix, http_families[LM_HTTP_DURATION].name);
+    n->bytes = join(prefix, http_families[LM_HTTP_BYTES].name);
+    n->request_bytes = join(prefix, http_families[LM_HTTP_REQUEST_BYTES].name);
+    n->inflight = join(prefix, http_families[LM_HTTP_INFLIGHT].name);
+    return n->requests && n->duration && n->bytes && n->request_bytes && n->inflight ? 0 : -1;
+}
+
+bool lm__http_builtin_clash(lm_type type, const char *name, const char *prefix, char *builtin,
+                            size_t cap)
+{
+    for (size_t i = 0; i < sizeof http_families / sizeof *http_families; i++) {
+        char *full = join(prefix, http_families[i].name);
+        /* Out of memory: a clash cannot be ruled out, so report one. */
+        bool hit = full == NULL ||
+                   lm__names_clash(type, name, http_families[i].type, full, NULL, 0);
+        if (hit && cap > 0)
+            snprintf(builtin, cap, "%s%s", prefix, http_families[i].name);
+        free(full);
+        if (hit)
+            return true;
+    }
+    return false;
 }
 
 static lm_family_options counter_opts(const char *name, const char *help, size_t max_series)
@@ -71,108 +103,35 @@ static lm_family_options counter_opts(const char *name, const char *help, size_t
                                .help = help,
                                .label_names = http_labels,
                                .nlabels = 3,
-                               .max_series = max_series};
+                               .max_series = max_series,
+                               .kind = LM_KIND_HTTP};
 }
 
 static lm_family_options duration_opts(const char *name, const double *bounds, size_t nbounds,
-                                       size_t max_series)
+                                       size_t max_series, unsigned flags)
 {
     return (lm_family_options){
         .type = LM_HISTOGRAM,
         .name = name,
         .help = "Time from the start of a request until its response was written, in seconds.",
-        .label_names = http_labels,
-        .nlabels = 3,
+        .label_names = http_labels, /* method, endpoint [, status] */
+        .nlabels = flags & LM_HTTP_DURATION_NO_STATUS ? 2 : 3,
         .max_series = max_series,
         .bounds = bounds,
         .nbounds = nbounds,
         /* Observations are nanoseconds: sums stay exact integers. */
-        .unit_scale = 1e9};
+        .unit_scale = 1e9,
+        .kind = LM_KIND_HTTP};
 }
 
 static bool bounds_equal(const lm_family *f, const double *b, size_t nb)
 {
-    if (f->nbounds != nb)
+    const lm_hproj *p = lm__family_proj(f);
+    if (p->n != nb)
         return false;
     for (size_t i = 0; i < nb; i++)
-        if (f->bounds[i] != b[i])
+        if (p->bounds[i] != b[i])
             return false;
-    return true;
-}
-
-/* Replaces the duration histogram and moves every route slot to a series
- * of the new family with the same labels, all under reg->lock, so the next
- * lm_route_record of any thread observes into the new buckets. */
-static int replace_duration(lm_http *h, const lm_family_options *dopts, lm_error *err)
-{
-    lm_registry *reg = h->reg;
-    if (lm__family_validate(dopts, err) != 0)
-        return -1; /* bad bounds: say so, rather than what moving them would cost */
-    size_t nslots = 0;
-    size_t nroutes = atomic_load_explicit(&h->nroutes, memory_order_relaxed);
-    for (size_t r = 0; r < nroutes; r++)
-        for (int m = 0; m < LM_METHOD_COUNT; m++)
-            for (int st = 0; st < LM_STATUS_SLOTS; st++)
-                if (atomic_load_explicit(&h->routes[r]->slots[m][st], memory_order_relaxed))
-                    nslots++;
-    /* Check the cells up front so a replacement never leaves routes split
-     * between the old and the new buckets. */
-    uint64_t need = ((uint64_t)nslots + 1) * (dopts->nbounds + 3);
-    if (reg->opts.slot_capacity - reg->slots_used < need) {
-        lm__set_error(err, LM_ERR_LIMIT,
-                      "cannot replace histogram \"%s\": moving %zu route series needs %llu cells "
-                      "and only %zu of slot_capacity are left",
-                      dopts->name, nslots, (unsigned long long)need,
-                      reg->opts.slot_capacity - reg->slots_used);
-        return -1;
-    }
-    lm_family *nf = lm__family_register_locked(reg, dopts, true, err);
-    if (nf == NULL)
-        return -1;
-
-    int rc = 0;
-    for (size_t r = 0; r < nroutes; r++) {
-        lm_route *route = h->routes[r];
-        for (int m = 0; m < LM_METHOD_COUNT; m++) {
-            for (int st = 0; st < LM_STATUS_SLOTS; st++) {
-                lm_route_slot *slot =
-                    atomic_load_explicit(&route->slots[m][st], memory_order_relaxed);
-                if (slot == NULL)
-                    continue;
-                lm_series *old = atomic_load_explicit(&slot->duration, memory_order_relaxed);
-                lm_series *ns;
-                if (old->family == nf) {
-                    continue;
-                } else if (old->is_overflow) {
-                    ns = lm__family_overflow_locked(nf);
-                } else {
-                    lm_str v[3];
-                    for (int i = 0; i < 3; i++)
-                        v[i] = (lm_str){old->values[i].ptr, old->values[i].len};
-                    ns = lm__series_get_locked(nf, v, err);
-                }
-                if (ns == NULL) {
-                    rc = -1; /* out of memory: this slot keeps the retired family */
-                    continue;
-                }
-                atomic_store_explicit(&slot->duration, ns, memory_order_release);
-            }
-        }
-    }
-    atomic_store_explicit(&h->duration, nf, memory_order_release);
-    return rc;
-}
-
-static bool valid_prefix(const char *p)
-{
-    /* Empty, or a metric name prefix: the same alphabet, no leading digit. */
-    for (size_t i = 0; p[i]; i++) {
-        char c = p[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
-                  (i > 0 && c >= '0' && c <= '9');
-        if (!ok)
-            return false;
-    }
     return true;
 }
 
@@ -188,7 +147,7 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
         o = *opts;
     const char *prefix = o.prefix ? o.prefix : "";
     lm__quote(q, QCAP, prefix, strlen(prefix));
-    if (!valid_prefix(prefix)) {
+    if (prefix[0] != '\0' && !lm_valid_metric_name(prefix)) {
         lm__set_error(err, LM_ERR_INVALID,
                       "http prefix %s must match [a-zA-Z_:][a-zA-Z0-9_:]* (or be empty)", q);
         return NULL;
@@ -205,6 +164,11 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     if (max_routes > LM_MAX_ROUTES_LIMIT) {
         lm__set_error(err, LM_ERR_INVALID, "http prefix %s: max_routes %zu exceeds %zu", q,
                       max_routes, LM_MAX_ROUTES_LIMIT);
+        return NULL;
+    }
+    if (o.flags & ~LM_HTTP_FLAGS) {
+        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: unknown flags 0x%x", q,
+                      o.flags & ~LM_HTTP_FLAGS);
         return NULL;
     }
     http_names names = {0};
@@ -228,9 +192,21 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
                           "%zu; this call asks for %zu and %zu, which needs a new registry",
                           q, h->max_routes, h->requests->max_series, max_routes, max_series);
             h = NULL;
+        } else if (h->flags != o.flags) {
+            lm__set_error(err, LM_ERR_EXISTS,
+                          "http metrics with prefix %s exist with status %s and a latency "
+                          "histogram %s the status label; this call asks for status %s, %s it: "
+                          "a family's labels cannot change in place, which needs a new registry",
+                          q, h->flags & LM_HTTP_STATUS_CLASSES ? "classes" : "codes",
+                          h->flags & LM_HTTP_DURATION_NO_STATUS ? "without" : "with",
+                          o.flags & LM_HTTP_STATUS_CLASSES ? "classes" : "codes",
+                          o.flags & LM_HTTP_DURATION_NO_STATUS ? "without" : "with");
+            h = NULL;
         } else if (!bounds_equal(dur, bounds, nb)) {
-            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series);
-            if (replace_duration(h, &d, err) != 0)
+            /* The same family with other exposed buckets: routes keep their
+             * series, which keep counting (lm_family_replace). */
+            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series, h->flags);
+            if (lm__family_register_locked(reg, &d, true, err) != dur)
                 h = NULL;
         }
         goto out;
@@ -245,20 +221,26 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     }
     lm_family_options ro = counter_opts(
         names.requests, "HTTP requests completed, by method, endpoint and status.", max_series);
-    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series);
+    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series, o.flags);
     lm_family_options bo = counter_opts(
         names.bytes, "Bytes of HTTP response bodies sent, by method, endpoint and status.",
+        max_series);
+    lm_family_options qo = counter_opts(
+        names.request_bytes,
+        "Bytes of HTTP request bodies read by the handlers, by method, endpoint and status.",
         max_series);
     lm_family_options io = {.type = LM_GAUGE,
                             .name = names.inflight,
                             .help = "HTTP requests currently being handled, by endpoint.",
                             .label_names = inflight_labels,
                             .nlabels = 1,
-                            .max_series = max_series};
+                            .max_series = max_series,
+                            .kind = LM_KIND_HTTP};
     lm_family *fr = lm__family_register_locked(reg, &ro, false, err);
     lm_family *fd = fr ? lm__family_register_locked(reg, &dopt, false, err) : NULL;
     lm_family *fb = fd ? lm__family_register_locked(reg, &bo, false, err) : NULL;
-    lm_family *fi = fb ? lm__family_register_locked(reg, &io, false, err) : NULL;
+    lm_family *fq = fb ? lm__family_register_locked(reg, &qo, false, err) : NULL;
+    lm_family *fi = fq ? lm__family_register_locked(reg, &io, false, err) : NULL;
     if (fi == NULL)
         goto out; /* families made so far stay: registering them again is idempotent */
 
@@ -271,10 +253,12 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
         goto out;
     }
     h->reg = reg;
+    h->flags = o.flags;
     h->max_routes = max_routes;
     h->requests = fr;
     atomic_init(&h->duration, fd);
     h->bytes = fb;
+    h->request_bytes = fq;
     h->inflight = fi;
     atomic_init(&h->nroutes, 0);
     reg->https[reg->nhttp++] = h;
@@ -290,7 +274,8 @@ out:
 /* The (method, status) table of a route is 10 x 501 pointers, 40 KB, almost
  * all of them never used. An anonymous mapping leaves the untouched pages
  * unbacked: a route recording GET and POST costs two pages, not 40 KB
- * (measured: calloc touched all of it, 35 KiB RSS per route). */
+ * (calloc touched all of it; bench/RESULTS.md, "Measurements behind design
+ * choices in the code"). */
 #define LM_SLOTS_BYTES ((size_t)LM_METHOD_COUNT * LM_STATUS_SLOTS * sizeof(lm_route_slot *))
 
 static _Atomic(lm_route_slot *) (*slots_map(void))[LM_STATUS_SLOTS]
@@ -399,7 +384,7 @@ void lm__http_free(lm_http *h)
 
 /* -------------------------------------------------------------- record */
 
-/* First request of a (method, status) on a route: resolves its three series
+/* First request of a (method, status) on a route: resolves its series
  * once; afterwards the slot pointer is all the hot path needs. */
 __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, unsigned m,
                                                                   unsigned st)
@@ -412,6 +397,8 @@ __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, u
         char status[16];
         if (st == LM_STATUS_SLOTS - 1)
             snprintf(status, sizeof status, "other");
+        else if (h->flags & LM_HTTP_STATUS_CLASSES)
+            snprintf(status, sizeof status, "%uxx", (st + LM_STATUS_MIN) / 100);
         else
             snprintf(status, sizeof status, "%u", st + LM_STATUS_MIN);
         lm_str v[3] = {{method_names[m], strlen(method_names[m])},
@@ -421,10 +408,12 @@ __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, u
         lm_series *rq = lm__series_get_locked(h->requests, v, NULL);
         lm_series *du = rq ? lm__series_get_locked(dur, v, NULL) : NULL;
         lm_series *by = du ? lm__series_get_locked(h->bytes, v, NULL) : NULL;
-        if (by != NULL && (slot = malloc(sizeof *slot)) != NULL) {
+        lm_series *qb = by ? lm__series_get_locked(h->request_bytes, v, NULL) : NULL;
+        if (qb != NULL && (slot = malloc(sizeof *slot)) != NULL) {
             slot->requests = rq;
-            atomic_init(&slot->duration, du);
+            slot->duration = du;
             slot->bytes = by;
+            slot->request_bytes = qb;
             atomic_store_explicit(&r->slots[m][st], slot, memory_order_release);
         }
         /* On failure (memory or slot_capacity) the request is not recorded
@@ -455,31 +444,34 @@ static inline lm_route_slot *route_slot(lm_route *route, lm_method method, int s
     return slot;
 }
 
-/* requests_total += 1, the latency histogram, response bytes. */
+/* requests_total += 1, the latency histogram, response and request bytes. */
 static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
-                                  int64_t duration_ns, uint64_t response_bytes)
+                                  int64_t duration_ns, uint64_t response_bytes,
+                                  uint64_t request_bytes)
 {
+    uint32_t qb = slot->request_bytes->slot;
     lm_cell *cells = sh->cells;
-    lm_series *d = atomic_load_explicit(&((lm_route_slot *)slot)->duration, memory_order_acquire);
+    const lm_hcells *hc = lm__hcells(slot->duration);
     uint32_t rq = slot->requests->slot, by = slot->bytes->slot;
+    uint64_t u = duration_ns < 0 ? 0 : (uint64_t)duration_ns;
     if (LM_LIKELY(sh->exclusive)) {
         /* The common case written out: one thread owns these cells, so
          * each update is a plain load + add + store. */
-        const lm_family *df = d->family;
-        size_t nb = df->nbounds;
-        uint64_t u = duration_ns < 0 ? 0 : (uint64_t)duration_ns;
-        lm_cell *hc = &cells[d->slot];
+        size_t nb = hc->nb;
+        lm_cell *c = &cells[hc->slot];
         plain_add(&cells[rq], 1);
         plain_add(&cells[by], response_bytes);
-        plain_add(&hc[lm__bucket_index(df->ubounds, nb, (int64_t)u)], 1);
-        uint64_t old = atomic_load_explicit(&hc[nb + 1], memory_order_relaxed);
-        atomic_store_explicit(&hc[nb + 1], old + u, memory_order_relaxed);
+        plain_add(&cells[qb], request_bytes);
+        plain_add(&c[lm__bucket_index(hc->ub, nb, (int64_t)u)], 1);
+        uint64_t old = atomic_load_explicit(&c[nb + 1], memory_order_relaxed);
+        atomic_store_explicit(&c[nb + 1], old + u, memory_order_relaxed);
         if (LM_UNLIKELY(old + u < old))
-            plain_add(&hc[nb + 2], 1); /* carry into the high word */
+            plain_add(&c[nb + 2], 1); /* carry into the high word */
     } else {
         lm__cell_add(sh, rq, 1);
         lm__cell_add(sh, by, response_bytes);
-        lm__histogram_add(sh, d, duration_ns < 0 ? 0 : duration_ns);
+        lm__cell_add(sh, qb, request_bytes);
+        lm__hcells_add(sh, hc, (int64_t)u);
     }
 }
 
@@ -495,8 +487,9 @@ static inline void record_counters(const lm_registry *reg, const lm_shard *sh,
     }
 }
 
-void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
-                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
+void lm_route_record_sized(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                           uint64_t request_bytes, uint64_t response_bytes,
+                           lm_series *const *counters, size_t ncounters)
 {
     if (LM_UNLIKELY(route == NULL))
         return;
@@ -504,16 +497,15 @@ void lm_route_record(lm_route *route, lm_method method, int status, int64_t dura
     lm_shard *sh = lm__shard(reg);
     lm_route_slot *slot = route_slot(route, method, status);
     if (LM_LIKELY(slot != NULL))
-        record_request(sh, slot, duration_ns, response_bytes);
+        record_request(sh, slot, duration_ns, response_bytes, request_bytes);
     record_counters(reg, sh, counters, ncounters);
 }
 
-/* Slot index of an exemplar for observation v of series s: the bucket v
- * fell in (histograms) or 0 (counters). */
-static inline size_t exemplar_index(const lm_series *s, int64_t v)
+void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
 {
-    const lm_family *f = s->family;
-    return f->type == LM_HISTOGRAM ? lm__bucket_index(f->ubounds, f->nbounds, v) : 0;
+    lm_route_record_sized(route, method, status, duration_ns, 0, response_bytes, counters,
+                          ncounters);
 }
 
 /* An exemplar being attached to the slots of one record: validated and
@@ -526,15 +518,17 @@ typedef struct exemplar_job {
     lm_exemplar_prep p;
 } exemplar_job;
 
-static bool attach(exemplar_job *j, lm_series *s, size_t idx, int64_t v)
+static bool attach(exemplar_job *j, lm_series *s, int64_t v)
 {
-    if (!lm__exemplar_due(s, idx, j->t))
+    size_t idx;
+    lm_exemplar_home home = lm__exemplar_home(s, v, &idx);
+    if (!lm__exemplar_due(home, idx, j->t))
         return true;
     if (j->state == 0)
         j->state = lm__exemplar_prepare(j->ex, j->t, &j->p) ? 1 : -1;
     if (j->state < 0)
         return false; /* not a valid exemplar: nothing else gets it either */
-    lm__exemplar_store(s, idx, &j->p, v);
+    lm__exemplar_store(home, idx, &j->p, v);
     return true;
 }
 
@@ -549,8 +543,7 @@ __attribute__((noinline)) static void record_exemplars(const lm_request_record *
     j.state = 0;
     if (slot != NULL) {
         int64_t d = rec->duration_ns < 0 ? 0 : rec->duration_ns;
-        lm_series *ds = atomic_load_explicit(&slot->duration, memory_order_acquire);
-        if (!attach(&j, slot->requests, 0, 1) || !attach(&j, ds, exemplar_index(ds, d), d))
+        if (!attach(&j, slot->requests, 1) || !attach(&j, slot->duration, d))
             return;
     }
     for (size_t i = 0; rec->observations != NULL && i < rec->nobservations; i++) {
@@ -559,10 +552,8 @@ __attribute__((noinline)) static void record_exemplars(const lm_request_record *
         if (!(o->flags & LM_OBS_EXEMPLAR) || s == NULL)
             continue;
         bool ok = true;
-        if (s->family->type == LM_HISTOGRAM)
-            ok = attach(&j, s, exemplar_index(s, o->value), o->value);
-        else if (s->family->type == LM_COUNTER && o->value > 0)
-            ok = attach(&j, s, 0, o->value);
+        if (s->family->type == LM_HISTOGRAM || (s->family->type == LM_COUNTER && o->value > 0))
+            ok = attach(&j, s, o->value);
         if (!ok)
             return;
     }
@@ -576,7 +567,7 @@ void lm_route_record_ex(lm_route *route, const lm_request_record *rec)
     lm_shard *sh = lm__shard(reg);
     lm_route_slot *slot = route_slot(route, rec->method, rec->status);
     if (LM_LIKELY(slot != NULL))
-        record_request(sh, slot, rec->duration_ns, rec->response_bytes);
+        record_request(sh, slot, rec->duration_ns, rec->response_bytes, rec->request_bytes);
     record_counters(reg, sh, rec->counters, rec->ncounters);
     const lm_observation *obs = rec->observations;
     for (size_t i = 0; obs != NULL && i < rec->nobservations; i++) {

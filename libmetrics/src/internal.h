@@ -22,15 +22,16 @@
 #define LM_INTERNAL_H
 
 #include "libmetrics.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define LM_HIDDEN __attribute__((visibility("hidden")))
 #define LM_CACHELINE 64
-#define LM_MAX_LABELS 16
-#define LM_MAX_BOUNDS 64
+/* Distinct bounds a histogram name may collect over the registry's life
+ * (the union of every bound list configured for it, see lm_hlayout). */
+#define LM_MAX_UNION_BOUNDS 128
 #define LM_STATUS_MIN 100
 #define LM_STATUS_MAX 599
 /* Status slots per method in a route: 100..599 plus one for "other". */
@@ -48,45 +49,105 @@ typedef struct lm_shard {
     lm_registry *reg;   /* for the pthread key destructor */
 } lm_shard;
 
-/* A sanitised string: valid UTF-8, NUL-terminated, len excludes the NUL. */
-typedef struct lm_text {
-    char *ptr;
-    size_t len;
-} lm_text;
+/* Where a histogram series records in one bound layout: its first cell
+ * in every shard and that layout's bounds. Immutable once published
+ * through lm_series.hc, except for the exemplar slots. Histogram cells:
+ * [0..nb] non-cumulative counts per union bucket (bucket i counts v <=
+ * ub[i], v in (ub[i-1], ub[i]]; bucket nb is +Inf), [nb+1] sum low 64 bits,
+ * [nb+2] sum high 64 bits (two's complement 128-bit sum of int64
+ * observations). */
+typedef struct lm_hcells {
+    uint32_t slot;
+    uint32_t nb;
+    const int64_t *ub;            /* the layout's union bounds, recorded units */
+    /* The cells this series recorded into before the union last grew, or
+     * NULL: they stay, are never written again except by a record that read
+     * the old pointer just before the growth, and are summed by every
+     * scrape. */
+    const struct lm_hcells *prev;
+    /* Latest exemplar per union bucket (nb + 1 slots), allocated on the
+     * first one (exemplar.h). */
+    _Atomic(struct lm_exemplars *) exemplars;
+} lm_hcells;
 
 struct lm_series {
     lm_family *family;
-    uint32_t slot;        /* first cell of this series in every shard */
+    uint32_t slot;        /* first cell of this series in every shard (histograms: hc0's) */
     bool is_overflow;
     lm_text *values;      /* family->nlabels sanitised label values */
     uint64_t hash;        /* of the sanitised values, for the index */
-    /* Latest exemplar per bucket (histograms) or of the sample (counters),
-     * allocated on the first exemplar; NULL until then (exemplar.h). */
+    /* Counters: the latest exemplar of the sample, allocated on the first
+     * one; NULL until then (exemplar.h). Histograms keep theirs in hc. */
     _Atomic(struct lm_exemplars *) exemplars;
     /* Gauges only: one shared cell, alone on its line (in-flight gauges are
      * hit by every request on every core). */
     _Alignas(LM_CACHELINE) _Atomic int64_t gauge;
+    /* Histograms only (the gauge is unused then, so a record reads this one
+     * line of its series): the cells recording goes to now, &hc0 until the
+     * family's bound union grows and a growth publishes new cells here. */
+    _Atomic(const lm_hcells *) hc;
+    lm_hcells hc0;
 };
+
+/* A histogram name counts into the union of every bound list ever
+ * configured for it, so that changing the exposed buckets on a reload and
+ * back never loses or invents an observation: every exposed sample
+ * (cumulative count at a bound, +Inf, _sum, _count) is a sum of union
+ * cells and keeps counting across any sequence of bucket changes. A layout
+ * is one version of that union; the family keeps them all (older ones are
+ * still summed through lm_hcells.prev). */
+typedef struct lm_hlayout {
+    size_t n;                /* finite bounds, strictly increasing */
+    int64_t *ub;             /* recorded units */
+    lm_hcells *cells;        /* the cells the growth to this layout gave the */
+    size_t ncells;           /* series existing then (NULL/0 for the first) */
+    struct lm_hlayout *prev;
+} lm_hlayout;
+
+/* The buckets a histogram exposes now: a configured bound list and how the
+ * union buckets of one layout add up to it. Published by one pointer swap;
+ * never changed or freed while the registry lives. */
+typedef struct lm_hproj {
+    size_t n;                        /* exposed finite bounds */
+    double bounds[LM_MAX_BOUNDS];    /* as configured, exposed units */
+    int64_t ub[LM_MAX_BOUNDS];       /* recorded units */
+    char le[LM_MAX_BOUNDS][40];      /* canonical le strings, e.g. "0.005", "1.0" */
+    const int64_t *lay_ub;           /* the layout `map` was computed for */
+    size_t lay_n;
+    /* Union bucket j of that layout (0..lay_n, lay_n: +Inf) -> exposed
+     * bucket map[j] (0..n, n: +Inf). */
+    uint8_t map[LM_MAX_UNION_BOUNDS + 1];
+    struct lm_hproj *next;           /* the family's other projections (lm_family.projs) */
+} lm_hproj;
+
+/* A family's help text; replaced in place by lm_family_replace, every text
+ * kept (a scrape may be rendering it) until the family is freed. */
+typedef struct lm_help {
+    lm_text text;
+    struct lm_help *next; /* the family's other texts (lm_family.helps) */
+} lm_help;
 
 struct lm_family {
     lm_registry *reg;
     lm_type type;
+    /* For reports only; a replacement may change it (update_in_place). */
+    _Atomic(lm_family_kind) kind;
     lm_text name;          /* as registered; counters end in "_total" */
-    lm_text help;          /* sanitised */
+    _Atomic(lm_help *) help; /* sanitised; see lm_help */
+    lm_help *helps;          /* every text it had, under reg->lock */
     size_t nlabels;
     lm_text *label_names;
     size_t max_series;
-    /* Histograms: bucket i (0..nbounds-1) counts v <= ubounds[i] (recorded
-     * units, v in ((ubounds[i-1], ubounds[i]]); bucket nbounds is +Inf.
-     * Cells of a histogram series: [0..nbounds] non-cumulative bucket
-     * counts, [nbounds+1] sum low 64 bits, [nbounds+2] sum high 64 bits
-     * (two's complement 128-bit sum of int64 observations). */
-    size_t nbounds;
-    double *bounds;        /* exposed units, as given */
-    int64_t *ubounds;      /* recorded units: floor(bounds[i] * unit_scale) */
+    /* Histograms: the bound union (lm_hlayout; changed under reg->lock)
+     * and the exposed buckets (lm_hproj). Bounds in recorded units are
+     * floor(bound * unit_scale). */
     double unit_scale;
-    char (*le)[40];        /* canonical le strings, e.g. "0.005", "1.0" */
-    uint32_t width;        /* cells per series: counter 1, gauge 0, histogram nbounds+3 */
+    lm_hlayout *layout;
+    _Atomic(lm_hproj *) proj;
+    lm_hproj *projs;       /* every projection made, newest first; under reg->lock */
+    bool growing;          /* a growth is publishing new cells (hist_grow_locked) */
+    uint32_t width;        /* cells of a new series: counter 1, gauge 0,
+                              histogram layout->n + 3 */
     atomic_bool retired;   /* replaced by lm_family_replace: not exposed */
     lm_series **series;    /* max_series slots, filled in creation order */
     _Atomic size_t nseries;             /* published with release */
@@ -102,11 +163,12 @@ struct lm_family {
     size_t index_mask;
 };
 
-/* One (method, status) cell of a route: the three series it updates. */
+/* One (method, status) cell of a route: the series it updates. */
 typedef struct lm_route_slot {
     lm_series *requests;
-    _Atomic(lm_series *) duration; /* swapped when the histogram is replaced */
+    lm_series *duration; /* keeps counting across bucket changes (lm_hcells) */
     lm_series *bytes;
+    lm_series *request_bytes;
 } lm_route_slot;
 
 struct lm_route {
@@ -121,10 +183,12 @@ struct lm_route {
 struct lm_http {
     lm_registry *reg;
     lm_text prefix;
+    unsigned flags; /* LM_HTTP_*, fixed at registration */
     size_t max_routes;
     lm_family *requests;
-    _Atomic(lm_family *) duration;
+    _Atomic(lm_family *) duration; /* never replaced: bucket changes are in place */
     lm_family *bytes;
+    lm_family *request_bytes;
     lm_family *inflight;
     lm_route **routes;     /* max_routes */
     _Atomic size_t nroutes;
@@ -133,6 +197,7 @@ struct lm_http {
 struct lm_registry {
     lm_registry_options opts; /* defaults resolved */
     pthread_mutex_t lock;     /* registration and series creation only */
+    pthread_cond_t grown;     /* with lock: a histogram growth finished */
     pthread_key_t key;        /* thread -> lm_shard * */
     lm_shard *shards;         /* opts.max_shards exclusive shards */
     lm_shard shared;          /* overflow shard for extra threads */
@@ -147,11 +212,28 @@ struct lm_registry {
     _Atomic unsigned retire_seq;
     lm_http **https;          /* one per prefix, at most 16 */
     size_t nhttp;
+    /* Test-only fault injection, NULL in every registry the public API
+     * makes: tests of the static library set it to make the exposition fail
+     * at a chosen point as its real failure would (lm__fault_site). */
+    bool (*fault)(void *ctx, int site);
+    void *fault_ctx;
     /* CLOCK_MONOTONIC nanoseconds, set once in lm_registry_new and read-only
      * afterwards: reports divide counts by the time since then to show
      * rates (requests/s since the registry was created). */
     int64_t created_mono_ns;
 };
+
+/* Where reg->fault is asked. */
+enum lm__fault_site {
+    LM__FAULT_ALLOC = 1, /* an allocation of the exposition cursor */
+    LM__FAULT_UNIT = 2,  /* rendering the next unit (line) of an exposition */
+    LM__FAULT_PROC = 3   /* reading the process figures from /proc */
+};
+
+static inline bool lm__fault(const lm_registry *reg, int site)
+{
+    return __builtin_expect(reg->fault != NULL, 0) && reg->fault(reg->fault_ctx, site);
+}
 
 /* ----------------------------------------------------------- family.c */
 /* Fills live[i] (i < *nfam) with whether family i is exposed, from one
@@ -182,59 +264,54 @@ static inline void lm__cell_add(const lm_shard *sh, uint32_t cell, uint64_t v)
 /* Sum of one cell over every shard that may hold data. */
 LM_HIDDEN uint64_t lm__cell_total(const lm_registry *reg, uint32_t cell);
 
-/* Consistent-enough read of a histogram series for exposition: buckets[0..
- * nbounds] non-cumulative counts, *count their sum (so +Inf == _count by
- * construction), *sum_hi:*sum_lo the 128-bit sum in recorded units. */
+/* Consistent-enough read of a histogram series for exposition, in the
+ * buckets of projection p (of s's family): buckets[0..p->n] non-cumulative
+ * counts, *count their sum (so +Inf == _count by construction),
+ * *sum_hi:*sum_lo the 128-bit sum in recorded units. Sums every cells s
+ * ever had (lm_hcells.prev); returns the current ones (for exemplars). A
+ * union bucket of an older layout that straddles an exposed bound (one
+ * the union gained later) counts at the bound above it. */
+LM_HIDDEN const lm_hcells *lm__histogram_read_proj(const lm_series *s, const lm_hproj *p,
+                                                   uint64_t *buckets, uint64_t *count,
+                                                   int64_t *sum_hi, uint64_t *sum_lo);
+/* The same in the family's current projection (buckets holds
+ * LM_MAX_BOUNDS + 1). */
 LM_HIDDEN void lm__histogram_read(const lm_series *s, uint64_t *buckets, uint64_t *count,
                                   int64_t *sum_hi, uint64_t *sum_lo);
+/* The exposed buckets of histogram family f now. */
+static inline const lm_hproj *lm__family_proj(const lm_family *f)
+{
+    return atomic_load_explicit(&((lm_family *)f)->proj, memory_order_acquire);
+}
+static inline const lm_text *lm__family_help(const lm_family *f)
+{
+    return &atomic_load_explicit(&((lm_family *)f)->help, memory_order_acquire)->text;
+}
 
 /* ----------------------------------------------------------- family.c */
 /* "counter", "gauge", "histogram" (the exposition's TYPE word, also used in
  * error messages); "unknown" for a value outside the enum. */
 LM_HIDDEN const char *lm__type_name(lm_type t);
+/* Whether families (ta, a) and (tb, b), both names valid for their type,
+ * would expose a name in common (the names each type exposes are listed at
+ * lm_builtin_clash); if so the first such name is written to exposed (cap
+ * bytes, NUL-terminated, cut to fit) when cap > 0. */
+LM_HIDDEN bool lm__names_clash(lm_type ta, const char *a, lm_type tb, const char *b,
+                               char *exposed, size_t cap);
 
-/* ------------------------------------------------------------- text.c */
-/* Sanitises bytes into valid UTF-8 (see lm_str in libmetrics.h), cutting at
- * max_len bytes on a character boundary (0: no limit). */
-LM_HIDDEN int lm__text_from(lm_str in, size_t max_len, lm_text *out);
-LM_HIDDEN void lm__text_free(lm_text *t);
+/* ------------------------------------------------------------- expo.c */
+/* libmetrics_series_folded_total and the process_* metrics, as built-ins a
+ * host family may clash with (lm_builtin_clash's contract, for a name
+ * valid for its type). */
+LM_HIDDEN bool lm__expo_builtin_clash(lm_type type, const char *name, char *builtin, size_t cap);
+
+/* ------------------------------------------------------------- names.c */
+/* The name patterns alone: [a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]*
+ * (lm_valid_label_name adds the reserved "__" prefix; registration checks
+ * that separately so its message can say why). */
 LM_HIDDEN bool lm__valid_metric_name(const char *s);
 LM_HIDDEN bool lm__valid_label_name(const char *s);
-LM_HIDDEN void lm__set_error(lm_error *err, lm_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* ------------------------------------------------------------ format.c */
-/* Canonical number rendering shared by exposition and reports. Each writes
- * a NUL-terminated string into buf (>= 48 bytes) and returns its length. */
-LM_HIDDEN size_t lm__fmt_u64(char *buf, uint64_t v);
-LM_HIDDEN size_t lm__fmt_i64(char *buf, int64_t v);
-/* Shortest round-trip decimal of a finite double, always with a '.' or an
- * exponent ("1.0", "0.005", "1e+21"); "+Inf", "-Inf", "NaN" otherwise. */
-LM_HIDDEN size_t lm__fmt_double(char *buf, double v);
-/* Exact decimal of the 128-bit integer hi:lo divided by scale_pow10 (a
- * power of ten as integer, e.g. 1000000000), trailing zeros trimmed, at
- * least one fractional digit; used for histogram sums. Falls back to a
- * double division when unit_scale is not a power of ten. */
-LM_HIDDEN size_t lm__fmt_scaled(char *buf, size_t cap, int64_t hi, uint64_t lo, double unit_scale);
-/* Escapers for the exposition: dst must hold 2*len bytes (not terminated);
- * return the bytes written. Both always escape '\\' and '\n' (no raw
- * newline ever reaches a value). HELP: text 0.0.4 escapes only those two,
- * OpenMetrics also '"'. Label values: '\\', '"', '\n' in both formats. */
-LM_HIDDEN size_t lm__escape_help(char *dst, const char *src, size_t len, lm_format fmt);
-LM_HIDDEN size_t lm__escape_label(char *dst, const char *src, size_t len);
-
-/* ------------------------------------------------------------ procfs.c */
-typedef struct lm_process_stats {
-    double cpu_seconds;
-    double resident_bytes;
-    double virtual_bytes;
-    double open_fds;
-    double max_fds;
-    double start_time_seconds;
-    double threads;
-    bool ok; /* false if /proc could not be read: metrics are then omitted */
-} lm_process_stats;
-
-LM_HIDDEN void lm__process_read(lm_process_stats *out);
+/* A counter's name ends in "_total" after a non-empty base name. */
+LM_HIDDEN bool lm__valid_counter_suffix(const char *name);
 
 #endif /* LM_INTERNAL_H */

@@ -4,7 +4,7 @@
  * for Go services read ours the same way. Everything is read into stack
  * buffers per call: no static state, safe from any thread.
  */
-#include "internal.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -162,6 +162,10 @@ void lm__process_read(lm_process_stats *out)
     /* Zeroed although every path that reads them sets them first: gcc -O3
      * cannot see that through read_btime's early exits and -Werror stops. */
     unsigned long long utime = 0, stime = 0, threads = 0, start_ticks = 0, vsize = 0, btime = 0;
+    if (access("/proc/self", F_OK) != 0 && errno == ENOENT) {
+        out->unavailable = true; /* no procfs here: never any process metrics */
+        return;
+    }
     if (!read_small("/proc/self/stat", buf, sizeof buf) ||
         !parse_stat(buf, &utime, &stime, &threads, &start_ticks, &vsize))
         return;

@@ -52,10 +52,11 @@ uint64_t lm_series_count(const lm_series *s)
     case LM_GAUGE:
         return (uint64_t)atomic_load_explicit(&((lm_series *)s)->gauge, memory_order_relaxed);
     case LM_HISTOGRAM: {
-        uint64_t c = 0;
-        for (size_t j = 0; j <= f->nbounds; j++)
-            c += lm__cell_total(f->reg, s->slot + (uint32_t)j);
-        return c;
+        uint64_t n = 0;
+        for (const lm_hcells *c = lm__hcells(s); c != NULL; c = c->prev)
+            for (uint32_t j = 0; j <= c->nb; j++)
+                n += lm__cell_total(f->reg, c->slot + j);
+        return n;
     }
     }
     return 0;

@@ -106,7 +106,16 @@ lm_registry *lm_registry_new(const lm_registry_options *opts, lm_error *err)
         lm__set_error(err, LM_ERR_NOMEM, "cannot initialise the registry mutex");
         return NULL;
     }
+    if (pthread_cond_init(&reg->grown, NULL) != 0) {
+        pthread_mutex_destroy(&reg->lock);
+        free(reg->families);
+        free(reg->https);
+        free(reg);
+        lm__set_error(err, LM_ERR_NOMEM, "cannot initialise the registry condition variable");
+        return NULL;
+    }
     if (lm__shards_init(reg, err) != 0) {
+        pthread_cond_destroy(&reg->grown);
         pthread_mutex_destroy(&reg->lock);
         free(reg->families);
         free(reg->https);
@@ -137,6 +146,7 @@ void lm_registry_free(lm_registry *reg)
         lm__family_free(reg->families[i]);
     free(reg->https);
     free(reg->families);
+    pthread_cond_destroy(&reg->grown);
     pthread_mutex_destroy(&reg->lock);
     free(reg);
 }

@@ -141,26 +141,60 @@ static void add_shard(const lm_cell *ccells, uint32_t base, size_t nb, uint64_t 
     *lo = nlo;
 }
 
-void lm__histogram_read(const lm_series *s, uint64_t *buckets, uint64_t *count, int64_t *sum_hi,
-                        uint64_t *sum_lo)
+/* Adds one cells' non-cumulative union buckets (tmp, c->nb + 1 of them)
+ * into p's exposed buckets: through p's precomputed map when c is of the
+ * layout p was made for, else by comparing bounds (older layouts; a newer
+ * one that a growth published after p was loaded). */
+static void fold_into(const lm_hproj *p, const lm_hcells *c, const uint64_t *tmp,
+                      uint64_t *buckets)
 {
-    const lm_family *f = s->family;
-    lm_registry *reg = f->reg;
-    size_t nb = f->nbounds;
+    size_t nb = c->nb;
+    if (c->ub == p->lay_ub && nb == p->lay_n) {
+        for (size_t j = 0; j <= nb; j++)
+            buckets[p->map[j]] += tmp[j];
+        return;
+    }
+    size_t k = 0;
+    for (size_t j = 0; j < nb; j++) {
+        while (k < p->n && p->ub[k] < c->ub[j])
+            k++;
+        buckets[k] += tmp[j];
+    }
+    buckets[p->n] += tmp[nb];
+}
+
+const lm_hcells *lm__histogram_read_proj(const lm_series *s, const lm_hproj *p,
+                                         uint64_t *buckets, uint64_t *count, int64_t *sum_hi,
+                                         uint64_t *sum_lo)
+{
+    lm_registry *reg = s->family->reg;
     uint64_t lo = 0, hi = 0;
-    memset(buckets, 0, (nb + 1) * sizeof *buckets);
+    uint64_t tmp[LM_MAX_UNION_BOUNDS + 1];
+    memset(buckets, 0, (p->n + 1) * sizeof *buckets);
 
     unsigned n = atomic_load_explicit(&reg->shards_used, memory_order_acquire);
-    add_shard(reg->shared.cells, s->slot, nb, buckets, &lo, &hi);
-    for (unsigned i = 0; i < n; i++)
-        add_shard(reg->shards[i].cells, s->slot, nb, buckets, &lo, &hi);
+    const lm_hcells *cur = lm__hcells(s);
+    for (const lm_hcells *c = cur; c != NULL; c = c->prev) {
+        memset(tmp, 0, ((size_t)c->nb + 1) * sizeof *tmp);
+        add_shard(reg->shared.cells, c->slot, c->nb, tmp, &lo, &hi);
+        for (unsigned i = 0; i < n; i++)
+            add_shard(reg->shards[i].cells, c->slot, c->nb, tmp, &lo, &hi);
+        fold_into(p, c, tmp, buckets);
+    }
 
     /* _count is the sum of the buckets read in this same pass, so the +Inf
      * bucket equals _count whatever the writers do meanwhile. */
-    uint64_t c = 0;
-    for (size_t j = 0; j <= nb; j++)
-        c += buckets[j];
-    *count = c;
+    uint64_t total = 0;
+    for (size_t j = 0; j <= p->n; j++)
+        total += buckets[j];
+    *count = total;
     *sum_lo = lo;
     *sum_hi = (int64_t)hi;
+    return cur;
+}
+
+void lm__histogram_read(const lm_series *s, uint64_t *buckets, uint64_t *count, int64_t *sum_hi,
+                        uint64_t *sum_lo)
+{
+    lm__histogram_read_proj(s, lm__family_proj(s->family), buckets, count, sum_hi, sum_lo);
 }

@@ -86,7 +86,7 @@ static void *scraper(void *arg)
 {
     world *w = arg;
     lm_family *hf = w->hfam;
-    size_t nb = hf->nbounds;
+    size_t nb = lm__family_proj(hf)->n;
     uint64_t last_counter = 0, last_count = 0, last_b[LM_MAX_BOUNDS + 1] = {0};
     long n = 0;
     while (!atomic_load_explicit(&w->done, memory_order_acquire) || n < 3) {

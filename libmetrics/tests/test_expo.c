@@ -112,6 +112,7 @@ static lm_series *ser(lm_family *f, const lm_str *v)
 
 static const char *const path_label[] = {"path"};
 static const char *const route_label[] = {"route"};
+static const char *const k_label[] = {"k"};
 static const char *const user_label[] = {"user"};
 
 static lm_registry *golden_registry(void)
@@ -133,7 +134,9 @@ static lm_registry *golden_registry(void)
     lm_counter_add(ser(req, (lm_str[]){S("g\0h")}), 6);
     lm_counter_add(ser(req, (lm_str[]){S("")}), UINT64_MAX);
 
-    /* A family without series and a retired one are not exposed. */
+    /* A family without series and a retired one are not exposed (a
+     * replacement with other labels retires; one with other buckets only
+     * would change the family in place, see test_family). */
     fam(reg, (lm_family_options){.type = LM_GAUGE, .name = "t_empty", .help = "Nothing."});
     lm_family *old = fam(reg, (lm_family_options){.type = LM_HISTOGRAM,
                                                   .name = "t_replaced_seconds",
@@ -145,11 +148,13 @@ static lm_registry *golden_registry(void)
                                         &(lm_family_options){.type = LM_HISTOGRAM,
                                                              .name = "t_replaced_seconds",
                                                              .help = "Replaced.",
+                                                             .label_names = k_label,
+                                                             .nlabels = 1,
                                                              .bounds = (const double[]){2},
                                                              .nbounds = 1},
                                         &err);
-    CHECK(repl != NULL);
-    ser(repl, NULL); /* the replacement has a series, still at zero */
+    CHECK(repl != NULL && repl != old);
+    ser(repl, (lm_str[]){S("x")}); /* the replacement has a series, still at zero */
 
     lm_family *temp = fam(reg, (lm_family_options){.type = LM_GAUGE, .name = "t_temp", .help = ""});
     lm_gauge_set(ser(temp, NULL), -3);
@@ -239,10 +244,10 @@ static const char golden_text[] =
     "# TYPE t_requests_total counter\n" REQ_SAMPLES("_total")
     "# HELP t_replaced_seconds Replaced.\n"
     "# TYPE t_replaced_seconds histogram\n"
-    "t_replaced_seconds_bucket{le=\"2.0\"} 0\n"
-    "t_replaced_seconds_bucket{le=\"+Inf\"} 0\n"
-    "t_replaced_seconds_sum 0.0\n"
-    "t_replaced_seconds_count 0\n"
+    "t_replaced_seconds_bucket{k=\"x\",le=\"2.0\"} 0\n"
+    "t_replaced_seconds_bucket{k=\"x\",le=\"+Inf\"} 0\n"
+    "t_replaced_seconds_sum{k=\"x\"} 0.0\n"
+    "t_replaced_seconds_count{k=\"x\"} 0\n"
     "# TYPE t_temp gauge\n"
     "t_temp -3\n"
     "# HELP t_latency_seconds Latency.\n"
@@ -267,10 +272,10 @@ static const char golden_om[] =
     "# HELP t_requests Requests \\\"quoted\\\" \\\\ back\\nslash.\n" REQ_SAMPLES("_total")
     "# TYPE t_replaced_seconds histogram\n"
     "# HELP t_replaced_seconds Replaced.\n"
-    "t_replaced_seconds_bucket{le=\"2.0\"} 0\n"
-    "t_replaced_seconds_bucket{le=\"+Inf\"} 0\n"
-    "t_replaced_seconds_sum 0.0\n"
-    "t_replaced_seconds_count 0\n"
+    "t_replaced_seconds_bucket{k=\"x\",le=\"2.0\"} 0\n"
+    "t_replaced_seconds_bucket{k=\"x\",le=\"+Inf\"} 0\n"
+    "t_replaced_seconds_sum{k=\"x\"} 0.0\n"
+    "t_replaced_seconds_count{k=\"x\"} 0\n"
     "# TYPE t_temp gauge\n"
     "t_temp -3\n"
     "# TYPE t_latency_seconds histogram\n"

@@ -203,10 +203,10 @@ static void test_validation(void)
     lm_family *f = lm_family_register(r, &hb, NULL);
     CHECK(f != NULL);
     if (f)
-        CHECK_STR(f->help.ptr, "a\xEF\xBF\xBD\xEF\xBF\xBD");
+        CHECK_STR(lm__family_help(f)->ptr, "a\xEF\xBF\xBD\xEF\xBF\xBD");
     lm_family_options nh = {.type = LM_GAUGE, .name = "nohelp"};
     f = lm_family_register(r, &nh, NULL);
-    CHECK(f != NULL && f->help.len == 0);
+    CHECK(f != NULL && lm__family_help(f)->len == 0);
     lm_registry_free(r);
 }
 
@@ -222,11 +222,11 @@ static void test_buckets(void)
     static const int64_t want_ub[14] = {1000000,   2500000,   5000000,    10000000,  25000000,
                                         50000000,  100000000, 250000000,  500000000, 750000000,
                                         1000000000, 2500000000, 5000000000, 10000000000};
-    CHECK_EQ_U64(f->nbounds, 14);
+    CHECK_EQ_U64(lm__family_proj(f)->n, 14);
     CHECK_EQ_U64(f->width, 17);
     for (int i = 0; i < 14; i++) {
-        CHECK_STR(f->le[i], want_le[i]);
-        CHECK_EQ_U64(f->ubounds[i], want_ub[i]);
+        CHECK_STR(lm__family_proj(f)->le[i], want_le[i]);
+        CHECK_EQ_U64(lm__family_proj(f)->ub[i], want_ub[i]);
     }
     CHECK(f->unit_scale == 1e9);
 
@@ -239,14 +239,14 @@ static void test_buckets(void)
     CHECK(f != NULL);
     int64_t ub[] = {-250, -100, 0, 29, 150, 700};
     for (int i = 0; i < 6; i++)
-        CHECK_EQ_U64(f->ubounds[i], ub[i]);
-    CHECK_STR(f->le[0], "-2.5");
-    CHECK_STR(f->le[2], "0.0");
-    CHECK_STR(f->le[3], "0.29");
+        CHECK_EQ_U64(lm__family_proj(f)->ub[i], ub[i]);
+    CHECK_STR(lm__family_proj(f)->le[0], "-2.5");
+    CHECK_STR(lm__family_proj(f)->le[2], "0.0");
+    CHECK_STR(lm__family_proj(f)->le[3], "0.29");
     double frac[] = {0.5, 1.25, 2.75};
     o = (lm_family_options){.type = LM_HISTOGRAM, .name = "fr", .bounds = frac, .nbounds = 3};
     f = lm_family_register(r, &o, NULL);
-    CHECK(f != NULL && f->ubounds[0] == 0 && f->ubounds[1] == 1 && f->ubounds[2] == 2);
+    CHECK(f != NULL && lm__family_proj(f)->ub[0] == 0 && lm__family_proj(f)->ub[1] == 1 && lm__family_proj(f)->ub[2] == 2);
     CHECK(f->unit_scale == 1);
 
     /* the bucket search agrees with a linear scan everywhere near the edges */
@@ -254,9 +254,9 @@ static void test_buckets(void)
     for (int64_t v = -300; v <= 800; v++) {
         const lm_family *fs = r->families[1];
         size_t lin = 0;
-        while (lin < fs->nbounds && v > fs->ubounds[lin])
+        while (lin < lm__family_proj(fs)->n && v > lm__family_proj(fs)->ub[lin])
             lin++;
-        if (lm__bucket_index(fs->ubounds, fs->nbounds, v) != lin)
+        if (lm__bucket_index(lm__family_proj(fs)->ub, lm__family_proj(fs)->n, v) != lin)
             bad++;
     }
     CHECK_EQ_U64(bad, 0);
@@ -336,37 +336,60 @@ static void test_reregister(void)
     }
     CHECK_EQ_U64(atomic_load(&r->nfamilies), 1);
 
-    /* replace: new family, old one retired but its handles keep working */
+    /* replace with other buckets: the same family in place, its series
+     * and handles the same, still counting */
     lm_series *old_s = lm_series_get(f, (lm_str[]){S("x")}, NULL);
     lm_histogram_observe(old_s, 1);
     lm_family_options h2 = h;
     h2.bounds = b2;
     lm_family *g = lm_family_replace(r, &h2, &e);
-    CHECK(g != NULL && g != f);
-    CHECK(atomic_load(&f->retired));
-    CHECK(!atomic_load(&g->retired));
-    CHECK_EQ_U64(atomic_load(&r->nfamilies), 2);
-    CHECK(r->families[1] == g);
-    lm_histogram_observe(old_s, 1); /* harmless */
+    CHECK(g == f && !atomic_load(&f->retired));
+    CHECK_EQ_U64(atomic_load(&r->nfamilies), 1);
+    CHECK(lm__family_proj(f)->n == 2 && lm__family_proj(f)->bounds[1] == 2);
+    lm_histogram_observe(old_s, 1);
     CHECK_EQ_U64(lm_series_count(old_s), 2);
-    CHECK(lm_series_get(f, (lm_str[]){S("y")}, NULL) != NULL);
-    /* identical to the live one: returned as is, by both calls */
+    CHECK(lm_series_get(f, (lm_str[]){S("x")}, NULL) == old_s);
+    /* identical to what it exposes now: returned as is, by both calls */
     CHECK(lm_family_replace(r, &h2, &e) == g);
     CHECK(lm_family_register(r, &h2, &e) == g);
-    /* the retired shape is now "another shape" */
+    /* the old buckets are now "another shape" to lm_family_register */
     CHECK(lm_family_register(r, &h, &e) == NULL && e.code == LM_ERR_EXISTS);
-    /* replace with an invalid shape fails and retires nothing */
-    lm_family_options bad = h2;
+    /* the help changes in place as well */
+    lm_family_options h3 = h2;
+    h3.help = "new help";
+    CHECK(lm_family_replace(r, &h3, &e) == f);
+    CHECK_STR(lm__family_help(f)->ptr, "new help");
+    CHECK(lm_family_register(r, &h3, &e) == f);
+    for (int i = 0; i < 10; i++) /* flipping help texts allocates nothing more */
+        CHECK(lm_family_replace(r, i % 2 ? &h3 : &h2, &e) == f);
+    CHECK(f->helps && f->helps->next && !f->helps->next->next);
+    /* the same labels with another cap or unit: refused, nothing changes */
+    lm_family_options h4 = h3;
+    h4.unit_scale = 1000;
+    CHECK(lm_family_replace(r, &h4, &e) == NULL && e.code == LM_ERR_EXISTS);
+    CHECK(strstr(e.message, "its unit_scale is 1, this call asks for 1000") &&
+          strstr(e.message, "help text and buckets only"));
+    h4 = h3;
+    h4.max_series = 7;
+    CHECK(lm_family_replace(r, &h4, &e) == NULL && e.code == LM_ERR_EXISTS);
+    CHECK(!atomic_load(&f->retired) && lm__family_proj(f)->bounds[1] == 2);
+    /* replace with an invalid shape fails and changes nothing */
+    lm_family_options bad = h3;
     bad.unit_scale = -5;
     CHECK(lm_family_replace(r, &bad, &e) == NULL && e.code == LM_ERR_INVALID);
     CHECK(!atomic_load(&g->retired));
     /* replace of a new name is a plain registration */
     lm_family_options n = {.type = LM_GAUGE, .name = "fresh"};
     CHECK(lm_family_replace(r, &n, &e) != NULL);
-    /* replace across types works too (the name is what is replaced) */
+    /* replace across types retires (the name is what is replaced)... */
     lm_family_options as_gauge = {.type = LM_GAUGE, .name = "lat"};
     lm_family *k = lm_family_replace(r, &as_gauge, &e);
     CHECK(k != NULL && k->type == LM_GAUGE && atomic_load(&g->retired));
+    /* ...and going back revives the histogram, which exposed nothing and
+     * was fed by nothing meanwhile, with the buckets and help asked for */
+    CHECK(lm_family_replace(r, &h, &e) == f && atomic_load(&k->retired));
+    CHECK(lm__family_proj(f)->bounds[1] == 1 && strcmp(lm__family_help(f)->ptr, "x") == 0);
+    CHECK_EQ_U64(lm_series_count(old_s), 2);
     CHECK(lm_family_replace(NULL, &n, &e) == NULL && e.code == LM_ERR_INVALID);
     lm_registry_free(r);
 }
@@ -582,48 +605,93 @@ static void test_limits(void)
     lm_registry_free(r);
 }
 
-/* Flipping a histogram between two bucket sets (reloads that go back and
- * forth) revives the retired family of the same shape instead of
- * registering a new one: no family or cell is consumed per flip, counts
- * continue, and every exposition shows the name exactly once. */
-static void test_replace_revives(void)
+/* Cumulative count of series s at exposed bound index i (i == n: +Inf). */
+static uint64_t cum_at(const lm_series *s, size_t i, uint64_t *count, uint64_t *sum_lo)
+{
+    uint64_t b[LM_MAX_BOUNDS + 1], c = 0, lo;
+    int64_t hi;
+    lm__histogram_read(s, b, count, &hi, &lo);
+    for (size_t k = 0; k <= i; k++)
+        c += b[k];
+    if (sum_lo)
+        *sum_lo = lo;
+    return c;
+}
+
+/* Flipping a histogram between bucket lists (reloads that go back and
+ * forth) keeps one family whose union counts everything: every exposed
+ * sample is exact at every step and only ever grows, no family or cell is
+ * consumed by a flip among lists already seen, and every exposition shows
+ * the name once. */
+static void test_replace_flips(void)
 {
     lm_error e = {0};
     lm_registry_options ro = {.max_families = 4};
     lm_registry *r = lm_registry_new(&ro, &e);
     CHECK(r != NULL);
-    static const double b1[] = {0.1, 1.0}, b2[] = {0.5, 2.0, 5.0};
+    static const double b1[] = {0.1, 1.0}, b2[] = {0.5, 1.0, 5.0}, b3[] = {0.01, 1.0};
     lm_family_options o1 = {.type = LM_HISTOGRAM, .name = "lat_seconds", .help = "h",
                             .label_names = L1, .nlabels = 1, .bounds = b1, .nbounds = 2,
                             .unit_scale = 1e9};
-    lm_family_options o2 = o1;
+    lm_family_options o2 = o1, o3 = o1;
     o2.bounds = b2;
     o2.nbounds = 3;
+    o3.bounds = b3;
     lm_str v[1] = {S("x")};
 
     lm_family *f1 = lm_family_register(r, &o1, &e);
-    lm_histogram_observe(lm_series_get(f1, v, &e), 50000000); /* 0.05 s */
-    size_t slots_after_two = 0;
+    lm_series *s = lm_series_get(f1, v, &e);
+    /* the truth, by value: observations of 0.05, 0.3, 0.7, 3 and 7 s */
+    static const int64_t obs[5] = {50000000, 300000000, 700000000, 3000000000, 7000000000};
+    uint64_t sent[5] = {0}, total = 0, sum = 0;
+    lm_histogram_observe(s, obs[0]);
+    sent[0]++, total++, sum += (uint64_t)obs[0];
+    size_t slots_after_growth = 0;
+    uint64_t last_inf = 0, last_le1 = 0;
     for (int flip = 0; flip < 200; flip++) {
-        lm_family *f = lm_family_replace(r, flip % 2 ? &o1 : &o2, &e);
-        CHECK(f != NULL);
-        if (f == NULL) {
+        const lm_family_options *o = flip % 2 ? &o1 : &o2;
+        lm_family *f = lm_family_replace(r, o, &e);
+        CHECK(f == f1);
+        if (f != f1) {
             fprintf(stderr, "flip %d: %s\n", flip, e.message);
             break;
         }
-        lm_histogram_observe(lm_series_get(f, v, &e), 1000000000); /* 1 s */
-        if (flip == 1) {
-            CHECK(f == f1); /* the very same family came back */
-            slots_after_two = r->slots_used;
+        CHECK(lm_series_get(f, v, &e) == s);
+        for (int k = 0; k < 5; k++)
+            if ((flip + k) % 3 == 0) {
+                lm_histogram_observe(s, obs[k]);
+                sent[k]++, total++, sum += (uint64_t)obs[k];
+            }
+        if (flip == 0)
+            slots_after_growth = r->slots_used; /* 0.5 and 5 grew the union once */
+        /* exact at every exposed bound: 1.0 is in both lists */
+        uint64_t count, lo, le1 = cum_at(s, 1, &count, &lo); /* 1.0: index 1 in both */
+        uint64_t want1 = sent[0] + sent[1] + sent[2];
+        if (flip > 0) { /* the first 0.05 s predates 0.5 in the union, but 1.0 is exact */
+            CHECK_EQ_U64(le1, want1);
+        }
+        CHECK_EQ_U64(count, total);
+        CHECK_EQ_U64(lo, sum);
+        CHECK(count >= last_inf && le1 >= last_le1);
+        last_inf = count, last_le1 = le1;
+        if (flip % 2 == 0) { /* o2: 0.5 exact, 5.0 exact */
+            CHECK_EQ_U64(cum_at(s, 0, &count, NULL), sent[0] + sent[1]);
+            CHECK_EQ_U64(cum_at(s, 2, &count, NULL), want1 + sent[3]);
+        } else { /* o1: 0.1 exact */
+            CHECK_EQ_U64(cum_at(s, 0, &count, NULL), sent[0]);
         }
     }
-    CHECK_EQ_U64(atomic_load(&r->nfamilies), 2);
-    CHECK_EQ_U64(r->slots_used, slots_after_two);
+    CHECK_EQ_U64(atomic_load(&r->nfamilies), 1);
+    CHECK_EQ_U64(r->slots_used, slots_after_growth);
+    /* flips republish projections made before: o1 and o2 over the first
+     * layout (o1 only) and over the grown one (o2, o1) */
+    size_t nproj = 0;
+    for (const lm_hproj *pj = f1->projs; pj; pj = pj->next)
+        nproj++;
+    CHECK_EQ_U64(nproj, 3);
+    CHECK(f1->layout->n == 4 && f1->layout->prev != NULL && f1->layout->prev->prev == NULL);
 
-    /* 200 flips end on o1 (flip 199 is odd): f1 holds its first observation
-     * plus the 100 made on it, and it is the only live family of the name. */
-    CHECK(!atomic_load(&f1->retired));
-    CHECK_EQ_U64(lm_series_count(lm_series_get(f1, v, &e)), 101);
+    /* 200 flips end on o1 (flip 199 is odd) */
     capture c = {0};
     CHECK(lm_expo_write(r, LM_FORMAT_TEXT, 0, capture_write, &c, &e) == LM_OK && c.p != NULL);
     const char *p = c.p ? c.p : "", *q;
@@ -633,8 +701,54 @@ static void test_replace_revives(void)
         p = q + 1;
     }
     CHECK(types == 1);
-    CHECK(strstr(c.p ? c.p : "", "lat_seconds_bucket{a=\"x\",le=\"1.0\"} 101") != NULL);
+    char want[96];
+    snprintf(want, sizeof want, "lat_seconds_bucket{a=\"x\",le=\"1.0\"} %llu\n",
+             (unsigned long long)(sent[0] + sent[1] + sent[2]));
+    CHECK(strstr(c.p ? c.p : "", want) != NULL);
     capture_free(&c);
+
+    /* a third list with a bound new to the union (0.01): it grows once
+     * more; 0.01 starts at what the union knew below it (nothing: the
+     * 0.05 s observations were counted in (0, 0.1]) and is exact after */
+    CHECK(lm_family_replace(r, &o3, &e) == f1 && f1->layout->n == 5);
+    uint64_t count;
+    CHECK_EQ_U64(cum_at(s, 0, &count, NULL), 0);
+    CHECK_EQ_U64(cum_at(s, 1, &count, NULL), sent[0] + sent[1] + sent[2]);
+    lm_histogram_observe(s, 5000000); /* 5 ms */
+    CHECK_EQ_U64(cum_at(s, 0, &count, NULL), 1);
+    CHECK_EQ_U64(count, total + 1);
+    lm_registry_free(r);
+}
+
+/* The union of bounds a name has counted in is capped; a list that would
+ * pass the cap is refused with a message that says why and what to do, and
+ * the histogram keeps exposing what it did. */
+static void test_union_cap(void)
+{
+    lm_error e = {0};
+    lm_registry *r = lm_registry_new(NULL, &e);
+    double b[LM_MAX_BOUNDS];
+    lm_family_options o = {.type = LM_HISTOGRAM, .name = "cap_seconds", .bounds = b,
+                           .nbounds = LM_MAX_BOUNDS, .unit_scale = 1e9};
+    for (int i = 0; i < LM_MAX_BOUNDS; i++)
+        b[i] = 1 + i;
+    lm_family *f = lm_family_register(r, &o, &e);
+    lm_series *s = lm_series_get(f, NULL, &e);
+    lm_histogram_observe(s, 1);
+    for (int i = 0; i < LM_MAX_BOUNDS; i++)
+        b[i] = 100 + i; /* 64 more: exactly the cap */
+    CHECK(lm_family_replace(r, &o, &e) == f && f->layout->n == LM_MAX_UNION_BOUNDS);
+    b[0] = 99.5; /* one more */
+    CHECK(lm_family_replace(r, &o, &e) == NULL && e.code == LM_ERR_LIMIT);
+    CHECK(strstr(e.message, "129 distinct bounds since start, more than the 128 kept") &&
+          strstr(e.message, "restart"));
+    CHECK(lm__family_proj(f)->bounds[0] == 100 && f->layout->n == LM_MAX_UNION_BOUNDS);
+    /* lists within the union still switch */
+    for (int i = 0; i < LM_MAX_BOUNDS; i++)
+        b[i] = 1 + i;
+    CHECK(lm_family_replace(r, &o, &e) == f && lm__family_proj(f)->bounds[0] == 1);
+    lm_histogram_observe(s, 1);
+    CHECK_EQ_U64(lm_series_count(s), 2);
     lm_registry_free(r);
 }
 
@@ -644,7 +758,8 @@ int main(void)
     test_validation();
     test_buckets();
     test_reregister();
-    test_replace_revives();
+    test_replace_flips();
+    test_union_cap();
     test_series();
     test_folding();
     test_index_growth();

@@ -1,8 +1,8 @@
-/* The HTTP fast path: method parsing, the four families and their label
+/* The HTTP fast path: method parsing, the five families and their label
  * sets, route handles, lm_route_record into the right (method, status)
  * series (out-of-range statuses and methods bounded), business counters in
- * the same call, re-registration (same prefix, new bounds with route slots
- * moved to the new histogram), and the limits. */
+ * the same call, re-registration (same prefix, new bounds: the same
+ * histogram, still counting, exposing other buckets), and the limits. */
 #include "core.h"
 #include "lm_test.h"
 
@@ -76,7 +76,7 @@ static void test_register(void)
     CHECK_STR(rq->label_names[1].ptr, "endpoint");
     CHECK_STR(rq->label_names[2].ptr, "status");
     CHECK_STR(in->label_names[0].ptr, "endpoint");
-    CHECK(du->unit_scale == 1e9 && du->nbounds == 14);
+    CHECK(du->unit_scale == 1e9 && lm__family_proj(du)->n == 14);
     CHECK_EQ_U64(rq->max_series, 10000);
     CHECK_EQ_U64(h->max_routes, 1000);
     CHECK(h->requests == rq && atomic_load(&h->duration) == du);
@@ -241,39 +241,52 @@ static void test_rebounds(void)
     lm_route *a = lm_http_route(h, S("/a"), &e);
     lm_route_record(a, LM_METHOD_GET, 200, 3000000, 10, NULL, 0);
     lm_route_record(a, LM_METHOD_PUT, 500, 3000000, 10, NULL, 0);
-    lm_family *old = atomic_load(&h->duration);
+    lm_family *d = atomic_load(&h->duration);
     lm_family *rq = h->requests;
-    lm_series *olds = find(old, "GET", "/a", "200");
+    lm_series *gs = find(d, "GET", "/a", "200");
+    size_t nfam = atomic_load(&r->nfamilies);
 
     /* identical bounds given explicitly: nothing changes */
     size_t nb;
     const double *def = lm_default_latency_bounds(&nb);
+    const lm_hproj *p0 = lm__family_proj(d);
     CHECK(lm_http_register(r, &(lm_http_options){.bounds = def, .nbounds = nb}, &e) == h);
-    CHECK(atomic_load(&h->duration) == old);
+    CHECK(lm__family_proj(d) == p0 && d->layout->n == 14);
 
+    /* other bounds: the same family and series expose them; 2 ms and 4 ms
+     * are new to the union, so it grows to 16 and the series get new cells
+     * linked to their old ones */
     double nbnds[] = {0.002, 0.004};
     CHECK(lm_http_register(r, &(lm_http_options){.bounds = nbnds, .nbounds = 2}, &e) == h);
-    lm_family *nf = atomic_load(&h->duration);
-    CHECK(nf != old && nf->nbounds == 2);
-    CHECK(atomic_load(&old->retired));
+    CHECK(atomic_load(&h->duration) == d && !atomic_load(&d->retired));
+    CHECK_EQ_U64(atomic_load(&r->nfamilies), nfam);
+    CHECK(lm__family_proj(d)->n == 2 && d->layout->n == 16);
     CHECK(h->requests == rq && !atomic_load(&rq->retired)); /* counters kept */
-    CHECK_EQ_U64(atomic_load(&nf->nseries), 2); /* both slots moved */
-    CHECK(atomic_load(&a->slots[LM_METHOD_GET][100]->duration) == find(nf, "GET", "/a", "200"));
+    CHECK_EQ_U64(atomic_load(&d->nseries), 2);
+    CHECK(a->slots[LM_METHOD_GET][100]->duration == gs);
+    const lm_hcells *c = lm__hcells(gs);
+    CHECK(c != &gs->hc0 && c->prev == &gs->hc0 && c->nb == 16);
     lm_route_record(a, LM_METHOD_GET, 200, 3000000, 10, NULL, 0);
-    lm_series *news = find(nf, "GET", "/a", "200");
-    uint64_t bk[3], cnt, lo;
+    uint64_t bk[LM_MAX_BOUNDS + 1], cnt, lo;
     int64_t hi;
-    lm__histogram_read(news, bk, &cnt, &hi, &lo);
-    CHECK_EQ_U64(cnt, 1);
-    CHECK_EQ_U64(bk[1], 1); /* 3 ms is in (2 ms, 4 ms] */
-    CHECK_EQ_U64(lm_series_count(olds), 1); /* old data stays where it was */
+    lm__histogram_read(gs, bk, &cnt, &hi, &lo);
+    CHECK_EQ_U64(cnt, 2); /* both observations, whatever the buckets */
+    CHECK_EQ_U64(lo, 6000000);
+    /* 3 ms after the change is in (2 ms, 4 ms]; 3 ms before it was counted
+     * in (2.5 ms, 5 ms], above the new bound 4 ms: the documented lower
+     * estimate of a bound new to the union */
+    CHECK_EQ_U64(bk[0], 0);
+    CHECK_EQ_U64(bk[1], 1);
+    CHECK_EQ_U64(bk[2], 1);
+    CHECK_EQ_U64(lm_series_count(gs), 2);
     CHECK_EQ_U64(lm_series_count(find(rq, "GET", "/a", "200")), 2);
-    /* a slot created after the swap lands in the new family */
+    /* a slot created after the change lands in the same family */
     lm_route_record(a, LM_METHOD_HEAD, 204, 1, 0, NULL, 0);
-    CHECK(find(nf, "HEAD", "/a", "204") != NULL);
-    CHECK(find(old, "HEAD", "/a", "204") == NULL);
+    CHECK(find(d, "HEAD", "/a", "204") != NULL);
+    CHECK(lm__hcells(find(d, "HEAD", "/a", "204"))->nb == 16);
     /* invalid new bounds: refused as invalid, nothing moves */
     double badb[] = {0.5, 0.1};
+    const lm_hproj *p1 = lm__family_proj(d);
     CHECK(lm_http_register(r, &(lm_http_options){.bounds = badb, .nbounds = 2}, &e) == NULL);
     CHECK(e.code == LM_ERR_INVALID && strstr(e.message, "strictly increasing"));
     double many[65];
@@ -281,11 +294,15 @@ static void test_rebounds(void)
         many[i] = i + 1;
     CHECK(lm_http_register(r, &(lm_http_options){.bounds = many, .nbounds = 65}, &e) == NULL);
     CHECK(e.code == LM_ERR_INVALID && strstr(e.message, "65 bounds; at most 64"));
-    CHECK(atomic_load(&h->duration) == nf && !atomic_load(&nf->retired));
-    /* and back to the defaults */
+    CHECK(lm__family_proj(d) == p1 && d->layout->n == 16);
+    /* and back to the defaults: a projection only (every default bound is
+     * in the union), the count continues */
     CHECK(lm_http_register(r, NULL, &e) == h);
-    CHECK(atomic_load(&h->duration)->nbounds == 14);
-    CHECK_EQ_U64(atomic_load(&atomic_load(&h->duration)->nseries), 3);
+    CHECK(lm__family_proj(d)->n == 14 && d->layout->n == 16 && lm__hcells(gs) == c);
+    CHECK_EQ_U64(atomic_load(&d->nseries), 3);
+    lm__histogram_read(gs, bk, &cnt, &hi, &lo);
+    CHECK_EQ_U64(cnt, 2);
+    CHECK_EQ_U64(bk[2], 2); /* both 3 ms observations are in (2.5 ms, 5 ms] */
     lm_registry_free(r);
 }
 
@@ -304,36 +321,76 @@ static void test_folded_routes(void)
     lm_series *ov = atomic_load(&h->requests->overflow);
     CHECK(ov != NULL && lm_series_count(ov) == 4);
     lm_family *d = atomic_load(&h->duration);
-    CHECK(lm_series_count(atomic_load(&d->overflow)) == 4);
-    /* replacing the histogram keeps folded slots on the new overflow */
-    double b[] = {1};
+    lm_series *dov = atomic_load(&d->overflow);
+    CHECK(lm_series_count(dov) == 4);
+    /* other buckets keep the overflow series counting, through the growth */
+    double b[] = {1.5};
     CHECK(lm_http_register(r, &(lm_http_options){.max_series = 2, .bounds = b, .nbounds = 1},
                            &e) == h);
-    lm_family *nd = atomic_load(&h->duration);
-    CHECK(nd != d && atomic_load(&nd->overflow) != NULL);
-    CHECK_EQ_U64(atomic_load(&nd->folded), 0);
+    CHECK(atomic_load(&h->duration) == d && atomic_load(&d->overflow) == dov);
+    CHECK_EQ_U64(atomic_load(&d->folded), 3);
     lm_route_record(a, LM_METHOD_GET, 203, 1, 1, NULL, 0);
-    CHECK(lm_series_count(atomic_load(&nd->overflow)) == 1);
+    CHECK(lm_series_count(dov) == 5 && lm__hcells(dov)->prev == &dov->hc0);
     lm_registry_free(r);
 }
 
 static void test_rebounds_limit(void)
 {
-    /* not enough cells to move the slots: refused before anything changes */
+    /* not enough cells to grow the union: refused before anything changes */
     lm_error e = {0};
-    lm_registry *r = lm_registry_new(&(lm_registry_options){.slot_capacity = 60}, NULL);
+    lm_registry *r = lm_registry_new(&(lm_registry_options){.slot_capacity = 80}, NULL);
     lm_http *h = lm_http_register(r, &(lm_http_options){.max_series = 5}, &e);
-    CHECK(h != NULL); /* 1 + 17 + 1 cells of overflow reserves */
+    CHECK(h != NULL); /* 1 + 17 + 1 + 1 cells of overflow reserves */
     lm_route *a = lm_http_route(h, S("/a"), &e);
-    lm_route_record(a, LM_METHOD_GET, 200, 1, 1, NULL, 0); /* 19 more: 38 */
+    lm_route_record(a, LM_METHOD_GET, 200, 1, 1, NULL, 0); /* 20 more: 40 */
     lm_family *d = atomic_load(&h->duration);
+    const lm_hproj *p = lm__family_proj(d);
     double big[40];
     for (int i = 0; i < 40; i++)
         big[i] = i + 1;
+    /* 1, 5 and 10 are default bounds: 51 in the union, 54 cells for the
+     * series and 54 for the overflow spare */
     CHECK(lm_http_register(r, &(lm_http_options){.max_series = 5, .bounds = big, .nbounds = 40},
                            &e) == NULL);
-    CHECK(e.code == LM_ERR_LIMIT && strstr(e.message, "needs 86 cells"));
-    CHECK(atomic_load(&h->duration) == d && !atomic_load(&d->retired));
+    CHECK(e.code == LM_ERR_LIMIT && strstr(e.message, "need 108 new cells for 51 distinct"));
+    CHECK(atomic_load(&h->duration) == d && lm__family_proj(d) == p && d->layout->n == 14);
+    /* bounds already in the union need no cells */
+    double sub[] = {0.005, 0.5};
+    CHECK(lm_http_register(r, &(lm_http_options){.max_series = 5, .bounds = sub, .nbounds = 2},
+                           &e) == h);
+    CHECK(lm__family_proj(d)->n == 2 && r->slots_used == 40);
+    lm_registry_free(r);
+}
+
+/* http_request_size_bytes_total: a counter beside the response bytes, fed
+ * by lm_route_record_sized and lm_route_record_ex in the same call;
+ * lm_route_record adds nothing to it. */
+static void test_request_bytes(void)
+{
+    lm_error e = {0};
+    lm_registry *r = lm_registry_new(NULL, NULL);
+    lm_http *h = lm_http_register(r, &(lm_http_options){.prefix = "q_"}, &e);
+    CHECK(h != NULL);
+    lm_family *qb = fam(r, "q_http_request_size_bytes_total");
+    CHECK(qb != NULL && qb == h->request_bytes && qb->type == LM_COUNTER && qb->nlabels == 3);
+    CHECK_STR(qb->label_names[0].ptr, "method");
+    CHECK_STR(qb->label_names[1].ptr, "endpoint");
+    CHECK_STR(qb->label_names[2].ptr, "status");
+    lm_route *up = lm_http_route(h, S("upload"), &e);
+    lm_route_record_sized(up, LM_METHOD_POST, 201, 1000, 4096, 17, NULL, 0);
+    lm_route_record_sized(up, LM_METHOD_POST, 201, 1000, 1, 0, NULL, 0);
+    lm_route_record(up, LM_METHOD_POST, 201, 1000, 5, NULL, 0);
+    lm_request_record rec = {.method = LM_METHOD_POST, .status = 201, .duration_ns = 1,
+                             .response_bytes = 3, .request_bytes = 1u << 20};
+    lm_route_record_ex(up, &rec);
+    lm_route_record_sized(up, LM_METHOD_PUT, 413, 1000, 0, 0, NULL, 0);
+    CHECK_EQ_U64(lm_series_count(find(qb, "POST", "upload", "201")), 4096 + 1 + (1u << 20));
+    CHECK_EQ_U64(lm_series_count(find(h->bytes, "POST", "upload", "201")), 17 + 5 + 3);
+    CHECK_EQ_U64(lm_series_count(find(h->requests, "POST", "upload", "201")), 4);
+    /* a request that read nothing still has its (zero) series, like bytes */
+    CHECK(find(qb, "PUT", "upload", "413") != NULL);
+    CHECK_EQ_U64(lm_series_count(find(qb, "PUT", "upload", "413")), 0);
+    lm_route_record_sized(NULL, LM_METHOD_GET, 200, 1, 1, 1, NULL, 0); /* ignored */
     lm_registry_free(r);
 }
 
@@ -345,5 +402,6 @@ int main(void)
     test_rebounds();
     test_folded_routes();
     test_rebounds_limit();
+    test_request_bytes();
     TEST_MAIN_END();
 }

@@ -4,6 +4,7 @@ colour the counts of another); start-up takes about a second."""
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from pathlib import Path
 
@@ -23,6 +24,18 @@ def caddy_binary() -> Path:
     if not helpers.EXAMPLE.exists():
         pytest.fail("%s does not exist" % helpers.EXAMPLE, pytrace=False)
     return helpers.CADDY
+
+
+@pytest.fixture(scope="session")
+def venv_python() -> Path:
+    """The python of the tests' virtual environment (build/venv, pinned
+    packages from tests/requirements.txt), made or reused by tests/venv.sh.
+    The suites themselves run under Debian's python; apps and clients that
+    need those packages run as subprocesses of this one."""
+    p = subprocess.run([str(helpers.ROOT / "tests" / "venv.sh")], capture_output=True, text=True, timeout=900)
+    if p.returncode != 0:
+        pytest.fail("tests/venv.sh failed (rc=%d):\n%s" % (p.returncode, p.stderr[-4000:]), pytrace=False)
+    return Path(p.stdout.strip().splitlines()[-1])
 
 
 def run_caddy(request, text: str, ports=None, name: str | None = None, probes=helpers.default_probes):

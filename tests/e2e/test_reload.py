@@ -187,11 +187,11 @@ def test_exposition_valid_after_reloads(reload_run):
 NEW_BUCKETS = ("0.05", "0.5", "5")
 
 
-def _with_buckets(text: str) -> str:
+def _with_buckets(text: str, bounds=NEW_BUCKETS) -> str:
     """The example with an explicit bucket list on its outermost
     route_metrics (the site-level one, indented by one tab; bare or with a
     block)."""
-    buckets = "\t\tbuckets %s\n" % " ".join(NEW_BUCKETS)
+    buckets = "\t\tbuckets %s\n" % " ".join(bounds)
     if text.count("\n\troute_metrics\n") == 1:
         return text.replace("\n\troute_metrics\n", "\n\troute_metrics {\n" + buckets + "\t}\n")
     assert text.count("\n\troute_metrics {\n") == 1, "the example's site-level route_metrics moved"
@@ -223,20 +223,40 @@ def _api_counts(values: dict) -> tuple[float, float, float]:
             inf)
 
 
+def _api_histogram(values: dict) -> dict:
+    """Every sample of the api route's GET 200 latency histogram: ('bucket',
+    le as float), ('sum',), ('count',) -> value."""
+    out = {}
+    for (name, labels), v in values.items():
+        d = dict(labels)
+        if d.get("method") != "GET" or d.get("endpoint") != "api" or d.get("status") != "200":
+            continue
+        if name == "http_request_duration_seconds_bucket":
+            out[("bucket", float(d["le"]))] = v
+        elif name == "http_request_duration_seconds_sum":
+            out[("sum",)] = v
+        elif name == "http_request_duration_seconds_count":
+            out[("count",)] = v
+    return out
+
+
 def test_bucket_change_reload(reload_run):
-    """A reload that changes the latency buckets replaces the histogram (new
-    bounds, counting from zero) but keeps the counters, and requests after
-    the reload land in the new histogram; going back restores the defaults
-    the same way, and since libmetrics revives a retired family of the same
-    shape (747dac9), the default histogram resumes its earlier counts."""
+    """A reload that changes the latency buckets changes which buckets are
+    exposed, and nothing else: the histogram keeps counting. Right after
+    each reload (explicit buckets, then back to the defaults) every sample
+    present before and after it -- _count, _sum, +Inf and the buckets both
+    lists have -- holds exactly its value from before the reload (no reset,
+    no resumption of an old count: Prometheus' increase() sees only what
+    happened), and the 10 requests sent after it add exactly 10 to _count
+    and +Inf. The counters are untouched."""
     c = reload_run["caddy"]
     original = h.example_text(c.ports)
     start = h.scrape(c.internal_metrics_url).values()
     default_les = _le_sets(start)
     assert len(default_les) == 1, "series disagree on bucket bounds before the reload: %s" % default_les
-    _, default_count, default_inf = _api_counts(start)
     for step, text, les in (("explicit buckets", _with_buckets(original), {float(b) for b in NEW_BUCKETS}),
-                            ("back to defaults", original, None)):
+                            ("back to defaults", original, None),
+                            ("explicit buckets again", _with_buckets(original), {float(b) for b in NEW_BUCKETS})):
         before = h.scrape(c.internal_metrics_url).values()
         p = c.reload_cli(text)
         assert p.returncode == 0, "%s: reload failed: %s" % (step, p.stderr[-1500:])
@@ -244,6 +264,12 @@ def test_bucket_change_reload(reload_run):
         for name in ("http_requests_total", "http_response_size_bytes_total", "contact_submissions_total"):
             kept = {k: v for k, v in before.items() if k[0] == name}
             assert {k: mid.get(k) for k in kept} == kept, "%s: %s changed across the reload" % (step, name)
+        hb, hm = _api_histogram(before), _api_histogram(mid)
+        shared = sorted(set(hb) & set(hm))
+        assert ("count",) in shared and ("sum",) in shared and ("bucket", float("inf")) in shared, (step, shared)
+        assert len([k for k in shared if k[0] == "bucket"]) >= 2, (step, shared)
+        moved = {k: (hb[k], hm[k]) for k in shared if hb[k] != hm[k]}
+        assert not moved, "%s: histogram samples changed across the reload (before, after): %s" % (step, moved)
         _send_api(c, 10)
         after = h.settled_scrape(c.internal_metrics_url, lambda v: _api_counts(v)[0] >= _api_counts(before)[0] + 10)
         v = after.values()
@@ -251,13 +277,16 @@ def test_bucket_change_reload(reload_run):
         assert _le_sets(v) == want, "%s: bucket bounds %s, expected %s" % (step, _le_sets(v), want)
         total, count, inf = _api_counts(v)
         assert total - _api_counts(before)[0] == 10, step
-        # The histogram was replaced by the reload: it holds exactly the 10
-        # requests sent since (none lost to the old one), plus, for the
-        # revived default histogram, what it held when it was retired.
-        want_counts = (10, 10) if les else (default_count + 10, default_inf + 10)
-        assert (count, inf) == want_counts, "%s: histogram _count=%s +Inf=%s after 10 requests, want %s" % (
-            step, count, inf, want_counts)
+        assert (count, inf) == (hm[("count",)] + 10, hm[("bucket", float("inf"))] + 10), (
+            "%s: histogram _count=%s +Inf=%s after 10 requests, want %s" % (
+                step, count, inf, hm[("count",)] + 10))
+        ha = _api_histogram(v)
+        for k in shared:
+            if k[0] == "bucket":
+                assert hm[k] <= ha[k] <= hm[k] + 10, (step, k, hm[k], ha[k])
         assert after.text.count("# TYPE http_request_duration_seconds ") == 1, step
         problems = h.exposition_problems(after, h.scrape(c.internal_metrics_url, fmt="openmetrics"),
                                          "reload-buckets-%d" % len(want.pop()))
         assert not problems, "%s:\n%s" % (step, "\n".join(problems))
+    # leave the example as the module found it
+    assert c.reload_cli(original).returncode == 0

@@ -1,20 +1,19 @@
-"""Bucket churn. libmetrics never frees a replaced histogram family (its
-handles stay valid for requests still running on the old config); a reload
-that goes back to buckets used before revives the retired family of that
-shape instead of registering a new one, so flipping between two bucket
-lists costs no family slot and no cells however often it happens. This
-flips Caddyfile.example between the default buckets and another list
-MAX_FLIPS times, sending a request and checking the exposed buckets after
-every reload.
+"""Bucket churn. A histogram counts into the union of every bucket list
+configured for it, so a reload that goes back to buckets used before only
+changes which buckets are exposed: flipping between two bucket lists costs
+no family slot and no cells however often it happens, and the histogram
+keeps counting. This flips Caddyfile.example between the default buckets
+and another list MAX_FLIPS times, sending a request and checking the exposed
+buckets after every reload.
 
 - test_buckets_follow_config_while_capacity_lasts: every flip's exposed
   buckets are exactly the configured ones, and afterwards Caddy still
   serves and counts exactly, no panic.
 - test_every_reload_keeps_its_word: every reload either exposes the
   configured buckets or is refused with an error naming the exhausted
-  limit (with revival, none is refused here). Before revival existed, the
-  registry filled after ~120 flips and a reload back to the default
-  buckets succeeded but silently kept the old ones."""
+  limit (none is refused here). Before families were revived, the registry
+  filled after ~120 flips and a reload back to the default buckets
+  succeeded but silently kept the old ones."""
 
 from __future__ import annotations
 
