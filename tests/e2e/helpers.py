@@ -217,8 +217,24 @@ class CaddyError(AssertionError):
     pass
 
 
+class LogFile:
+    """log_text() and log_tail() for a process whose output goes to
+    self.log_path (Caddy here, Prometheus in promserver.py)."""
+
+    log_path: Path
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+
 @dataclass
-class Caddy:
+class Caddy(LogFile):
     """A running build/caddy. Files live in OUT/<name>/: Caddyfile, caddy.log
     (stdout+stderr), and the HOME/XDG dirs so autosave and storage never touch
     the user's."""
@@ -265,15 +281,6 @@ class Caddy:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-n:])
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """Graceful stop (SIGTERM), SIGKILL after timeout. Returns the exit
