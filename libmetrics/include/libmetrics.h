@@ -36,9 +36,9 @@ extern "C" {
 #endif
 
 #define LM_VERSION_MAJOR 1
-#define LM_VERSION_MINOR 1
+#define LM_VERSION_MINOR 2
 #define LM_VERSION_PATCH 0
-#define LM_VERSION_STRING "1.1.0"
+#define LM_VERSION_STRING "1.2.0"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -83,6 +83,9 @@ typedef struct lm_registry_options {
                                    virtual memory; pages are touched lazily. */
     unsigned max_shards;        /* exclusive per-thread shards, 0: 64 */
     size_t max_label_value_len; /* bytes after sanitising, 0: 256 */
+    size_t native_capacity;     /* 64-bit cells per shard for native histogram
+                                   buckets (lm_native_options), 0: 1<<22.
+                                   Reserved address space like slot_capacity. */
 } lm_registry_options;
 
 /* opts may be NULL for all defaults. */
@@ -117,7 +120,79 @@ typedef struct lm_family_options {
     const double *bounds;
     size_t nbounds;
     double unit_scale;
+    /* Histograms only: also keep Prometheus native buckets (see
+     * lm_native_options below); NULL: classic buckets only. */
+    const struct lm_native_options *native;
 } lm_family_options;
+
+/* ------------------------------------------------- native histograms */
+/* A histogram family may keep, beside its classic buckets, the buckets of a
+ * Prometheus native histogram: exponential buckets whose boundaries are the
+ * powers of 2^(2^-schema) (schema 3: each bucket 2^(1/8) ~ 1.09 times
+ * wider than the one before, 8 per power of two), a zero bucket for
+ * |value| <= zero_threshold, negative buckets for negative values, only the
+ * populated buckets stored and exposed. Every observation then counts in
+ * both: the text and OpenMetrics expositions show the classic buckets
+ * exactly as without native ones, LM_FORMAT_PROTOBUF shows both in one
+ * Histogram message (what Prometheus negotiates for native histograms).
+ *
+ * The bucket of an observation v (recorded units, an int64) is the one
+ * prometheus/client_golang computes for the float64 x = (double)v /
+ * unit_scale (one IEEE conversion, one IEEE division, round to nearest):
+ * the same math.Frexp decomposition, the same bounds tables (copied into
+ * native_bounds.c) and the same search, so both agree bit for bit. An int64
+ * is never NaN or infinite; unit_scale is limited so that x is always a
+ * finite normal double (or zero). Counts are exact for every int64: the
+ * buckets live in fixed-size chunks carved lazily from the registry's
+ * native arena (native_capacity cells per shard, shared offsets like series
+ * slots); should the arena run out, a series counts what no chunk can take
+ * at schema -4 and is exposed at schema -4 from then on (exact, coarse).
+ *
+ * Bucket limit (max_buckets): client_golang halves the resolution (schema -
+ * 1) whenever an observation leaves more than max_buckets populated
+ * buckets, one step per observation, so its schema depends on the order of
+ * the observations. libmetrics records at the configured schema and picks
+ * the exposed schema when it renders: the largest sigma <= schema whose
+ * populated bucket count (positive and negative, not the zero bucket) is
+ * <= max_buckets, or -4 if none is. Relation to client_golang (zero
+ * threshold fixed, no reset or zero-bucket widening configured there), for
+ * the same observations S in any order:
+ *   Let B_s(S) be S's populated buckets at schema s. Halving maps bucket i
+ *   to ceil(i/2), so B_{s-1}(S) is the image of B_s(S): |B_{s-1}(S)| <=
+ *   |B_s(S)|, and "fits" (|B_s(S)| <= max_buckets) holds for every schema
+ *   below one that fits. client_golang's state after any prefix P of S is
+ *   exactly P's histogram at its current schema c (a halving turns B_c(P)
+ *   into B_{c-1}(P); later observations land at c-1). It halves c only when
+ *   |B_c(P)| > max_buckets, and B_c(P) is a subset of B_c(S), so only from a
+ *   schema that does not fit S; hence its final schema c_f >= sigma.
+ *   (a) If client_golang ends with at most max_buckets buckets, c_f fits,
+ *       so c_f <= sigma, so c_f == sigma: both expose S at sigma, identical
+ *       spans, deltas, zero count and count.
+ *   (b) Otherwise (sparse streams: a halving may not reduce the count, and
+ *       each observation halves at most once) c_f > sigma: libmetrics
+ *       exposes client_golang's histogram halved further, down to sigma,
+ *       and within the limit whenever any schema down to -4 fits.
+ * The differential test (caddymodule/native_diff_test.go) asserts exactly
+ * this split on random streams. Both keep the zero count and the total
+ * count exactly; the sum here is an exact integer of recorded units
+ * (client_golang's a float64 running sum).
+ *
+ * The recording schema and zero threshold are fixed when the family is
+ * created; lm_family_replace may change what is exposed (max_buckets, a
+ * schema at or below the recording one, native buckets shown or not: NULL
+ * hides them, recording goes on) but refuses a finer schema, another zero
+ * threshold or native buckets for a family created without them
+ * (LM_ERR_EXISTS: the past observations cannot be split finer). */
+#define LM_NATIVE_SCHEMA_MIN (-4)
+#define LM_NATIVE_SCHEMA_MAX 8
+
+typedef struct lm_native_options {
+    int schema;            /* LM_NATIVE_SCHEMA_MIN..LM_NATIVE_SCHEMA_MAX */
+    uint32_t max_buckets;  /* populated buckets exposed at most; 0: no limit */
+    double zero_threshold; /* exposed units, finite: |x| <= it counts in the
+                              zero bucket. 0: 2^-128 (client_golang's
+                              default); < 0: exactly 0 */
+} lm_native_options;
 
 /* Web latency buckets in seconds: 1ms .. 10s, 14 bounds. */
 LM_API const double *lm_default_latency_bounds(size_t *nbounds);
@@ -223,6 +298,9 @@ typedef struct lm_http_options {
     size_t nbounds;
     size_t max_routes;      /* 0: 1000 */
     size_t max_series;      /* cap per family, 0: 10000 */
+    /* The duration histogram's native buckets (lm_native_options); NULL:
+     * classic only. Changed like the bounds on a later call. */
+    const lm_native_options *native;
 } lm_http_options;
 
 /* Families created, named <prefix> + :
@@ -329,8 +407,14 @@ LM_API void lm_route_record_ex(lm_route *route, const lm_request_record *rec);
 /* ---------------------------------------------------------- exposition */
 
 typedef enum lm_format {
-    LM_FORMAT_TEXT = 0,       /* Prometheus text 0.0.4 */
-    LM_FORMAT_OPENMETRICS = 1 /* OpenMetrics 1.0.0, ends with "# EOF" */
+    LM_FORMAT_TEXT = 0,        /* Prometheus text 0.0.4 */
+    LM_FORMAT_OPENMETRICS = 1, /* OpenMetrics 1.0.0, ends with "# EOF" */
+    /* Prometheus protobuf: io.prometheus.client.MetricFamily messages
+     * (client_model's metrics.proto), each preceded by its length as a
+     * varint. Histograms carry their classic and native buckets together;
+     * exemplars ride on counters and classic buckets, and on native
+     * histograms as Histogram.exemplars. */
+    LM_FORMAT_PROTOBUF = 2
 } lm_format;
 
 /* Content-Type header values for each format. */

@@ -75,7 +75,7 @@ static lm_family_options counter_opts(const char *name, const char *help, size_t
 }
 
 static lm_family_options duration_opts(const char *name, const double *bounds, size_t nbounds,
-                                       size_t max_series)
+                                       size_t max_series, const lm_native_options *native)
 {
     return (lm_family_options){
         .type = LM_HISTOGRAM,
@@ -87,18 +87,8 @@ static lm_family_options duration_opts(const char *name, const double *bounds, s
         .bounds = bounds,
         .nbounds = nbounds,
         /* Observations are nanoseconds: sums stay exact integers. */
-        .unit_scale = 1e9};
-}
-
-static bool bounds_equal(const lm_family *f, const double *b, size_t nb)
-{
-    const lm_hproj *p = lm__family_proj(f);
-    if (p->n != nb)
-        return false;
-    for (size_t i = 0; i < nb; i++)
-        if (p->bounds[i] != b[i])
-            return false;
-    return true;
+        .unit_scale = 1e9,
+        .native = native};
 }
 
 static bool valid_prefix(const char *p)
@@ -166,10 +156,11 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
                           "%zu; this call asks for %zu and %zu, which needs a new registry",
                           q, h->max_routes, h->requests->max_series, max_routes, max_series);
             h = NULL;
-        } else if (!bounds_equal(dur, bounds, nb)) {
-            /* The same family with other exposed buckets: routes keep their
-             * series, which keep counting (lm_family_replace). */
-            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series);
+        } else {
+            /* The same family, maybe with other exposed buckets (classic or
+             * native): routes keep their series, which keep counting
+             * (lm_family_replace; the same shape returns it unchanged). */
+            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series, o.native);
             if (lm__family_register_locked(reg, &d, true, err) != dur)
                 h = NULL;
         }
@@ -185,7 +176,7 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     }
     lm_family_options ro = counter_opts(
         names.requests, "HTTP requests completed, by method, endpoint and status.", max_series);
-    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series);
+    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series, o.native);
     lm_family_options bo = counter_opts(
         names.bytes, "Bytes of HTTP response bodies sent, by method, endpoint and status.",
         max_series);
@@ -410,7 +401,12 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
         lm_cell *c = &cells[hc->slot];
         plain_add(&cells[rq], 1);
         plain_add(&cells[by], response_bytes);
-        plain_add(&c[lm__bucket_index(hc->ub, nb, (int64_t)u)], 1);
+        lm__native_add(sh, slot->duration, (int64_t)u);
+        lm_cell *b = &c[lm__bucket_index(hc->ub, nb, (int64_t)u)];
+        /* Release: the native cells above are visible before this bucket
+         * (native.h); still a plain store on x86. */
+        atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                              memory_order_release);
         uint64_t old = atomic_load_explicit(&c[nb + 1], memory_order_relaxed);
         atomic_store_explicit(&c[nb + 1], old + u, memory_order_relaxed);
         if (LM_UNLIKELY(old + u < old))
@@ -418,6 +414,7 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
     } else {
         lm__cell_add(sh, rq, 1);
         lm__cell_add(sh, by, response_bytes);
+        lm__native_add(sh, slot->duration, (int64_t)u);
         lm__hcells_add(sh, hc, (int64_t)u);
     }
 }
