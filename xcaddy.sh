@@ -23,7 +23,7 @@
 
 CADDY_VERSION=v2.11.9
 XCADDY_VERSION=v0.4.5
-LM_DEBIAN_PACKAGES=(cmake gcc make pkg-config libcmark-dev)
+LM_DEBIAN_PACKAGES=(cmake gcc make pkg-config libcmark-dev libprotobuf-c-dev protobuf-c-compiler)
 # CMake build type of libmetrics (Release: -O3; the library builds warning-free
 # under -Werror at every level). Override, e.g. LM_BUILD_TYPE=RelWithDebInfo,
 # for symbols in a debugger.

@@ -73,7 +73,7 @@ var lmRecord = sync.OnceValues(func() (*lmRecordFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	hf, err := reg.registerHTTP("", nil)
+	hf, err := reg.registerHTTP("", nil, defaultNative())
 	if err != nil {
 		return nil, err
 	}

@@ -18,6 +18,8 @@ package routemetrics
 #cgo noescape lm_expo_read
 #cgo nocallback lm_expo_read
 #cgo nocallback lm_counter_add
+#cgo noescape lm_histogram_observe
+#cgo nocallback lm_histogram_observe
 #include <stdlib.h>
 #include <libmetrics.h>
 // One request's lm_request_record with its arrays, in C memory: cgo forbids
@@ -118,6 +120,13 @@ func newLMRegistry() (*lmRegistry, error) {
 	return &lmRegistry{p: p}, nil
 }
 
+// free releases a registry nothing uses any more. The process-wide one is
+// never freed (see above); tests free the private ones they make.
+func (r *lmRegistry) free() {
+	C.lm_registry_free(r.p)
+	r.p = nil
+}
+
 // family is a registered metric family.
 type family struct {
 	p    *C.lm_family
@@ -143,9 +152,23 @@ type familySpec struct {
 	kind       familyKind
 	name, help string
 	labelNames []string
-	maxSeries  int       // 0: libmetrics' default cap
-	bounds     []float64 // histograms: nil selects the default latency buckets
-	replace    bool      // lm_family_replace: another shape of the name is retired
+	maxSeries  int         // 0: libmetrics' default cap
+	bounds     []float64   // histograms: nil selects the default latency buckets
+	native     *nativeSpec // histograms: native buckets too; nil: classic only
+	replace    bool        // lm_family_replace: another shape of the name is retired
+}
+
+// cNative copies a nativeSpec into C memory for an options struct (nil
+// stays nil); free it after the call.
+func cNative(n *nativeSpec) *C.lm_native_options {
+	if n == nil {
+		return nil
+	}
+	p := (*C.lm_native_options)(C.calloc(1, C.size_t(unsafe.Sizeof(C.lm_native_options{}))))
+	p.schema = C.int(n.schema)
+	p.max_buckets = C.uint32_t(n.maxBuckets)
+	p.zero_threshold = C.double(n.zeroThreshold)
+	return p
 }
 
 // register registers (or gets back, on reload) the family spec describes.
@@ -163,6 +186,8 @@ func (r *lmRegistry) register(spec familySpec) (*family, error) {
 	opts.max_series = C.size_t(spec.maxSeries)
 	if spec.kind == kindHistogram {
 		opts.unit_scale = 1e9
+		opts.native = cNative(spec.native)
+		defer C.free(unsafe.Pointer(opts.native))
 	}
 	if len(spec.labelNames) > 0 {
 		// The pointer array lives in C memory so the struct handed to C
@@ -205,12 +230,12 @@ func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNam
 
 // registerHistogram registers a nanosecond-in, seconds-out histogram family
 // with the familyMaxSeries cap. bounds nil selects libmetrics' default
-// latency buckets. With replace, a family of that name with other bounds is
-// retired and replaced (reloads that change buckets); otherwise a different
-// shape is an error.
-func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, replace bool) (*family, error) {
+// latency buckets; native nil keeps classic buckets only. With replace, a
+// family of that name with other bounds or native settings is changed in
+// place (reloads); otherwise a different shape is an error.
+func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, native *nativeSpec, replace bool) (*family, error) {
 	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries, bounds: bounds, replace: replace})
+		maxSeries: familyMaxSeries, bounds: bounds, native: native, replace: replace})
 }
 
 // registerLabelledCounter is registerFamily for a counter with the
@@ -254,6 +279,10 @@ func (f *family) series(values []string) (*series, error) {
 
 func (s *series) counterAdd(v uint64) { C.lm_counter_add(s.p, C.uint64_t(v)) }
 
+// observe records v nanoseconds into a histogram series (requests record
+// through route.record; tests and the differential check use this).
+func (s *series) observe(v int64) { C.lm_histogram_observe(s.p, C.int64_t(v)) }
+
 // gaugeCell exposes the gauge's cell for Go's sync/atomic.
 func (s *series) gaugeCell() *int64 { return (*int64)(unsafe.Pointer(C.lm_gauge_cell(s.p))) }
 
@@ -275,13 +304,16 @@ type httpFamilies struct {
 }
 
 // registerHTTP registers the four HTTP families under prefix. bounds nil
-// selects libmetrics' default latency buckets; different bounds than last
-// time replace the duration histogram and keep the counters.
-func (r *lmRegistry) registerHTTP(prefix string, bounds []float64) (*httpFamilies, error) {
+// selects libmetrics' default latency buckets, native nil classic buckets
+// only; different ones than last time change the duration histogram in
+// place and keep the counters.
+func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, native *nativeSpec) (*httpFamilies, error) {
 	var opts C.lm_http_options
 	cprefix := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cprefix))
 	opts.prefix = cprefix
+	opts.native = cNative(native)
+	defer C.free(unsafe.Pointer(opts.native))
 	if len(bounds) > 0 {
 		cb := (*C.double)(C.malloc(C.size_t(len(bounds)) * C.size_t(unsafe.Sizeof(C.double(0)))))
 		defer C.free(unsafe.Pointer(cb))
@@ -518,6 +550,7 @@ type expoFormat int
 const (
 	formatText        = expoFormat(C.LM_FORMAT_TEXT)
 	formatOpenMetrics = expoFormat(C.LM_FORMAT_OPENMETRICS)
+	formatProtobuf    = expoFormat(C.LM_FORMAT_PROTOBUF)
 )
 
 func (f expoFormat) contentType() string {

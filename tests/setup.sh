@@ -8,6 +8,7 @@ PACKAGES=(
   cmake gcc make pkg-config          # build libmetrics
   clang libclang-rt-14-dev           # libFuzzer, sanitizer runtimes
   libcmark-dev                       # status page rendering
+  libprotobuf-c-dev protobuf-c-compiler  # protobuf exposition (protoc-c at build time)
   valgrind                           # memcheck of the C tests
   prometheus                         # promtool and end-to-end Prometheus
   python3 python3-pytest python3-prometheus-client  # strict OpenMetrics parser, e2e tests

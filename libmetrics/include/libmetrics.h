@@ -169,9 +169,11 @@ typedef struct lm_family_options {
  *       so c_f <= sigma, so c_f == sigma: both expose S at sigma, identical
  *       spans, deltas, zero count and count.
  *   (b) Otherwise (sparse streams: a halving may not reduce the count, and
- *       each observation halves at most once) c_f > sigma: libmetrics
- *       exposes client_golang's histogram halved further, down to sigma,
- *       and within the limit whenever any schema down to -4 fits.
+ *       each observation halves at most once) c_f does not fit. If some
+ *       schema fits, sigma does and c_f > sigma: libmetrics exposes
+ *       client_golang's histogram halved further, down to sigma, within
+ *       the limit. If none fits (not even -4), sigma = -4 = c_f (neither
+ *       goes below -4): both expose S at -4, identical, over the limit.
  * The differential test (caddymodule/native_diff_test.go) asserts exactly
  * this split on random streams. Both keep the zero count and the total
  * count exactly; the sum here is an exact integer of recorded units
