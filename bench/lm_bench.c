@@ -2,7 +2,9 @@
  * libmetrics micro-benchmark: ns per recording call on one thread, the
  * aggregate on two threads (same series and different series) against the
  * one-thread figure, a plain shared atomic as the reference point, and the
- * time to render 1k / 10k / 100k series with lm_expo_write.
+ * time to render 1k / 10k / 100k series with lm_expo_write. Native
+ * histograms (schema 3, 160 buckets) beside classic ones: observe and
+ * request cost, protobuf against text rendering, memory per series.
  *
  * Every figure is the median of REPS repetitions (min and max beside it),
  * each repetition timing a whole loop with CLOCK_MONOTONIC. Only public API
@@ -91,8 +93,14 @@ typedef struct fixture {
     /* lm_route_record_ex: an upstream latency histogram, a Server-Timing
      * counter and histogram (what the Caddy plugin feeds per request). */
     lm_series *up, *dbq, *dbd;
+    /* The same with native buckets (schema 3, 160): a histogram series
+     * and routes of an lm_http set that has them. */
+    lm_series *nhist;
+    lm_route *nroute[2];
     int64_t dur[NDUR];
 } fixture;
+
+static const lm_native_options k_native = {.schema = 3, .max_buckets = 160};
 
 static void die(const char *what, const lm_error *e)
 {
@@ -122,8 +130,20 @@ static void fixture_init(fixture *f)
         &e);
     lm_family *g = lm_family_register(
         f->reg, &(lm_family_options){.type = LM_GAUGE, .name = "bench_level"}, &e);
-    if (!c || !h || !g)
+    lm_family *nh = lm_family_register(
+        f->reg, &(lm_family_options){.type = LM_HISTOGRAM, .name = "bench_native_seconds",
+                                     .label_names = lbl, .nlabels = 1, .unit_scale = 1e9,
+                                     .native = &k_native},
+        &e);
+    if (!c || !h || !g || !nh)
         die("families", &e);
+    f->nhist = lm_series_get(nh, (lm_str[]){S("a")}, &e);
+    lm_http *nhttp =
+        lm_http_register(f->reg, &(lm_http_options){.prefix = "n_", .native = &k_native}, &e);
+    if (!f->nhist || !nhttp)
+        die("native", &e);
+    f->nroute[0] = lm_http_route(nhttp, S("/api/a"), &e);
+    f->nroute[1] = lm_http_route(nhttp, S("/api/b"), &e);
     f->counter[0] = lm_series_get(c, (lm_str[]){S("a")}, &e);
     f->counter[1] = lm_series_get(c, (lm_str[]){S("b")}, &e);
     f->biz[0] = lm_series_get(c, (lm_str[]){S("biz1")}, &e);
@@ -159,7 +179,10 @@ typedef enum op {
     OP_GAUGE,
     OP_HIST_CONST,
     OP_HIST_VARIED,
+    OP_NHIST_CONST,  /* the same into a histogram with native buckets */
+    OP_NHIST_VARIED,
     OP_ROUTE,
+    OP_NROUTE,       /* lm_route_record into a set with native buckets */
     OP_ROUTE_BIZ2,
     OP_ROUTE_EX,      /* lm_route_record_ex, no extras */
     OP_ROUTE_EX_OBS3, /* + upstream, Server-Timing counter and histogram */
@@ -209,6 +232,20 @@ static void run_range(job *j, long from, long n)
         for (long i = from; i < n; i++)
             lm_histogram_observe(f->hist, f->dur[i & (NDUR - 1)]);
         break;
+    case OP_NHIST_CONST:
+        for (long i = from; i < n; i++)
+            lm_histogram_observe(f->nhist, 3000000);
+        break;
+    case OP_NHIST_VARIED:
+        for (long i = from; i < n; i++)
+            lm_histogram_observe(f->nhist, f->dur[i & (NDUR - 1)]);
+        break;
+    case OP_NROUTE: {
+        lm_route *r = f->nroute[j->which];
+        for (long i = from; i < n; i++)
+            lm_route_record(r, LM_METHOD_GET, 200, f->dur[i & (NDUR - 1)], 512, NULL, 0);
+        break;
+    }
     case OP_ROUTE: {
         lm_route *r = f->route[j->which];
         for (long i = from; i < n; i++)
@@ -369,6 +406,11 @@ static int discard(void *ctx, const char *buf, size_t len)
     return 0;
 }
 
+static const char *fmt_name(lm_format fmt)
+{
+    return fmt == LM_FORMAT_TEXT ? "text" : fmt == LM_FORMAT_OPENMETRICS ? "openmetrics" : "protobuf";
+}
+
 static void time_expo(lm_registry *reg, lm_format fmt, size_t nseries, const char *type)
 {
     lm_error e = {0};
@@ -388,22 +430,25 @@ static void time_expo(lm_registry *reg, lm_format fmt, size_t nseries, const cha
     }
     stats s = summarize(v, reps), cs = summarize(c, reps);
     printf("  %6zu %-9s %-11s %8.2f [%8.2f .. %8.2f] %8.2f %7.0f %8.1f MB\n", nseries, type,
-           fmt == LM_FORMAT_TEXT ? "text" : "openmetrics", cs.med, cs.min, cs.max, s.med,
-           cs.med * 1e6 / (double)nseries, (double)bytes / 1e6);
+           fmt_name(fmt), cs.med, cs.min, cs.max, s.med, cs.med * 1e6 / (double)nseries,
+           (double)bytes / 1e6);
 }
 
 /* The shape route_metrics produces: lm_route_record creates a request
  * counter, a latency histogram and a bytes counter series per (route,
  * method, status), three labels each, interleaved in memory. One series
  * here is one such tuple (three series plus the route's in-flight gauge). */
-static void bench_expo_http(size_t ntuples, lm_format fmt)
+static void bench_expo_http(size_t ntuples, lm_format fmt, bool native)
 {
     lm_error e = {0};
     lm_registry *reg = lm_registry_new(NULL, &e);
     if (!reg)
         die("registry", &e);
-    lm_http *http = lm_http_register(
-        reg, &(lm_http_options){.max_routes = ntuples, .max_series = ntuples}, &e);
+    lm_http *http = lm_http_register(reg,
+                                     &(lm_http_options){.max_routes = ntuples,
+                                                        .max_series = ntuples,
+                                                        .native = native ? &k_native : NULL},
+                                     &e);
     if (!http)
         die("http", &e);
     for (size_t i = 0; i < ntuples; i++) {
@@ -415,7 +460,7 @@ static void bench_expo_http(size_t ntuples, lm_format fmt)
         lm_route_record(r, LM_METHOD_GET, 200, (int64_t)(i * 7919 % 3000000000ULL), 512, NULL,
                         0);
     }
-    time_expo(reg, fmt, ntuples, "http");
+    time_expo(reg, fmt, ntuples, native ? "http+nat" : "http");
     lm_registry_free(reg);
 }
 
@@ -494,6 +539,49 @@ static void bench_memory(size_t nroutes)
         long after = resident_kib();
         printf("  %6zu routes  %8ld KiB resident added  %7.0f B per route\n", nroutes,
                after - before, nroutes ? (double)(after - before) * 1024 / (double)nroutes : 0);
+        fflush(stdout);
+        _exit(0);
+    }
+    int st;
+    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+        fprintf(stderr, "lm_bench: memory child for %zu routes failed\n", nroutes);
+}
+
+/* Resident memory per route when each route's histogram sees 64
+ * latencies spread log-uniformly over 1 ms .. 10 s (13 powers of two),
+ * with or without native buckets: the native chunks a real route touches. */
+static void bench_memory_spread(size_t nroutes, bool native)
+{
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        long before = resident_kib();
+        lm_error e = {0};
+        lm_registry *reg = lm_registry_new(NULL, &e);
+        lm_http *http = reg ? lm_http_register(reg,
+                                               &(lm_http_options){.max_routes = nroutes,
+                                                                  .native = native ? &k_native
+                                                                                   : NULL},
+                                               &e)
+                            : NULL;
+        if (!http)
+            die("memory registry", &e);
+        for (size_t i = 0; i < nroutes; i++) {
+            char v[48];
+            snprintf(v, sizeof v, "/api/v1/item/%zu", i);
+            lm_route *r = lm_http_route(http, S(v), &e);
+            if (!r)
+                die("memory route", &e);
+            for (int k = 0; k < 64; k++)
+                lm_route_record(r, LM_METHOD_GET, 200,
+                                (int64_t)(1e6 * exp((double)((k * 37 + (int)i) % 64) / 64.0 *
+                                                    log(1e4))),
+                                512, NULL, 0);
+        }
+        long after = resident_kib();
+        printf("  %6zu routes, 64 latencies each, %-15s %8ld KiB  %7.0f B per route\n", nroutes,
+               native ? "native schema 3" : "classic only", after - before,
+               (double)(after - before) * 1024 / (double)nroutes);
         fflush(stdout);
         _exit(0);
     }
@@ -595,8 +683,13 @@ int main(int argc, char **argv)
         {"lm_route_record_ex + 3 observations", OP_ROUTE_EX_OBS3, N / 4},
         {"lm_route_record_ex + 3 obs + exemplar", OP_ROUTE_EX_EXEMPLAR, N / 4},
         {"  same, records 1 us apart (most skip)", OP_ROUTE_EX_EXEMPLAR_HOT, N / 4},
+        /* Native buckets (schema 3) beside the classic ones, to compare
+         * with rows 2, 3 and 4 above. */
+        {"native: lm_histogram_observe, constant", OP_NHIST_CONST, N / 2},
+        {"native: lm_histogram_observe, varied", OP_NHIST_VARIED, N / 2},
+        {"native: lm_route_record, varied", OP_NROUTE, N / 4},
     };
-    result one[11];
+    result one[14];
     for (size_t i = 0; i < sizeof singles / sizeof *singles; i++) {
         one[i] = measure(&f, singles[i].o, 1, true, singles[i].n);
         print_row(singles[i].name, one[i]);
@@ -624,6 +717,8 @@ int main(int argc, char **argv)
         {"record_ex + exemplar, same route", OP_ROUTE_EX_EXEMPLAR, true, N / 4, 9},
         {"record_ex + exemplar, different routes", OP_ROUTE_EX_EXEMPLAR, false, N / 4, 9},
         {"record_ex + exemplar 1 us, same route", OP_ROUTE_EX_EXEMPLAR_HOT, true, N / 4, 10},
+        {"native: lm_histogram_observe, same series", OP_NHIST_VARIED, true, N / 2, 12},
+        {"native: lm_route_record, different routes", OP_NROUTE, false, N / 4, 13},
     };
     result r, atomic_r = {0};
     double min_overlap = 1;
@@ -663,6 +758,16 @@ scrape:
     printf("  (http: one row per (route, GET, 200) of a default lm_http: counter + histogram +\n"
            "   bytes counter + in-flight gauge, three labels; ns per tuple)\n");
     for (size_t i = 0; i < 3; i++)
-        bench_expo_http(sizes[i], LM_FORMAT_TEXT);
+        bench_expo_http(sizes[i], LM_FORMAT_TEXT, false);
+    printf("  (native buckets, schema 3, 160: the same tuples, each route's histogram with native\n"
+           "   buckets; text shows the classic buckets only, protobuf both)\n");
+    for (size_t i = 0; i < 2; i++)
+        for (int f = 0; f < 3; f += 2)
+            bench_expo_http(sizes[i], f ? LM_FORMAT_PROTOBUF : LM_FORMAT_TEXT, true);
+    bench_expo_http(sizes[1], LM_FORMAT_PROTOBUF, false);
+    printf("\nmemory of native buckets: resident KiB added, per series, forked child each\n");
+    for (size_t i = 1; i < 3; i++)
+        for (int nat = 0; nat < 2; nat++)
+            bench_memory_spread(routes[i], nat);
     return 0;
 }

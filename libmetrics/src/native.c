@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 /* unit_scale bounds for native buckets: every |x| = |v| / unit_scale with
  * 1 <= |v| <= 2^63 is then a finite normal double (2^-960 .. 2^1023). */
@@ -51,11 +52,94 @@ static uint32_t search(const double *b, uint32_t n, double x)
     return i;
 }
 
+/* The key of integer magnitude a >= 1: lm__native_key of (double)a /
+ * unit_scale, client_golang's for the observation +-a. */
+static int32_t key_of(const struct lm_native *n, uint64_t a)
+{
+    return lm__native_key(n, (double)a / n->unit_scale);
+}
+
+/* The largest a in [lo, hi] with key_of(a) <= k, given key_of(lo) <= k
+ * (bisection: the key never decreases as a grows). */
+static uint64_t last_with_key(const struct lm_native *n, uint64_t lo, uint64_t hi, int32_t k)
+{
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        if (key_of(n, mid) <= k)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* Fills the lookup lm__native_add uses (see there): 0, or -1 if a slice
+ * held two key steps (it cannot: see the header; checked anyway). */
+static int build_lookup(struct lm_native *n, uint64_t *thr, uint16_t *seg)
+{
+    unsigned k = n->seg_bits;
+    uint32_t nseg = 1u << k;
+    /* zmax: the largest a with a / unit_scale <= zero_threshold. */
+    uint64_t lo = 0, hi = (uint64_t)1 << 63;
+    while (lo < hi) {
+        uint64_t mid = lo + (hi - lo + 1) / 2;
+        if ((double)mid / n->unit_scale <= n->zero_threshold)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    n->zmax = lo;
+    for (int p = 0; p < 64; p++) {
+        uint64_t first = (uint64_t)1 << p;
+        uint64_t last = p == 63 ? first : (first << 1) - 1; /* |v| <= 2^63 */
+        int32_t k0 = key_of(n, first), ktop = key_of(n, last);
+        if (ktop - k0 >= n->stride)
+            return -1;
+        n->k0rel[p] = k0 - n->kmin;
+        uint64_t *t = thr + (size_t)p * n->stride;
+        /* t[j]: the largest a of this power of two with key <= k0 + j
+         * (never below the one for j - 1, where the key is <= k0 + j too;
+         * a key no integer has gets its predecessor's threshold). */
+        uint64_t from = first;
+        for (int32_t j = 0; j < n->stride; j++) {
+            t[j] = k0 + j >= ktop ? last : last_with_key(n, from, last, k0 + j);
+            from = t[j];
+        }
+        for (uint32_t sl = 0; sl < nseg; sl++) {
+            /* The integers of slice sl: those whose K bits under the
+             * leading one are sl (one integer, or none, when p < K). */
+            uint64_t a0, a1;
+            if ((unsigned)p >= k) {
+                a0 = first + ((uint64_t)sl << (p - k));
+                a1 = a0 + ((uint64_t)1 << (p - k)) - 1;
+            } else {
+                a0 = a1 = first + (sl >> (k - p));
+            }
+            if (a0 > last)
+                a0 = a1 = last; /* beyond 2^63: never looked up */
+            if (a1 > last)
+                a1 = last;
+            int32_t j0 = key_of(n, a0) - k0;
+            if (key_of(n, a1) - k0 > j0 + 1)
+                return -1;
+            seg[((size_t)p << k) + sl] = (uint16_t)j0;
+        }
+    }
+    return 0;
+}
+
 struct lm_native *lm__native_new(lm_registry *reg, int schema, double zero_threshold,
                                  double unit_scale)
 {
+    /* A power of two of |v| spans a factor 2 of x: at most 2^schema + 1
+     * buckets (2 at schema <= 0), and 2^(schema + 2) slices of it are each
+     * narrower than a bucket (2^(2^-schema) - 1 > 2^-(schema + 1)). */
+    unsigned k = schema > 0 ? (unsigned)schema + 2 : 0;
+    size_t stride = schema > 0 ? ((size_t)1 << schema) + 1 : 2;
+    size_t nb = schema > 0 ? ((size_t)1 << schema) + 1 : 0;
     size_t nlo = schema > 0 ? (size_t)1 << (schema + 2) : 0;
-    struct lm_native *n = calloc(1, sizeof *n + nlo * sizeof n->lo_table[0]);
+    size_t words = 64 * stride + nb + (((64 << k) + nlo) * sizeof(uint16_t) + 7) / 8;
+    struct lm_native *n = calloc(1, sizeof *n + words * sizeof(uint64_t));
     if (n == NULL)
         return NULL;
     n->unit_scale = unit_scale;
@@ -63,18 +147,25 @@ struct lm_native *lm__native_new(lm_registry *reg, int schema, double zero_thres
     n->schema = (int8_t)schema;
     n->reg = reg;
     n->arena = (uint32_t)reg->opts.slot_capacity;
+    n->seg_bits = (uint8_t)k;
+    n->stride = (uint16_t)stride;
+    uint64_t *thr = n->tables;
+    double *bounds = (double *)(thr + 64 * stride);
+    uint16_t *seg = (uint16_t *)(bounds + nb);
     if (schema > 0) {
-        n->bounds = lm__native_bounds(schema);
+        memcpy(bounds, lm__native_bounds(schema), (nb - 1) * sizeof(double));
+        bounds[nb - 1] = 1.0;
+        n->bounds = bounds;
+        uint16_t *lo = seg + ((size_t)64 << k);
         /* Slice t of [0.5, 1) starts at 0.5 * (1 + t / nlo) (exact). */
         for (size_t t = 0; t < nlo; t++)
-            n->lo_table[t] = (uint16_t)search(n->bounds, 1u << schema,
-                                              0.5 + (double)t * (0.5 / (double)nlo));
-        n->lo = n->lo_table;
+            lo[t] = (uint16_t)search(n->bounds, 1u << schema, 0.5 + (double)t * (0.5 / (double)nlo));
+        n->lo = lo;
     }
     /* Every |v| from 1 to 2^63 (INT64_MIN's magnitude; INT64_MAX rounds to
      * it) gives x in [1 / scale, 2^63 / scale], and the key is monotonic. */
-    int32_t kmin = lm__native_key(n, 1.0 / unit_scale);
-    int32_t kmax = lm__native_key(n, 0x1p63 / unit_scale);
+    int32_t kmin = key_of(n, 1);
+    int32_t kmax = key_of(n, (uint64_t)1 << 63);
     n->kmin = kmin;
     n->nkeys = (uint32_t)(kmax - kmin + 1);
     /* A chunk is one power of two of buckets at schema 3 (8 keys), at most
@@ -85,10 +176,13 @@ struct lm_native *lm__native_new(lm_registry *reg, int schema, double zero_thres
     unsigned d = (unsigned)(schema + 4);
     n->fb_kmin = lm__native_coarser(kmin, d);
     n->fb_n = (uint32_t)(lm__native_coarser(kmax, d) - n->fb_kmin + 1);
-    if (n->fb_n > LM_NATIVE_FB_MAX) { /* 2^63 spans 64 powers of two: 6 at most */
+    /* 2^63 spans 64 powers of two: 6 fallback keys at most. */
+    if (n->fb_n > LM_NATIVE_FB_MAX || build_lookup(n, thr, seg) != 0) {
         free(n);
         return NULL;
     }
+    n->seg = seg;
+    n->thr = thr;
     return n;
 }
 

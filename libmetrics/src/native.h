@@ -52,22 +52,37 @@
 #define LM_NATIVE_ARENA_RESERVED 8
 
 struct lm_native {
-    /* Read by every record. */
-    double unit_scale;
-    double zero_threshold;  /* resolved: >= 0 */
-    const double *bounds;   /* schema > 0: client_golang's table, 2^schema entries */
-    const uint16_t *lo;     /* schema > 0: search start per top mantissa bits */
-    int32_t kmin;
+    /* Read by every record: the key as a lookup on the integer |v| (see
+     * lm__native_add): the largest |v| of the zero bucket; per power of two
+     * 2^p <= |v| < 2^(p+1), the key of 2^p relative to kmin, where to start
+     * (seg, by the K bits below the leading one) and the largest |v| of each
+     * key from there (thr, stride per p). */
+    uint64_t zmax;
+    const uint16_t *seg;
+    const uint64_t *thr;
+    int32_t k0rel[64];
+    uint8_t seg_bits;       /* K */
+    uint16_t stride;
     uint32_t arena;         /* first arena cell: reg->opts.slot_capacity */
     int8_t schema;          /* recording schema */
     uint8_t chunk_shift;
     uint16_t nchunks;       /* per sign */
-    /* Colder. */
+    int32_t kmin;
+    /* The definition the lookup is computed from (lm__native_key). */
+    double unit_scale;
+    double zero_threshold;  /* resolved: >= 0 */
+    /* schema > 0: client_golang's table (2^schema entries, copied as they
+     * are) and 1.0 after them, above every frac, so a search that starts
+     * at the end stays there; and the search start per top mantissa bits. */
+    const double *bounds;
+    const uint16_t *lo;
     uint32_t nkeys;
     int32_t fb_kmin;        /* fallback keys at schema -4 */
     uint32_t fb_n;
     lm_registry *reg;
-    uint16_t lo_table[];    /* 1 << (schema + 2) entries when schema > 0 */
+    /* thr (64 x stride), then for schema > 0 the bounds (2^schema + 1),
+     * then seg (64 << K) and lo (1 << (schema + 2)). */
+    uint64_t tables[];
 };
 
 /* What the exposition shows, packed in one word (lm_family.native_view). */
@@ -141,29 +156,48 @@ static inline int32_t lm__native_key(const struct lm_native *n, double ax)
         uint64_t fb = mant | (uint64_t)1022 << 52;
         double frac;
         memcpy(&frac, &fb, sizeof frac);
-        uint32_t len = 1u << s;
         uint32_t i = n->lo[mant >> (52 - (s + 2))];
-        i += i < len && n->bounds[i] < frac;
-        return (int32_t)i + (exp - 1) * (int32_t)len;
+        i += n->bounds[i] < frac; /* bounds[2^s] is 1.0: never below frac */
+        return (int32_t)i + (exp - 1) * (int32_t)(1u << s);
     }
     int32_t k = exp - (mant == 0); /* frac == 0.5: the bucket below */
     return lm__native_coarser(k, (unsigned)-s);
 }
 
 /* One observation v (recorded units) into series s's native buckets in
- * shard sh. Before the classic bucket's release store (see above). */
+ * shard sh. Before the classic bucket's release store (see above).
+ *
+ * The key is lm__native_key's of x = (double)v / unit_scale, found without
+ * floating point: that key is a non-decreasing function of the integer
+ * a = |v| (conversion and division round monotonically, IEEE rounding is
+ * symmetric in sign, the key is monotonic in |x|), so it is fixed by the
+ * integers where it steps up. lm__native_new finds each of them with that
+ * very float computation (bisection) and tabulates them per power of two
+ * of a; here a's leading bit p and the K bits below it pick a start key,
+ * and one comparison with the step's threshold finishes, because a slice
+ * of 2^-K of a power of two is narrower than any bucket (lm__native_new
+ * checks every slice). The zero bucket is a <= zmax, likewise.
+ * lm__native_rel: the key of a (1 <= a <= 2^63, a > zmax) minus kmin. */
+static inline uint32_t lm__native_rel(const struct lm_native *n, uint64_t a)
+{
+    int p = 63 - __builtin_clzll(a);
+    uint64_t below = a << (63 - p) << 1; /* the bits under the leading one */
+    unsigned k = n->seg_bits;
+    uint32_t j = n->seg[((uint32_t)p << k) + (uint32_t)((below >> 1) >> (63 - k))];
+    j += a > n->thr[(uint32_t)p * n->stride + j];
+    return (uint32_t)n->k0rel[p] + j;
+}
+
 static inline void lm__native_add(const lm_shard *sh, const lm_series *s, int64_t v)
 {
     const struct lm_native *n = s->nat;
     if (n == NULL)
         return;
     uint32_t cell = s->hc0.slot + s->hc0.nb + 3; /* the zero bucket */
-    double x = (double)v / n->unit_scale;
-    double zt = n->zero_threshold;
-    if (x > zt || x < -zt) {
-        unsigned neg = x < 0;
-        int32_t key = lm__native_key(n, neg ? -x : x);
-        uint32_t rel = (uint32_t)(key - n->kmin);
+    uint64_t a = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+    if (a > n->zmax) {
+        unsigned neg = v < 0;
+        uint32_t rel = lm__native_rel(n, a);
         _Atomic uint32_t *d = &s->ndir[neg * n->nchunks + (rel >> n->chunk_shift)];
         uint32_t off = atomic_load_explicit(d, memory_order_relaxed);
         if (__builtin_expect(off == 0, 0))
@@ -172,7 +206,9 @@ static inline void lm__native_add(const lm_shard *sh, const lm_series *s, int64_
             cell = n->arena + off + (rel & ((1u << n->chunk_shift) - 1));
         else /* arena full: the schema -4 fallback row of this sign */
             cell += 1 + neg * n->fb_n +
-                    (uint32_t)(lm__native_coarser(key, (unsigned)(n->schema + 4)) - n->fb_kmin);
+                    (uint32_t)(lm__native_coarser((int32_t)rel + n->kmin,
+                                                  (unsigned)(n->schema + 4)) -
+                               n->fb_kmin);
     }
     lm_cell *c = &sh->cells[cell];
     if (sh->exclusive)

@@ -118,6 +118,55 @@ static void test_nesting(lm_registry *reg)
     CHECK(lm__native_coarser(-1, 4) == 0 && lm__native_coarser(17, 4) == 2);
 }
 
+/* The record path's integer lookup (lm__native_rel, zmax) equals the
+ * float definition at every step it tabulates, one either side of it, and
+ * at random magnitudes, for every schema and several unit scales and zero
+ * thresholds. */
+static void test_lookup(lm_registry *reg)
+{
+    static const double scales[] = {1e9, 1, 1e3, 3, 1e-3, 1e6 / 7, 0x1p40};
+    static const double zts[] = {LM_NATIVE_DEFAULT_ZERO_THRESHOLD, 0, 1e-6, 0.37};
+    int bad = 0, checked = 0;
+    for (int s = LM_NATIVE_SCHEMA_MIN; s <= LM_NATIVE_SCHEMA_MAX; s++)
+        for (size_t si = 0; si < sizeof scales / sizeof scales[0]; si++) {
+            double zt = zts[(size_t)s & 3];
+            struct lm_native *n = lm__native_new(reg, s, zt, scales[si]);
+            CHECK(n != NULL);
+            if (n == NULL)
+                continue;
+            for (int p = 0; p < 64; p++)
+                for (int j = 0; j < n->stride; j++) {
+                    uint64_t t = n->thr[p * n->stride + j];
+                    for (int d = -1; d <= 1; d++) {
+                        uint64_t a = t + (uint64_t)(int64_t)d;
+                        if (a == 0 || a > (uint64_t)1 << 63)
+                            continue;
+                        double x = (double)a / scales[si];
+                        bool zero = !(x > zt);
+                        checked++;
+                        if (zero != (a <= n->zmax) ||
+                            (!zero && (int32_t)lm__native_rel(n, a) + n->kmin != ref_key(s, x))) {
+                            if (bad++ < 5)
+                                fprintf(stderr, "schema %d scale %g: |v| %llu\n", s, scales[si],
+                                        (unsigned long long)a);
+                        }
+                    }
+                }
+            for (int i = 0; i < 20000; i++) {
+                uint64_t a = next_rand() >> (1 + next_rand() % 63); /* |v| <= 2^63 */
+                if (a == 0)
+                    continue;
+                double x = (double)a / scales[si];
+                checked++;
+                if (x > zt && (int32_t)lm__native_rel(n, a) + n->kmin != ref_key(s, x))
+                    bad++;
+            }
+            lm__native_free(n);
+        }
+    CHECK(bad == 0);
+    CHECK(checked > 100000);
+}
+
 /* ---------------------------------------------------------- reference */
 
 #define MAXREF 40000
@@ -484,6 +533,7 @@ int main(void)
     lm_registry *reg = lm_registry_new(NULL, NULL);
     test_keys(reg);
     test_nesting(reg);
+    test_lookup(reg);
     lm_registry_free(reg);
     test_exact();
     test_limit();
