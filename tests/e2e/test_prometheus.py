@@ -260,7 +260,7 @@ def test_dashboard_and_provisioning_agree():
 
 
 class Prometheus:
-    def __init__(self, workdir: Path, config: dict, binary: str = PROMETHEUS):
+    def __init__(self, workdir: Path, config: dict, binary: str = PROMETHEUS, flags=()):
         self.workdir = workdir
         self.port = helpers.free_port()
         self.base = "http://127.0.0.1:%d" % self.port
@@ -272,7 +272,7 @@ class Prometheus:
             [binary, "--config.file=%s" % self.config_path,
              "--storage.tsdb.path=%s" % (workdir / "data"),
              "--web.listen-address=127.0.0.1:%d" % self.port,
-             "--log.level=warn"],
+             "--log.level=warn", *flags],
             stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(workdir))
         ok = helpers.wait_until(lambda: self._get("/-/ready", raw=True) == 200, timeout=30, interval=0.2)
         if not ok:
@@ -296,6 +296,21 @@ class Prometheus:
         if at is not None:
             params["time"] = "%.3f" % at
         return self._get("/api/v1/query", params)
+
+    def native(self, expr, at=None) -> dict[tuple, dict]:
+        """An instant query whose samples are native histograms: labels ->
+        {"count", "sum", "buckets": [(lower, upper, count), ...]}."""
+        data = self.query(expr, at)
+        assert data["resultType"] == "vector", data
+        out = {}
+        for s in data["result"]:
+            hist = s.get("histogram")
+            assert hist is not None, "not a native histogram: %r" % s
+            h = hist[1]
+            out[tuple(sorted(s["metric"].items()))] = {
+                "count": float(h["count"]), "sum": float(h["sum"]),
+                "buckets": [(float(b[1]), float(b[2]), float(b[3])) for b in h.get("buckets", [])]}
+        return out
 
     def vector(self, expr, at=None) -> dict[tuple, float]:
         data = self.query(expr, at)
