@@ -225,29 +225,22 @@ static void run_range(job *j, long from, long n)
             lm_gauge_add(f->gauge, 1);
         break;
     case OP_HIST_CONST:
+    case OP_NHIST_CONST: {
+        lm_series *s = j->op == OP_NHIST_CONST ? f->nhist : f->hist;
         for (long i = from; i < n; i++)
-            lm_histogram_observe(f->hist, 3000000);
-        break;
-    case OP_HIST_VARIED:
-        for (long i = from; i < n; i++)
-            lm_histogram_observe(f->hist, f->dur[i & (NDUR - 1)]);
-        break;
-    case OP_NHIST_CONST:
-        for (long i = from; i < n; i++)
-            lm_histogram_observe(f->nhist, 3000000);
-        break;
-    case OP_NHIST_VARIED:
-        for (long i = from; i < n; i++)
-            lm_histogram_observe(f->nhist, f->dur[i & (NDUR - 1)]);
-        break;
-    case OP_NROUTE: {
-        lm_route *r = f->nroute[j->which];
-        for (long i = from; i < n; i++)
-            lm_route_record(r, LM_METHOD_GET, 200, f->dur[i & (NDUR - 1)], 512, NULL, 0);
+            lm_histogram_observe(s, 3000000);
         break;
     }
-    case OP_ROUTE: {
-        lm_route *r = f->route[j->which];
+    case OP_HIST_VARIED:
+    case OP_NHIST_VARIED: {
+        lm_series *s = j->op == OP_NHIST_VARIED ? f->nhist : f->hist;
+        for (long i = from; i < n; i++)
+            lm_histogram_observe(s, f->dur[i & (NDUR - 1)]);
+        break;
+    }
+    case OP_ROUTE:
+    case OP_NROUTE: {
+        lm_route *r = (j->op == OP_NROUTE ? f->nroute : f->route)[j->which];
         for (long i = from; i < n; i++)
             lm_route_record(r, LM_METHOD_GET, 200, f->dur[i & (NDUR - 1)], 512, NULL, 0);
         break;
@@ -434,32 +427,60 @@ static void time_expo(lm_registry *reg, lm_format fmt, size_t nseries, const cha
            (double)bytes / 1e6);
 }
 
+/* A fresh registry with an lm_http set of nroutes routes named
+ * /api/v1/item/<i> (max_series 0: the default cap; native buckets or
+ * not), route i recorded `each` times by GET 200 with latency lat(i, k). */
+static lm_registry *routes_registry(size_t nroutes, size_t max_series, bool native, int each,
+                                    int64_t (*lat)(size_t i, int k))
+{
+    lm_error e = {0};
+    lm_registry *reg = lm_registry_new(NULL, &e);
+    lm_http *http = reg ? lm_http_register(reg,
+                                           &(lm_http_options){.max_routes = nroutes,
+                                                              .max_series = max_series,
+                                                              .native = native ? &k_native : NULL},
+                                           &e)
+                        : NULL;
+    if (!http)
+        die("http registry", &e);
+    for (size_t i = 0; i < nroutes; i++) {
+        char v[48];
+        snprintf(v, sizeof v, "/api/v1/item/%zu", i);
+        lm_route *r = lm_http_route(http, S(v), &e);
+        if (!r)
+            die("route", &e);
+        for (int k = 0; k < each; k++)
+            lm_route_record(r, LM_METHOD_GET, 200, lat(i, k), 512, NULL, 0);
+    }
+    return reg;
+}
+
+static int64_t lat_spread(size_t i, int k)
+{
+    (void)k;
+    return (int64_t)(i * 7919 % 3000000000ULL);
+}
+
+static int64_t lat_1ms(size_t i, int k)
+{
+    (void)i, (void)k;
+    return 1000000;
+}
+
+/* 64 latencies per route, log-uniform over 1 ms .. 10 s (13 powers of
+ * two), shifted per route. */
+static int64_t lat_64(size_t i, int k)
+{
+    return (int64_t)(1e6 * exp((double)(((size_t)k * 37 + i) % 64) / 64.0 * log(1e4)));
+}
+
 /* The shape route_metrics produces: lm_route_record creates a request
  * counter, a latency histogram and a bytes counter series per (route,
  * method, status), three labels each, interleaved in memory. One series
  * here is one such tuple (three series plus the route's in-flight gauge). */
 static void bench_expo_http(size_t ntuples, lm_format fmt, bool native)
 {
-    lm_error e = {0};
-    lm_registry *reg = lm_registry_new(NULL, &e);
-    if (!reg)
-        die("registry", &e);
-    lm_http *http = lm_http_register(reg,
-                                     &(lm_http_options){.max_routes = ntuples,
-                                                        .max_series = ntuples,
-                                                        .native = native ? &k_native : NULL},
-                                     &e);
-    if (!http)
-        die("http", &e);
-    for (size_t i = 0; i < ntuples; i++) {
-        char v[48];
-        snprintf(v, sizeof v, "/api/v1/item/%zu", i);
-        lm_route *r = lm_http_route(http, S(v), &e);
-        if (!r)
-            die("route", &e);
-        lm_route_record(r, LM_METHOD_GET, 200, (int64_t)(i * 7919 % 3000000000ULL), 512, NULL,
-                        0);
-    }
+    lm_registry *reg = routes_registry(ntuples, ntuples, native, 1, lat_spread);
     time_expo(reg, fmt, ntuples, native ? "http+nat" : "http");
     lm_registry_free(reg);
 }
@@ -513,75 +534,27 @@ static long resident_kib(void)
 }
 
 /* Resident memory a default lm_http registry (max_routes raised to nroutes)
- * adds with nroutes routes recorded once each (GET 200), measured in a fresh child process so no
+ * adds with nroutes routes recorded `each` times (GET 200; once at 1 ms, or
+ * 64 latencies spread over 1 ms .. 10 s, with native buckets or not: the
+ * chunks a real route touches), measured in a fresh child process so no
  * earlier benchmark's freed heap hides it. Shards are mmapped and touched
  * lazily, so this counts the pages actually used. */
-static void bench_memory(size_t nroutes)
+static void bench_memory(size_t nroutes, bool native, int each)
 {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         long before = resident_kib();
-        lm_error e = {0};
-        lm_registry *reg = lm_registry_new(NULL, &e);
-        lm_http *http =
-            reg ? lm_http_register(reg, &(lm_http_options){.max_routes = nroutes}, &e) : NULL;
-        if (!http)
-            die("memory registry", &e);
-        for (size_t i = 0; i < nroutes; i++) {
-            char v[48];
-            snprintf(v, sizeof v, "/api/v1/item/%zu", i);
-            lm_route *r = lm_http_route(http, S(v), &e);
-            if (!r)
-                die("memory route", &e);
-            lm_route_record(r, LM_METHOD_GET, 200, 1000000, 512, NULL, 0);
-        }
+        routes_registry(nroutes, 0, native, each, each == 1 ? lat_1ms : lat_64);
         long after = resident_kib();
-        printf("  %6zu routes  %8ld KiB resident added  %7.0f B per route\n", nroutes,
-               after - before, nroutes ? (double)(after - before) * 1024 / (double)nroutes : 0);
-        fflush(stdout);
-        _exit(0);
-    }
-    int st;
-    if (pid < 0 || waitpid(pid, &st, 0) != pid || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
-        fprintf(stderr, "lm_bench: memory child for %zu routes failed\n", nroutes);
-}
-
-/* Resident memory per route when each route's histogram sees 64
- * latencies spread log-uniformly over 1 ms .. 10 s (13 powers of two),
- * with or without native buckets: the native chunks a real route touches. */
-static void bench_memory_spread(size_t nroutes, bool native)
-{
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        long before = resident_kib();
-        lm_error e = {0};
-        lm_registry *reg = lm_registry_new(NULL, &e);
-        lm_http *http = reg ? lm_http_register(reg,
-                                               &(lm_http_options){.max_routes = nroutes,
-                                                                  .native = native ? &k_native
-                                                                                   : NULL},
-                                               &e)
-                            : NULL;
-        if (!http)
-            die("memory registry", &e);
-        for (size_t i = 0; i < nroutes; i++) {
-            char v[48];
-            snprintf(v, sizeof v, "/api/v1/item/%zu", i);
-            lm_route *r = lm_http_route(http, S(v), &e);
-            if (!r)
-                die("memory route", &e);
-            for (int k = 0; k < 64; k++)
-                lm_route_record(r, LM_METHOD_GET, 200,
-                                (int64_t)(1e6 * exp((double)((k * 37 + (int)i) % 64) / 64.0 *
-                                                    log(1e4))),
-                                512, NULL, 0);
-        }
-        long after = resident_kib();
-        printf("  %6zu routes, 64 latencies each, %-15s %8ld KiB  %7.0f B per route\n", nroutes,
-               native ? "native schema 3" : "classic only", after - before,
-               (double)(after - before) * 1024 / (double)nroutes);
+        double per = nroutes ? (double)(after - before) * 1024 / (double)nroutes : 0;
+        if (each == 1 && !native)
+            printf("  %6zu routes  %8ld KiB resident added  %7.0f B per route\n", nroutes,
+                   after - before, per);
+        else
+            printf("  %6zu routes, %d latencies each, %-15s %8ld KiB  %7.0f B per route\n",
+                   nroutes, each, native ? "native schema 3" : "classic only", after - before,
+                   per);
         fflush(stdout);
         _exit(0);
     }
@@ -654,7 +627,7 @@ int main(int argc, char **argv)
     printf("memory: resident KiB a default lm_http registry adds (forked child each)\n");
     size_t routes[] = {0, 100, 1000, 10000};
     for (size_t i = 0; i < 4; i++)
-        bench_memory(routes[i]);
+        bench_memory(routes[i], false, 1);
     printf("\n");
 
     const char *only = getenv("LM_BENCH_ONLY");
@@ -768,6 +741,6 @@ scrape:
     printf("\nmemory of native buckets: resident KiB added, per series, forked child each\n");
     for (size_t i = 1; i < 3; i++)
         for (int nat = 0; nat < 2; nat++)
-            bench_memory_spread(routes[i], nat);
+            bench_memory(routes[i], nat, 64);
     return 0;
 }

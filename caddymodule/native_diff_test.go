@@ -29,7 +29,6 @@ package routemetrics
 // bounded time; testdata/fuzz/FuzzNativeDifferential holds seeds).
 
 import (
-	"bytes"
 	"encoding/binary"
 	"fmt"
 	"math"
@@ -73,24 +72,7 @@ func (c nativeCase) ours(t testing.TB) *dto.Histogram {
 	for _, v := range c.values {
 		s.observe(v)
 	}
-	x, err := reg.expoBegin(formatProtobuf, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer x.end()
-	var body bytes.Buffer
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := x.read(buf)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			break
-		}
-		body.Write(buf[:n])
-	}
-	for _, mf := range decodeFamilies(t, body.Bytes()) {
+	for _, mf := range decodeFamilies(t, readExposition(t, reg, formatProtobuf, false)) {
 		if mf.GetName() == "d" {
 			return mf.GetMetric()[0].GetHistogram()
 		}

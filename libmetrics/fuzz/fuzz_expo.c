@@ -28,8 +28,7 @@
 #include "fuzz_input.h"
 #include "libmetrics.h"
 #include "lm_capture.h"
-
-#include "io/prometheus/client/metrics.pb-c.h"
+#include "pb_check.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -139,49 +138,27 @@ static char *type_names(const char *body, size_t len)
  * returns its family names like type_names. */
 static char *check_protobuf(const char *body, size_t len)
 {
+    pb_families d = pb_decode(body, len);
+    if (!d.whole) {
+        fprintf(stderr, "protobuf body does not decode after %zu families\n", d.n);
+        abort();
+    }
     char *out = calloc(1, len + 1);
-    size_t n = 0, i = 0;
-    const uint8_t *p = (const uint8_t *)body;
-    while (i < len) {
-        uint64_t m = 0;
-        int shift = 0;
-        for (;; shift += 7) {
-            if (i >= len || shift > 63)
-                abort();
-            m |= (uint64_t)(p[i] & 0x7f) << shift;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        if (m > len - i)
+    size_t n = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        const pb_family *f = d.f[i];
+        if (f->name == NULL || f->n_metric == 0)
             abort();
-        Io__Prometheus__Client__MetricFamily *f =
-            io__prometheus__client__metric_family__unpack(NULL, m, p + i);
-        if (f == NULL || f->name == NULL || f->n_metric == 0) {
-            fprintf(stderr, "protobuf message at %zu does not decode as a family\n", i);
-            abort();
-        }
-        i += m;
         for (size_t k = 0; k < f->n_metric; k++) {
-            Io__Prometheus__Client__Histogram *h = f->metric[k]->histogram;
+            const pb_histogram *h = f->metric[k]->histogram;
             if (h == NULL)
                 continue;
             for (size_t b = 0; b < h->n_bucket; b++)
                 if (h->bucket[b]->cumulative_count > h->sample_count)
                     abort();
-            if (!h->has_schema)
-                continue;
-            if (h->schema < -4 || h->schema > 8)
-                abort();
-            uint64_t total = h->zero_count;
-            int64_t c = 0;
-            for (size_t d = 0; d < h->n_positive_delta; d++)
-                total += (uint64_t)(c += h->positive_delta[d]);
-            c = 0;
-            for (size_t d = 0; d < h->n_negative_delta; d++)
-                total += (uint64_t)(c += h->negative_delta[d]);
-            if (total != h->sample_count) {
-                fprintf(stderr, "%s: native buckets hold %llu, count %llu\n", f->name,
-                        (unsigned long long)total, (unsigned long long)h->sample_count);
+            if (h->has_schema && (h->schema < -4 || h->schema > 8 ||
+                                  pb_native_total(h) != h->sample_count)) {
+                fprintf(stderr, "%s: native histogram not whole\n", f->name);
                 abort();
             }
         }
@@ -189,9 +166,9 @@ static char *check_protobuf(const char *body, size_t len)
         memcpy(out + n, f->name, nl);
         n += nl;
         out[n++] = '\n';
-        io__prometheus__client__metric_family__free_unpacked(f, NULL);
     }
     out[n] = '\0';
+    pb_families_free(&d);
     return out;
 }
 

@@ -15,14 +15,10 @@
 #include "expo_pb.h"
 #include "lm_capture.h"
 #include "lm_test.h"
-
-#include "io/prometheus/client/metrics.pb-c.h"
+#include "pb_check.h"
 
 #include <math.h>
 #include <stdlib.h>
-
-typedef Io__Prometheus__Client__MetricFamily pb_family;
-typedef Io__Prometheus__Client__Histogram pb_histogram;
 
 #define T0 1700000000123000000LL
 
@@ -33,48 +29,7 @@ static lm_str S(const char *s)
 
 /* ----------------------------------------------------------- decoding */
 
-#define MAXFAM 64
-typedef struct decoded {
-    pb_family *f[MAXFAM];
-    int n;
-    bool whole; /* the bytes were whole messages, nothing left over */
-} decoded;
-
-static void decoded_free(decoded *d)
-{
-    for (int i = 0; i < d->n; i++)
-        io__prometheus__client__metric_family__free_unpacked(d->f[i], NULL);
-    d->n = 0;
-}
-
-static decoded decode(const char *body, size_t len)
-{
-    decoded d = {.whole = true};
-    const uint8_t *p = (const uint8_t *)body;
-    size_t i = 0;
-    while (i < len) {
-        uint64_t n = 0;
-        int shift = 0;
-        while (i < len && shift < 64) {
-            n |= (uint64_t)(p[i] & 0x7f) << shift;
-            shift += 7;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        if (n > len - i || d.n == MAXFAM) {
-            d.whole = false;
-            break;
-        }
-        pb_family *f = io__prometheus__client__metric_family__unpack(NULL, n, p + i);
-        if (f == NULL) {
-            d.whole = false;
-            break;
-        }
-        d.f[d.n++] = f;
-        i += n;
-    }
-    return d;
-}
+typedef pb_families decoded;
 
 static char *scrape(lm_registry *reg, lm_format fmt, unsigned flags, size_t *len)
 {
@@ -87,7 +42,7 @@ static char *scrape(lm_registry *reg, lm_format fmt, unsigned flags, size_t *len
 
 static const pb_family *find(const decoded *d, const char *name)
 {
-    for (int i = 0; i < d->n; i++)
+    for (size_t i = 0; i < d->n; i++)
         if (strcmp(d->f[i]->name, name) == 0)
             return d->f[i];
     return NULL;
@@ -125,7 +80,7 @@ static char *pb_as_text(const decoded *d)
 {
     char *out = NULL;
     size_t len = 0;
-    for (int i = 0; i < d->n; i++) {
+    for (size_t i = 0; i < d->n; i++) {
         const pb_family *f = d->f[i];
         for (size_t j = 0; j < f->n_metric; j++) {
             const Io__Prometheus__Client__Metric *m = f->metric[j];
@@ -227,7 +182,7 @@ static void test_same_samples_as_text(void)
     size_t tl, pl;
     char *text = scrape(r, LM_FORMAT_TEXT, LM_EXPO_PROCESS, &tl);
     char *body = scrape(r, LM_FORMAT_PROTOBUF, LM_EXPO_PROCESS, &pl);
-    decoded d = decode(body, pl);
+    decoded d = pb_decode(body, pl);
     CHECK(d.whole && d.n > 5);
     char *a = text_samples(text), *b = pb_as_text(&d);
     /* process_* figures move between the two scrapes: compare up to them */
@@ -238,7 +193,7 @@ static void test_same_samples_as_text(void)
         CHECK_STR(b, a);
     }
     /* Family names and types, in the text's order. */
-    int k = 0;
+    size_t k = 0;
     for (const char *l = text; (l = strstr(l, "# TYPE ")) != NULL; l++, k++) {
         char name[128], type[32];
         sscanf(l, "# TYPE %127s %31s", name, type);
@@ -257,7 +212,7 @@ static void test_same_samples_as_text(void)
     CHECK(find(&d, "process_cpu_seconds_total") != NULL);
     free(a);
     free(b);
-    decoded_free(&d);
+    pb_families_free(&d);
     free(text);
     free(body);
     lm_registry_free(r);
@@ -295,7 +250,7 @@ static void test_native_fields(void)
     lm_registry *r = build(true);
     size_t pl;
     char *body = scrape(r, LM_FORMAT_PROTOBUF, 0, &pl);
-    decoded d = decode(body, pl);
+    decoded d = pb_decode(body, pl);
     const pb_family *f = find(&d, "p_latency_seconds");
     lm_family *lf = r->families[1];
     CHECK(f != NULL && f->n_metric == 5); /* 4 series and the overflow */
@@ -350,7 +305,7 @@ static void test_native_fields(void)
           rq->metric[0]->counter->exemplar->value == 1 &&
           rq->metric[0]->counter->exemplar->timestamp->seconds == 1700000000);
     lm__native_scratch_free(&sc);
-    decoded_free(&d);
+    pb_families_free(&d);
     free(body);
     lm_registry_free(r);
 }
@@ -370,11 +325,11 @@ static void test_text_unchanged(void)
     /* Without native buckets the protobuf histogram is classic only. */
     size_t pl;
     char *body = scrape(without, LM_FORMAT_PROTOBUF, 0, &pl);
-    decoded d = decode(body, pl);
+    decoded d = pb_decode(body, pl);
     const pb_family *f = find(&d, "p_latency_seconds");
     CHECK(f && !f->metric[0]->histogram->has_schema && f->metric[0]->histogram->n_positive_span == 0);
     CHECK(f && f->metric[0]->histogram->sample_count == 40);
-    decoded_free(&d);
+    pb_families_free(&d);
     free(body);
     lm_registry_free(with);
     lm_registry_free(without);
@@ -390,21 +345,21 @@ static void test_noop_span(void)
     lm_series *s = lm_series_get(f, NULL, NULL);
     size_t pl;
     char *body = scrape(r, LM_FORMAT_PROTOBUF, 0, &pl);
-    decoded d = decode(body, pl);
+    decoded d = pb_decode(body, pl);
     CHECK(d.whole && d.n == 2);
     const pb_histogram *h = d.n ? d.f[0]->metric[0]->histogram : NULL;
     CHECK(h && h->has_schema && h->schema == 0 && h->zero_threshold == 0);
     CHECK(h && h->n_positive_span == 1 && h->positive_span[0]->has_offset &&
           h->positive_span[0]->offset == 0 && h->positive_span[0]->has_length &&
           h->positive_span[0]->length == 0 && h->n_positive_delta == 0);
-    decoded_free(&d);
+    pb_families_free(&d);
     free(body);
     lm_histogram_observe(s, 0); /* exactly 0: the zero bucket, no span needed */
     body = scrape(r, LM_FORMAT_PROTOBUF, 0, &pl);
-    d = decode(body, pl);
+    d = pb_decode(body, pl);
     h = d.n ? d.f[0]->metric[0]->histogram : NULL;
     CHECK(h && h->zero_count == 1 && h->n_positive_span == 0 && h->sample_count == 1);
-    decoded_free(&d);
+    pb_families_free(&d);
     free(body);
     lm_registry_free(r);
 }
@@ -422,19 +377,6 @@ static bool fault_fn(void *ctx, int site)
     return site == f->site && ++f->calls == f->at;
 }
 
-static char *drain(lm_expo *x, size_t *len)
-{
-    size_t cap = 1 << 16, n = 0, k;
-    char *out = malloc(cap);
-    while ((k = lm_expo_read(x, out + n, 7)) > 0) {
-        n += k;
-        if (cap - n < 8)
-            out = realloc(out, cap *= 2);
-    }
-    *len = n;
-    return out;
-}
-
 static void test_faults(void)
 {
     for (int site = LM__FAULT_ALLOC; site <= LM__FAULT_UNIT; site++) {
@@ -445,7 +387,7 @@ static void test_faults(void)
         lm_error e;
         lm_expo *x = lm_expo_begin(r, LM_FORMAT_PROTOBUF, 0, &e);
         size_t full_len;
-        char *full = drain(x, &full_len);
+        char *full = capture_drain(x, 7, &full_len);
         CHECK(lm_expo_status(x, &e) == LM_OK);
         lm_expo_end(x);
         long n = f.calls;
@@ -462,9 +404,9 @@ static void test_faults(void)
                 continue;
             }
             size_t len;
-            char *got = drain(x, &len);
+            char *got = capture_drain(x, 7, &len);
             lm_status st = lm_expo_status(x, &e);
-            decoded d = decode(got, len);
+            decoded d = pb_decode(got, len);
             bool ok = st == LM_ERR_NOMEM && len < full_len && memcmp(got, full, len) == 0 &&
                       d.whole;
             CHECK(ok);
@@ -472,7 +414,7 @@ static void test_faults(void)
                 fprintf(stderr, "  fault site %d at %ld: %zu of %zu bytes, status %d\n", site, k,
                         len, full_len, (int)st);
             cut += st != LM_OK;
-            decoded_free(&d);
+            pb_families_free(&d);
             free(got);
             lm_expo_end(x);
         }

@@ -14,8 +14,7 @@
 #include "core.h"
 #include "lm_capture.h"
 #include "lm_test.h"
-
-#include "io/prometheus/client/metrics.pb-c.h"
+#include "pb_check.h"
 
 #include <pthread.h>
 #include <stdlib.h>
@@ -65,40 +64,20 @@ static void *writer(void *p)
  * native histograms it saw. */
 static int check_scrape(const char *body, size_t len)
 {
-    const uint8_t *p = (const uint8_t *)body;
-    size_t i = 0;
+    pb_families d = pb_decode(body, len);
+    CHECK(d.whole);
     int seen = 0;
-    while (i < len) {
-        uint64_t n = 0;
-        for (int shift = 0; i < len; shift += 7) {
-            n |= (uint64_t)(p[i] & 0x7f) << shift;
-            if (!(p[i++] & 0x80))
-                break;
-        }
-        Io__Prometheus__Client__MetricFamily *f =
-            io__prometheus__client__metric_family__unpack(NULL, n, p + i);
-        CHECK(f != NULL);
-        if (f == NULL)
-            return seen;
-        i += n;
-        for (size_t m = 0; m < f->n_metric; m++) {
-            Io__Prometheus__Client__Histogram *h = f->metric[m]->histogram;
+    for (size_t i = 0; i < d.n; i++)
+        for (size_t m = 0; m < d.f[i]->n_metric; m++) {
+            const pb_histogram *h = d.f[i]->metric[m]->histogram;
             if (h == NULL || !h->has_schema)
                 continue;
             seen++;
-            uint64_t total = h->zero_count;
-            int64_t c = 0;
-            for (size_t k = 0; k < h->n_positive_delta; k++)
-                total += (uint64_t)(c += h->positive_delta[k]);
-            c = 0;
-            for (size_t k = 0; k < h->n_negative_delta; k++)
-                total += (uint64_t)(c += h->negative_delta[k]);
-            CHECK(total == h->sample_count);
+            CHECK(pb_native_total(h) == h->sample_count);
             for (size_t k = 0; k < h->n_bucket; k++)
                 CHECK(h->bucket[k]->cumulative_count <= h->sample_count);
         }
-        io__prometheus__client__metric_family__free_unpacked(f, NULL);
-    }
+    pb_families_free(&d);
     return seen;
 }
 

@@ -36,41 +36,18 @@ import math
 import threading
 import time
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 import helpers as h
 from conftest import run_caddy
+from test_inflight import CONFIG  # route_metrics; /slow* proxied under route "slow"; metrics on "internal"
 from test_prometheus import PROMETHEUS, Prometheus
 
 SCHEMA = 3
 B = 2 ** (2 ** -SCHEMA)
 N = 200
-
-CONFIG = """{
-	admin localhost:%(admin)d
-	auto_https off
-}
-
-http://127.0.0.1:%(site)d {
-	bind 127.0.0.1
-	route_metrics
-	handle /slow* {
-		route_metrics slow
-		reverse_proxy 127.0.0.1:%(upstream)d
-	}
-	handle {
-		respond 404
-	}
-}
-
-http://127.0.0.1:%(internal)d {
-	bind 127.0.0.1
-	metrics_endpoint
-}
-"""
-
 
 def prometheus_runs():
     """(binary, command-line flags, extra global configuration)."""
@@ -104,11 +81,8 @@ class SleepyUpstream:
             def log_message(self, *args):
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = h.serve_http(Handler)
         self.port = self.server.server_address[1]
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def stop(self):
         self.server.shutdown()
