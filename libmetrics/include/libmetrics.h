@@ -200,8 +200,8 @@ typedef struct lm_native_options {
 LM_API const double *lm_default_latency_bounds(size_t *nbounds);
 
 /* Registers a family, or returns the existing one if a family of that name
- * has exactly the same type, help, labels, cap and bounds (so a host that
- * reloads its configuration gets its counters back). Another shape under the
+ * has exactly the same type, help, labels, cap, bounds and native options
+ * (so a host that reloads its configuration gets its counters back). Another shape under the
  * same name fails with LM_ERR_EXISTS. */
 LM_API lm_family *lm_family_register(lm_registry *reg, const lm_family_options *opts,
                                      lm_error *err);
@@ -428,14 +428,19 @@ typedef struct lm_expo lm_expo;
 
 /* A resumable cursor over one consistent pass of the registry: families in
  * registration order, series in creation order. Each histogram series is
- * read once, so its +Inf bucket always equals its _count. Returns NULL
+ * read once, so its +Inf bucket always equals its _count (protobuf: its
+ * native buckets sum to its sample_count, and every classic cumulative
+ * count is at most that). Text and OpenMetrics are rendered a line at a
+ * time; LM_FORMAT_PROTOBUF a family at a time, so the cursor holds the
+ * largest family's encoded message. Returns NULL
  * (err filled) when the cursor cannot start: out of memory, or
  * LM_EXPO_PROCESS was asked and /proc/self could not be read (LM_ERR_IO; a
  * system without /proc at all simply has no process_* metrics). */
 LM_API lm_expo *lm_expo_begin(lm_registry *reg, lm_format fmt, unsigned flags, lm_error *err);
 /* Copies up to cap bytes of exposition into buf; returns the number copied.
  * cap must be >= 1. The bytes returned are always whole lines of a valid
- * exposition so far.
+ * exposition so far (LM_FORMAT_PROTOBUF: whole length-prefixed messages;
+ * a unit larger than cap continues in the next read).
  *
  * 0 means the exposition is complete OR that it failed: ask
  * lm_expo_status. A failure (out of memory mid-stream, or a line longer
