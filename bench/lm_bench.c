@@ -14,6 +14,7 @@
  * Env:   LM_BENCH_SCALE=0.1       shrink loop sizes (quick look, noisier)
  *        LM_BENCH_ONLY=scrape     only the exposition and memory sections
  */
+#include "bench_clock.h"
 #include "libmetrics.h"
 
 #include <math.h>
@@ -49,20 +50,6 @@ static double now_ns(void)
     return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
 }
 
-/* CPU time of the calling thread: on a shared machine it leaves out the
- * time the thread spent descheduled, which wall time cannot. */
-static double cpu_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
-    return (double)ts.tv_sec * 1e9 + (double)ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
 
 typedef struct stats {
     double med, min, max;

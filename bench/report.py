@@ -428,7 +428,8 @@ if ANALYSIS and os.path.exists(ANALYSIS):
 
 w("## Reproduce everything\n")
 w("```\nbench/run.sh            # full run, writes bench/RESULTS.md\n"
-  "bench/run.sh --quick    # smoke run, writes bench/out/quick/RESULTS.quick.md\n```\n")
+  "bench/run.sh --quick    # smoke run, writes bench/out/quick/RESULTS.quick.md\n"
+  "bench/templates.sh      # route templates: matcher, per request, series and scrape size\n```\n")
 w("Raw outputs of the run are in `bench/out/` (not committed).")
 
 print("\n".join(P))

@@ -91,7 +91,8 @@ lm_build_libmetrics >"$BUILD/libmetrics.log" 2>&1 || { cat "$BUILD/libmetrics.lo
 if has_part c || has_part reload; then
   say "building the C micro-benchmarks (CMake $LM_BUILD_TYPE, LM_BUILD_BENCH=ON) in build/bench/c"
   cmd c cmake -S "$ROOT" -B "$BUILD/c" -DCMAKE_BUILD_TYPE="$LM_BUILD_TYPE" -DLM_BUILD_TESTS=OFF \
-    -DLM_BUILD_BENCH=ON >"$BUILD/c.configure.log" 2>&1 || { cat "$BUILD/c.configure.log"; exit 1; }
+    -DLM_BUILD_BENCH=ON -DLM_WERROR="$LM_WERROR" >"$BUILD/c.configure.log" 2>&1 ||
+    { cat "$BUILD/c.configure.log"; exit 1; }
   cmd c cmake --build "$BUILD/c" --target lm_bench lm_reload_bench -j "$(nproc)" >"$BUILD/c.build.log" 2>&1 ||
     { tail -30 "$BUILD/c.build.log"; exit 1; }
 fi

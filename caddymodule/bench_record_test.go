@@ -73,7 +73,7 @@ var lmRecord = sync.OnceValues(func() (*lmRecordFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	hf, err := reg.registerHTTP("", nil, defaultNative())
+	hf, err := reg.registerHTTP("", nil, httpShape{}, defaultNative())
 	if err != nil {
 		return nil, err
 	}
@@ -93,13 +93,14 @@ func (f *lmRecordFixture) serve(q *benchReq) {
 	t.finish(q.method, q.status, q.d)
 }
 
-// promRecordFixture holds the same four families as lm_http, with the
+// promRecordFixture holds the same five families as lm_http, with the
 // same latency buckets, in a fresh client_golang registry.
 type promRecordFixture struct {
 	inflight *prometheus.GaugeVec
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	bytes    *prometheus.CounterVec
+	reqBytes *prometheus.CounterVec
 }
 
 func newPromHTTPFamilies(reg *prometheus.Registry, prefix string) *promRecordFixture {
@@ -118,8 +119,11 @@ func newPromHTTPFamilies(reg *prometheus.Registry, prefix string) *promRecordFix
 		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: prefix + "http_response_size_bytes_total", Help: "Response body bytes.",
 		}, labels),
+		reqBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: prefix + "http_request_size_bytes_total", Help: "Request body bytes.",
+		}, labels),
 	}
-	reg.MustRegister(f.inflight, f.requests, f.duration, f.bytes)
+	reg.MustRegister(f.inflight, f.requests, f.duration, f.bytes, f.reqBytes)
 	return f
 }
 
@@ -162,6 +166,7 @@ func (f *promRecordFixture) serve(q *benchReq) {
 	f.requests.WithLabelValues(m, route, code).Inc()
 	f.duration.WithLabelValues(m, route, code).Observe(q.d.Seconds())
 	f.bytes.WithLabelValues(m, route, code).Add(float64(q.bytes))
+	f.reqBytes.WithLabelValues(m, route, code).Add(0) // the plans read no request body
 }
 
 // caddyRecordFixture holds the families of Caddy's initHTTPMetrics.

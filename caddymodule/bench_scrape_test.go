@@ -105,7 +105,7 @@ func buildLM(plan []seriesTuple) (*lmRegistry, error) {
 	}
 	hfs := make([]*httpFamilies, plannedNamespaces(plan))
 	for i := range hfs {
-		if hfs[i], err = reg.registerHTTP(nsPrefix(i), nil, defaultNative()); err != nil {
+		if hfs[i], err = reg.registerHTTP(nsPrefix(i), nil, httpShape{}, defaultNative()); err != nil {
 			return nil, err
 		}
 	}
@@ -116,7 +116,7 @@ func buildLM(plan []seriesTuple) (*lmRegistry, error) {
 				return nil, err
 			}
 		}
-		rt.record(methodOf(t.method), t.status, t.d, t.bytes, nil)
+		rt.record(methodOf(t.method), t.status, t.d, 0, t.bytes, nil)
 	}
 	return reg, nil
 }
@@ -136,6 +136,7 @@ func buildProm(plan []seriesTuple) *prometheus.Registry {
 		f.requests.WithLabelValues(t.method, ep, code).Inc()
 		f.duration.WithLabelValues(t.method, ep, code).Observe(t.d.Seconds())
 		f.bytes.WithLabelValues(t.method, ep, code).Add(float64(t.bytes))
+		f.reqBytes.WithLabelValues(t.method, ep, code).Add(0)
 	}
 	return reg
 }

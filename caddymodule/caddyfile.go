@@ -30,6 +30,11 @@ import (
 //	        status <2xx|201...>       # repeatable
 //	    }
 //	    request_id [<header>]         # default X-Request-ID
+//	    latency first_byte|complete   # default: complete, first_byte for text/event-stream
+//	    openapi  <file>               # route templates: the spec's paths
+//	    template <path...>            # repeatable: inline route templates
+//	    status_classes                # status="2xx" instead of "200"
+//	    latency_labels method endpoint  # histogram without the status label
 //	    server_timing {
 //	        strip
 //	        max_entries <n>
@@ -57,6 +62,9 @@ type positions struct {
 	// each server_timing metric's name, index-aligned with
 	// ServerTiming.Metrics
 	stMetrics []declared
+	openapi   declared   // the openapi line
+	templates []declared // each inline template, index-aligned with Templates
+	shape     declared   // the last status_classes or latency_labels line
 }
 
 // unmarshal is UnmarshalCaddyfile that also returns positions.
@@ -143,6 +151,18 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 			if d.NextBlock(d.Nesting()) {
 				return pos, d.Err("route_metrics: request_id takes no block")
 			}
+		case "latency":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: latency given twice")
+			}
+			var mode string
+			if !d.AllArgs(&mode) {
+				return pos, d.Errf("route_metrics: latency needs exactly one argument, %s or %s", latencyFirstByteName, latencyCompleteName)
+			}
+			if _, err := parseLatencyMode(mode); err != nil {
+				return pos, d.Errf("route_metrics: %v", err)
+			}
+			h.Latency = mode
 		case "server_timing":
 			if seen[sub] {
 				return pos, d.Err("route_metrics: server_timing given twice (put every metric in one block)")
@@ -152,10 +172,50 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 				return pos, err
 			}
 			h.ServerTiming, pos.stMetrics = st, at
+		case "openapi":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: openapi given twice")
+			}
+			var file string
+			if !d.AllArgs(&file) || file == "" {
+				return pos, d.Err("route_metrics: openapi needs one argument, the OpenAPI document's file (e.g. openapi.json)")
+			}
+			h.OpenAPI = specFile(d.File(), file)
+			pos.openapi = declared{file: d.File(), line: d.Line()}
+		case "template":
+			args := d.RemainingArgs()
+			if len(args) == 0 {
+				return pos, d.Err("route_metrics: template needs at least one route template, e.g. template /items/{item_id}")
+			}
+			for _, a := range args {
+				h.Templates = append(h.Templates, a)
+				pos.templates = append(pos.templates, declared{file: d.File(), line: d.Line()})
+			}
+		case "status_classes":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: status_classes given twice")
+			}
+			if d.NextArg() {
+				return pos, d.Errf("route_metrics: status_classes takes no argument; unexpected %q", d.Val())
+			}
+			h.StatusClasses = true
+			pos.shape = declared{file: d.File(), line: d.Line()}
+		case "latency_labels":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: latency_labels given twice")
+			}
+			h.LatencyLabels = d.RemainingArgs()
+			if err := validateLatencyLabels(h.LatencyLabels); err != nil {
+				return pos, d.Errf("route_metrics: %v", err)
+			}
+			pos.shape = declared{file: d.File(), line: d.Line()}
 		default:
-			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, native_histograms, counter, request_id or server_timing)", sub)
+			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, native_histograms, counter, request_id, latency, server_timing, openapi, template, status_classes or latency_labels)", sub)
 		}
 		seen[sub] = true
+	}
+	if err := checkTemplates(h, pos); err != nil {
+		return pos, err
 	}
 	// Checked after the block: namespace may follow the counters.
 	for i, c := range h.Counters {
@@ -459,6 +519,9 @@ var builtinFamilies = []string{
 var builtinHTTPFamilies = []string{
 	"http_requests", "http_request_duration_seconds", "http_response_size_bytes", "http_requests_in_progress",
 	"http_upstream_duration_seconds",
+	"http_request_size_bytes",
+	"http_upgraded_connection_duration_seconds", "http_upgraded_connections_in_progress",
+	"http_responses_aborted",
 }
 
 // checkReservedName refuses a business counter whose family would clash
@@ -486,6 +549,7 @@ const (
 	stateRoutes   = "routemetrics.routes"
 	stateBuckets  = "routemetrics.buckets"
 	stateNative   = "routemetrics.native"
+	stateShapes   = "routemetrics.shapes"
 	stateCounters = "routemetrics.counters"
 	// Every namespace any block declares ("" included: a block without
 	// namespace registers the unprefixed HTTP families) and every counter
@@ -542,14 +606,15 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 		Buckets   []float64         `json:"buckets"`
 		Native    *NativeHistograms `json:"native"`
 		Counters  []BusinessCounter `json:"counters"`
-	}{rm.Namespace, rm.Buckets, rm.NativeHistograms, rm.Counters})
+		Latency   string            `json:"latency"`
+	}{rm.Namespace, rm.Buckets, rm.NativeHistograms, rm.Counters, rm.Latency})
 	if err != nil {
 		return nil, err
 	}
 	routes := stateMap(h, stateRoutes)
 	key := rm.Namespace + "\x00" + rm.routeName()
 	if prev, ok := routes[key]; ok && prev.sig != string(sig) {
-		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets, native_histograms or counters); give one of them another name, at %s:%d",
+		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets, native_histograms, counters or latency); give one of them another name, at %s:%d",
 			rm.routeName(), prev.at(), file, line)
 	} else if !ok {
 		routes[key] = here(string(sig))
@@ -591,6 +656,16 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 	}
 	if err := checkServerTimingAcrossBlocks(h, rm, pos); err != nil {
 		return nil, err
+	}
+	// A namespace has one shape: the blocks that declare it must agree.
+	if sh := rm.shape(); sh != nil {
+		shapes := stateMap(h, stateShapes)
+		if prev, ok := shapes[rm.Namespace]; ok && prev.sig != sh.String() {
+			return nil, fmt.Errorf("route_metrics: namespace %q already has %s (set at %s); every route_metrics of a namespace that sets status_classes or latency_labels must set the same, at %s",
+				rm.Namespace, prev.sig, prev.at(), pos.shape.at())
+		} else if !ok {
+			shapes[rm.Namespace] = declared{sig: sh.String(), file: pos.shape.file, line: pos.shape.line}
+		}
 	}
 	return rm, nil
 }

@@ -58,6 +58,14 @@ func TestUnmarshalRouteMetrics(t *testing.T) {
 		t.Errorf("got  %+v\nwant %+v", got, want)
 	}
 
+	var events RouteMetrics
+	if err := events.UnmarshalCaddyfile(caddyfile.NewTestDispenser("route_metrics events {\n latency first_byte\n}")); err != nil {
+		t.Fatal(err)
+	}
+	if events.Latency != "first_byte" {
+		t.Errorf("latency: got %q", events.Latency)
+	}
+
 	var bare RouteMetrics
 	if err := bare.UnmarshalCaddyfile(caddyfile.NewTestDispenser(`route_metrics`)); err != nil {
 		t.Fatal(err)
@@ -504,6 +512,34 @@ http://:18080 {
 		}
 	}
 }`, "counter c_total is already declared at Caddyfile:3 with a different help text or label names", "Caddyfile:10"},
+		{"latency unknown mode", `
+http://:18080 {
+	route_metrics events {
+		latency ttfb
+	}
+}`, `latency "ttfb" must be complete (until the response was written) or first_byte`, "Caddyfile:3"},
+		{"latency without a mode", `
+http://:18080 {
+	route_metrics events {
+		latency
+	}
+}`, "latency needs exactly one argument, first_byte or complete", "Caddyfile:3"},
+		{"latency twice", `
+http://:18080 {
+	route_metrics events {
+		latency first_byte
+		latency complete
+	}
+}`, "latency given twice", "Caddyfile:4"},
+		{"one route, two latency modes", `
+http://:18080 {
+	route_metrics events {
+		latency first_byte
+	}
+}
+http://:18081 {
+	route_metrics events
+}`, `route "events" is already declared at Caddyfile:2 with different settings (namespace, buckets, native_histograms, counters or latency)`, "Caddyfile:7"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

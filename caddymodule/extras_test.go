@@ -316,3 +316,65 @@ func TestServerTimingThroughTheHandler(t *testing.T) {
 		t.Errorf("innermost server_timing (no strip) must decide: got %q", v)
 	}
 }
+
+// The innermost route_metrics that sets a namespace owns the request: its
+// namespace gets the request, its latency, bytes, in-flight count,
+// upstream latency and exemplars; a handler nested in it without a
+// namespace inherits it (not the outermost handler's).
+func TestInnermostNamespaceOwnsTheRequest(t *testing.T) {
+	site := routeMetrics(t, `{"namespace":"t_inh_","request_id":"X-Request-ID"}`)
+	mid := routeMetrics(t, `{"name":"t_nsi_mid","namespace":"t_own_"}`)
+	leaf := routeMetrics(t, `{"name":"t_nsi_leaf"}`)
+	for _, c := range []struct {
+		name     string
+		mws      []caddyhttp.MiddlewareHandler
+		endpoint string
+	}{
+		{"inner namespace", []caddyhttp.MiddlewareHandler{site, mid}, "t_nsi_mid"},
+		{"inherited from the inner namespace", []caddyhttp.MiddlewareHandler{site, mid, leaf}, "t_nsi_leaf"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before, _ := scrapeShared(t, formatText)
+			r, repl := caddyRequestWithRepl("POST", "/")
+			r.Header.Set("X-Request-ID", "ns-"+c.endpoint)
+			var inflight exposition
+			u := &upstreamSim{hostport: "10.0.0.1:80", latency: 7 * time.Millisecond}
+			final := func(w http.ResponseWriter, r *http.Request) error {
+				inflight, _ = scrapeShared(t, formatText)
+				return u.handler(repl)(w, r)
+			}
+			if err := chain(final, c.mws...).ServeHTTP(httptest.NewRecorder(), r); err != nil {
+				t.Fatal(err)
+			}
+			after, _ := scrapeShared(t, formatText)
+			got := delta(before, after)
+			up := key("t_own_http_upstream_duration_seconds_count", "endpoint", c.endpoint, "upstream", "10.0.0.1:80")
+			for k, want := range map[string]float64{
+				reqKey("t_own_", "POST", c.endpoint, 200):      1,
+				durCountKey("t_own_", "POST", c.endpoint, 200): 1,
+				bytesKey("t_own_", "POST", c.endpoint, 200):    2,
+				up: 1,
+			} {
+				if got[k] != want {
+					t.Errorf("%s moved by %v, want %v", k, got[k], want)
+				}
+			}
+			for k, v := range got {
+				if strings.HasPrefix(k, "t_inh_") {
+					t.Errorf("the outer namespace recorded part of the request: %s +%v", k, v)
+				}
+			}
+			if v := inflight[inflightKey("t_own_", c.endpoint)]; v != 1 {
+				t.Errorf("in flight under the inner namespace during the request: %v, want 1", v)
+			}
+			if v := inflight[inflightKey("t_inh_", "other")]; v != 0 {
+				t.Errorf("in flight under the outer namespace during the request: %v, want 0", v)
+			}
+			_, ex, _ := scrapeOM(t)
+			upBucket := key("t_own_http_upstream_duration_seconds_bucket", "endpoint", c.endpoint, "upstream", "10.0.0.1:80", "le", "0.01")
+			if !strings.Contains(ex[upBucket], `request_id="ns-`+c.endpoint+`"`) {
+				t.Errorf("upstream bucket exemplar %q, want the request's ID", ex[upBucket])
+			}
+		})
+	}
+}

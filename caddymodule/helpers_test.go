@@ -114,6 +114,22 @@ func inflightKey(prefix, endpoint string) string {
 	return key(prefix+"http_requests_in_progress", "endpoint", endpoint)
 }
 
+func abortedKey(prefix, endpoint string) string {
+	return key(prefix+"http_responses_aborted_total", "endpoint", endpoint)
+}
+
+// requestsMoved sums the moves of every <prefix>http_requests_total series
+// in a delta: how many requests were counted, wherever.
+func requestsMoved(moves map[string]float64, prefix string) float64 {
+	var total float64
+	for k, v := range moves {
+		if strings.HasPrefix(k, prefix+"http_requests_total{") {
+			total += v
+		}
+	}
+	return total
+}
+
 // delta returns after[k] - before[k] for every key that moved.
 func delta(before, after exposition) map[string]float64 {
 	d := map[string]float64{}

@@ -4,15 +4,16 @@ package routemetrics
 // talks to libmetrics through the small typed wrapper below, so the cgo
 // pointer rules are checked in one place.
 //
-// Compiler and linker flags come from pkg-config (libmetrics.pc, installed
-// by `cmake --install`). xcaddy.sh and tests/go.sh point PKG_CONFIG_PATH at
+// Compiler and linker flags come from pkg-config (libmetrics.pc for the
+// core, libmetrics-report.pc for the status page, both installed by
+// `cmake --install`). xcaddy.sh and tests/go.sh point PKG_CONFIG_PATH at
 // a private install prefix and add the run-time search path through
 // CGO_LDFLAGS, so no path is baked into this file.
 
 /*
-#cgo pkg-config: libmetrics
-#cgo noescape lm_route_record
-#cgo nocallback lm_route_record
+#cgo pkg-config: libmetrics libmetrics-report
+#cgo noescape lm_route_record_sized
+#cgo nocallback lm_route_record_sized
 #cgo noescape lm_route_record_ex
 #cgo nocallback lm_route_record_ex
 #cgo noescape lm_expo_read
@@ -22,6 +23,7 @@ package routemetrics
 #cgo nocallback lm_histogram_observe
 #include <stdlib.h>
 #include <libmetrics.h>
+#include <libmetrics_report.h>
 // One request's lm_request_record with its arrays, in C memory: cgo forbids
 // handing C a Go struct that points at other Go memory, so the record and
 // everything it points to live in one C block, reused through a sync.Pool
@@ -54,6 +56,12 @@ import (
 	"sync/atomic"
 	"time"
 	"unsafe"
+)
+
+// lm_http_options.flags (shape.go).
+const (
+	httpStatusClasses    = uint(C.LM_HTTP_STATUS_CLASSES)
+	httpDurationNoStatus = uint(C.LM_HTTP_DURATION_NO_STATUS)
 )
 
 // methodIndex mirrors lm_method so the request method is mapped in Go and
@@ -156,6 +164,14 @@ type familySpec struct {
 	bounds     []float64   // histograms: nil selects the default latency buckets
 	native     *nativeSpec // histograms: native buckets too; nil: classic only
 	replace    bool        // lm_family_replace: another shape of the name is retired
+	// serverTiming marks the family as Server-Timing (LM_KIND_SERVER_TIMING),
+	// so the status page lists it in its own section, not among business
+	// counters.
+	serverTiming bool
+	// http marks one of a namespace's HTTP families (LM_KIND_HTTP), which
+	// the status page shows in its routes table, not among business
+	// counters.
+	http bool
 }
 
 // cNative copies a nativeSpec into C memory for an options struct (nil
@@ -188,6 +204,12 @@ func (r *lmRegistry) register(spec familySpec) (*family, error) {
 		opts.unit_scale = 1e9
 		opts.native = cNative(spec.native)
 		defer C.free(unsafe.Pointer(opts.native))
+	}
+	switch {
+	case spec.serverTiming:
+		opts.kind = C.LM_KIND_SERVER_TIMING
+	case spec.http:
+		opts.kind = C.LM_KIND_HTTP
 	}
 	if len(spec.labelNames) > 0 {
 		// The pointer array lives in C memory so the struct handed to C
@@ -230,20 +252,27 @@ func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNam
 
 // registerHistogram registers a nanosecond-in, seconds-out histogram family
 // with the familyMaxSeries cap. bounds nil selects libmetrics' default
-// latency buckets; native nil keeps classic buckets only. With replace, a
-// family of that name with other bounds or native settings is changed in
-// place (reloads); otherwise a different shape is an error.
-func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, native *nativeSpec, replace bool) (*family, error) {
+// latency buckets. With replace, a family of that name with other bounds is
+// retired and replaced (reloads that change buckets); otherwise a different
+// shape is an error. (Latency histograms with native buckets: native.go.)
+func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, replace bool) (*family, error) {
 	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries, bounds: bounds, native: native, replace: replace})
+		maxSeries: familyMaxSeries, bounds: bounds, replace: replace})
 }
 
-// registerLabelledCounter is registerFamily for a counter with the
-// familyMaxSeries cap the HTTP families have (Server-Timing counters and
-// the malformed-header counter carry an endpoint label).
-func (r *lmRegistry) registerLabelledCounter(name, help string, labelNames []string) (*family, error) {
+// registerHTTPCounter registers a counter of a namespace's HTTP families
+// with the familyMaxSeries cap they have.
+func (r *lmRegistry) registerHTTPCounter(name, help string, labelNames []string) (*family, error) {
 	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries})
+		maxSeries: familyMaxSeries, http: true})
+}
+
+// registerServerTimingCounter registers a Server-Timing counter (an
+// entry count or the malformed-header count) with the familyMaxSeries cap
+// the HTTP families have: they carry an endpoint label.
+func (r *lmRegistry) registerServerTimingCounter(name, help string, labelNames []string) (*family, error) {
+	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
+		maxSeries: familyMaxSeries, serverTiming: true})
 }
 
 // familyMaxSeries is the cardinality cap of the families this plugin adds
@@ -279,8 +308,8 @@ func (f *family) series(values []string) (*series, error) {
 
 func (s *series) counterAdd(v uint64) { C.lm_counter_add(s.p, C.uint64_t(v)) }
 
-// observe records v nanoseconds into a histogram series (requests record
-// through route.record; tests and the differential check use this).
+// observe records v in a histogram series (nanoseconds for the plugin's
+// histograms, which expose seconds).
 func (s *series) observe(v int64) { C.lm_histogram_observe(s.p, C.int64_t(v)) }
 
 // gaugeCell exposes the gauge's cell for Go's sync/atomic.
@@ -301,17 +330,22 @@ type httpFamilies struct {
 	// The namespace's upstream latency histogram (upstream.go), swapped
 	// when its buckets change.
 	upstream atomic.Pointer[family]
+	// Upgraded connections (upgrade.go): lifetime histogram and gauge.
+	upgradedDuration, upgradedInflight *family
+	// Responses cut off after their header (aborted.go).
+	aborted *family
 }
 
-// registerHTTP registers the four HTTP families under prefix. bounds nil
-// selects libmetrics' default latency buckets, native nil classic buckets
-// only; different ones than last time change the duration histogram in
-// place and keep the counters.
-func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, native *nativeSpec) (*httpFamilies, error) {
+// registerHTTP registers the four HTTP families under prefix, shaped as
+// shape says. bounds nil selects libmetrics' default latency buckets,
+// native nil classic buckets only; different ones than last time change the
+// duration histogram in place and keep the counters.
+func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, shape httpShape, native *nativeSpec) (*httpFamilies, error) {
 	var opts C.lm_http_options
 	cprefix := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cprefix))
 	opts.prefix = cprefix
+	opts.flags = C.uint(shape.flags())
 	opts.native = cNative(native)
 	defer C.free(unsafe.Pointer(opts.native))
 	if len(bounds) > 0 {
@@ -410,16 +444,17 @@ func (b *counterBatch) add(s *series) bool {
 	return true
 }
 
-// record is the per-request crossing: counts, latency, bytes and the
-// batched business counters in one call.
-func (rt *route) record(m methodIndex, status int, d time.Duration, bytes uint64, b *counterBatch) {
+// record is the per-request crossing: counts, latency, request and
+// response bytes and the batched business counters in one call.
+func (rt *route) record(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, b *counterBatch) {
 	var counters **C.lm_series
 	var n C.size_t
 	if b != nil && b.n > 0 {
 		counters = &b.s[0]
 		n = C.size_t(b.n)
 	}
-	C.lm_route_record(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(bytes), counters, n)
+	C.lm_route_record_sized(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(reqBytes),
+		C.uint64_t(bytes), counters, n)
 }
 
 // Capacities of one requestRecord (the LMGO_ constants above).
@@ -521,12 +556,13 @@ func (rr *requestRecord) setExemplar(label, id string, unixNano int64) bool {
 
 // recordEx is the per-request crossing with extras: the request, its
 // business counters, observations and exemplar in one call.
-func (rt *route) recordEx(m methodIndex, status int, d time.Duration, bytes uint64, rr *requestRecord) {
+func (rt *route) recordEx(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, rr *requestRecord) {
 	r := &rr.c.rec
 	r.method = C.lm_method(m)
 	r.status = C.int(status)
 	r.duration_ns = C.int64_t(d)
 	r.response_bytes = C.uint64_t(bytes)
+	r.request_bytes = C.uint64_t(reqBytes)
 	r.counters, r.ncounters = nil, 0
 	if rr.ncounters > 0 {
 		r.counters = &rr.c.counters[0]

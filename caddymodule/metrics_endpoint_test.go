@@ -183,7 +183,7 @@ func TestEndpointLargeExpositionStreamsWhole(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		rt.record(methodGet, 200, 1000, 1, nil)
+		rt.record(methodGet, 200, 1000, 0, 1, nil)
 	}
 	w := fetchEndpoint(t, endpoint(t, `{}`), "GET", "/metrics?format=openmetrics", "127.0.0.1:1", nil)
 	body := w.Body.String()

@@ -185,17 +185,20 @@ func noteNative(name string, got *nativeSpec) {
 	}
 }
 
-// registerLatencyHistogram registers (or changes in place) a histogram
-// family of this plugin with bounds and the native buckets the
-// configuration asks for, as far as the family's recording allows.
-func registerLatencyHistogram(reg *lmRegistry, name, help string, labels []string, bounds []float64, want *nativeSpec) (*family, string, error) {
+// registerLatencyHistogram registers (or changes in place, on reloads) one
+// of the plugin's latency histograms: spec's name, help, labels, bounds
+// and kind (the rest filled in here), with the native buckets the
+// configuration asks for as far as the family's recording allows, and a
+// warning when that is less.
+func registerLatencyHistogram(reg *lmRegistry, spec familySpec, want *nativeSpec) (*family, string, error) {
 	nativeRecorded.Lock()
 	defer nativeRecorded.Unlock()
-	got, warning := nativeFor(name, want)
-	fam, err := reg.registerHistogram(name, help, labels, bounds, got, true)
+	got, warning := nativeFor(spec.name, want)
+	spec.kind, spec.maxSeries, spec.native, spec.replace = kindHistogram, familyMaxSeries, got, true
+	fam, err := reg.register(spec)
 	if err != nil {
 		return nil, "", err
 	}
-	noteNative(name, got)
+	noteNative(spec.name, got)
 	return fam, warning, nil
 }

@@ -60,8 +60,8 @@ func (c nativeCase) ours(t testing.TB) *dto.Histogram {
 		t.Fatal(err)
 	}
 	defer reg.free()
-	fam, err := reg.registerHistogram("d", "differential", nil, nil,
-		&nativeSpec{schema: c.schema, maxBuckets: c.maxBuckets, zeroThreshold: c.zero}, false)
+	fam, err := reg.register(familySpec{kind: kindHistogram, name: "d", help: "differential",
+		native: &nativeSpec{schema: c.schema, maxBuckets: c.maxBuckets, zeroThreshold: c.zero}})
 	if err != nil {
 		t.Fatal(err)
 	}

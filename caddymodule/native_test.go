@@ -149,9 +149,9 @@ func provisionNow(t *testing.T, js string) (*RouteMetrics, func()) {
 	return mod.(*RouteMetrics), cancel
 }
 
-// durationHistogram is namespace ns's request latency series of route
-// (GET, 200) in a protobuf scrape of the shared registry.
-func durationHistogram(t *testing.T, family, route string) *dto.Histogram {
+// histogramOf is the series of histogram family whose endpoint label is
+// route, in a protobuf scrape of the shared registry.
+func histogramOf(t *testing.T, family, route string) *dto.Histogram {
 	t.Helper()
 	w := fetchEndpoint(t, endpoint(t, `{}`), "GET", "/metrics?format=protobuf", "127.0.0.1:1", nil)
 	for _, f := range decodeFamilies(t, w.Body.Bytes()) {
@@ -177,28 +177,28 @@ func TestNativeSettingsAcrossReloads(t *testing.T) {
 	const fam = "t_nat_http_request_duration_seconds"
 	h1, clean1 := provisionNow(t, `{"name":"a","namespace":"t_nat_","native_histograms":{"schema":2,"max_buckets":50}}`)
 	for i := range 30 {
-		h1.route.record(methodGet, 200, time.Duration(1_000_000+i*37_000_000), 0, nil)
+		h1.route.record(methodGet, 200, time.Duration(1_000_000+i*37_000_000), 0, 0, nil)
 	}
-	if h := durationHistogram(t, fam, "a"); h.GetSchema() != 2 || h.GetSampleCount() != 30 {
+	if h := histogramOf(t, fam, "a"); h.GetSchema() != 2 || h.GetSampleCount() != 30 {
 		t.Fatalf("schema %d count %d, want 2 and 30", h.GetSchema(), h.GetSampleCount())
 	}
 	// Finer than recorded: shown at the recorded schema, the limit as asked.
 	_, clean2 := provisionNow(t, `{"name":"a","namespace":"t_nat_","native_histograms":{"schema":5,"max_buckets":3}}`)
-	if h := durationHistogram(t, fam, "a"); h.GetSchema() >= 2 || len(buckets(h.GetPositiveSpan(), h.GetPositiveDelta())) > 3 {
+	if h := histogramOf(t, fam, "a"); h.GetSchema() >= 2 || len(buckets(h.GetPositiveSpan(), h.GetPositiveDelta())) > 3 {
 		t.Errorf("capped settings: schema %d with %d buckets, want < 2 (limit 3)", h.GetSchema(),
 			len(buckets(h.GetPositiveSpan(), h.GetPositiveDelta())))
 	}
 	clean2() // back to the first handler's settings
-	if h := durationHistogram(t, fam, "a"); h.GetSchema() != 2 {
+	if h := histogramOf(t, fam, "a"); h.GetSchema() != 2 {
 		t.Errorf("after the reload back: schema %d, want 2", h.GetSchema())
 	}
 	h3, clean3 := provisionNow(t, `{"name":"a","namespace":"t_nat_","native_histograms":{"off":true}}`)
-	h3.route.record(methodGet, 200, 5_000_000, 0, nil)
-	if h := durationHistogram(t, fam, "a"); h.Schema != nil || len(h.GetPositiveSpan()) != 0 || h.GetSampleCount() != 31 {
+	h3.route.record(methodGet, 200, 5_000_000, 0, 0, nil)
+	if h := histogramOf(t, fam, "a"); h.Schema != nil || len(h.GetPositiveSpan()) != 0 || h.GetSampleCount() != 31 {
 		t.Errorf("off: schema %v, %d spans, count %d; want classic only, 31", h.Schema, len(h.GetPositiveSpan()), h.GetSampleCount())
 	}
 	clean3()
-	h := durationHistogram(t, fam, "a")
+	h := histogramOf(t, fam, "a")
 	var n int64
 	for _, c := range buckets(h.GetPositiveSpan(), h.GetPositiveDelta()) {
 		n += c
@@ -212,11 +212,20 @@ func TestNativeSettingsAcrossReloads(t *testing.T) {
 	}
 	clean1()
 
-	// Created without native buckets: a later "on" cannot add them.
-	hOff, _ := provisionNow(t, `{"name":"b","namespace":"t_nat_off_","native_histograms":{"off":true}}`)
-	hOff.route.record(methodGet, 200, 5_000_000, 0, nil)
-	_, _ = provisionNow(t, `{"name":"b","namespace":"t_nat_off_","native_histograms":{"schema":3}}`)
-	if h := durationHistogram(t, "t_nat_off_http_request_duration_seconds", "b"); h.Schema != nil {
-		t.Errorf("turned on for a histogram recorded without: schema %d", h.GetSchema())
+	// Created without native buckets (a Server-Timing histogram declared
+	// with native_histograms off): a later "on" cannot add them.
+	st := func(native string) string {
+		return `{"name":"b","namespace":"t_nat_",` + native +
+			`"server_timing":{"metrics":[{"name":"db","duration":"t_nat_db_seconds"}]}}`
+	}
+	hOff, _ := provisionNow(t, st(`"native_histograms":{"off":true},`))
+	s, err := hOff.st.metrics[0].duration.series([]string{"b", "select"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.observe(5_000_000)
+	_, _ = provisionNow(t, st(`"native_histograms":{"schema":3},`))
+	if h := histogramOf(t, "t_nat_db_seconds", "b"); h.Schema != nil || h.GetSampleCount() != 1 {
+		t.Errorf("turned on for a histogram recorded without: schema %d, count %d", h.GetSchema(), h.GetSampleCount())
 	}
 }

@@ -114,7 +114,7 @@ func TestEndpointProtobuf(t *testing.T) {
 	h := routeMetrics(t, `{"name":"t_pb"}`)
 	rt := h.route
 	for i := range 20 {
-		rt.record(methodGet, 200, time.Duration(i+1)*time.Millisecond, 10, nil)
+		rt.record(methodGet, 200, time.Duration(i+1)*time.Millisecond, 0, 10, nil)
 	}
 	m := endpoint(t, `{}`)
 	for _, how := range []struct {

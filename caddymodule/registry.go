@@ -59,6 +59,10 @@ type namespace struct {
 	http     *httpFamilies
 	explicit map[string]*histWish // key: histSettings.key()
 	current  string               // key of the settings registered now; "" = defaults
+
+	// The families' shape (lm_http_options.flags), fixed when the
+	// namespace was first registered (shape.go).
+	shape httpShape
 }
 
 // histSettings are the latency histogram settings one handler declares for
@@ -99,7 +103,7 @@ func bucketsKey(b []float64) string {
 // else declared settings), with warnings when a histogram cannot show the
 // native resolution asked for until a restart (nativeFor). Pair every
 // successful call with releaseHTTP.
-func acquireHTTP(prefix string, hs histSettings) (*httpFamilies, []string, error) {
+func acquireHTTP(prefix string, hs histSettings, shape *httpShape) (*httpFamilies, []string, error) {
 	reg, err := sharedRegistry()
 	if err != nil {
 		return nil, nil, err
@@ -111,10 +115,21 @@ func acquireHTTP(prefix string, hs histSettings) (*httpFamilies, []string, error
 	key := hs.key()
 	if ns == nil {
 		ns = &namespace{http: &httpFamilies{prefix: prefix}, explicit: map[string]*histWish{}}
+		if shape != nil {
+			ns.shape = *shape
+		}
 		if warnings, err = ns.register(reg, hs); err != nil {
 			return nil, warnings, err
 		}
+		if err := registerUpgraded(reg, ns.http); err != nil {
+			return nil, warnings, err
+		}
+		if err := registerAborted(reg, ns.http); err != nil {
+			return nil, warnings, err
+		}
 		global.namespaces[prefix] = ns
+	} else if err := ns.shape.accepts(prefix, shape); err != nil {
+		return nil, nil, err
 	} else if key != "" && key != ns.current {
 		if warnings, err = ns.register(reg, hs); err != nil {
 			return nil, warnings, err
@@ -172,15 +187,16 @@ func releaseHTTP(prefix string, hs histSettings) ([]string, error) {
 }
 
 // register makes hs the settings of the namespace's duration and upstream
-// histograms, both or (as far as libmetrics lets it) neither.
+// histograms, both or (as far as libmetrics lets it) neither; the first
+// call registers the HTTP families.
 func (ns *namespace) register(reg *lmRegistry, hs histSettings) ([]string, error) {
 	prefix := ns.http.prefix
 	var warnings []string
 	want := hs.native.spec()
-	nativeRecorded.Lock()
 	durName := prefix + durationFamilySuffix
+	nativeRecorded.Lock()
 	got, warning := nativeFor(durName, want)
-	h, err := reg.registerHTTP(prefix, hs.bounds, got)
+	h, err := reg.registerHTTP(prefix, hs.bounds, ns.shape, got)
 	if err == nil {
 		noteNative(durName, got)
 	}
@@ -196,8 +212,8 @@ func (ns *namespace) register(reg *lmRegistry, hs histSettings) ([]string, error
 	} else {
 		ns.http.rebind(h.p)
 	}
-	upName := prefix + upstreamFamilySuffix
-	fam, warning, err := registerLatencyHistogram(reg, upName, upstreamHelp, upstreamLabels, hs.bounds, want)
+	fam, warning, err := registerLatencyHistogram(reg, familySpec{name: prefix + upstreamFamilySuffix,
+		help: upstreamHelp, labelNames: upstreamLabels, bounds: hs.bounds}, want)
 	if err != nil {
 		// Put the duration histogram back on the settings still in force.
 		cur := histSettings{}
@@ -206,7 +222,7 @@ func (ns *namespace) register(reg *lmRegistry, hs histSettings) ([]string, error
 		}
 		nativeRecorded.Lock()
 		back, _ := nativeFor(durName, cur.native.spec())
-		_, _ = reg.registerHTTP(prefix, cur.bounds, back)
+		_, _ = reg.registerHTTP(prefix, cur.bounds, ns.shape, back)
 		nativeRecorded.Unlock()
 		return warnings, err
 	}

@@ -17,6 +17,7 @@ import (
 //	<namespace>http_requests_total{method,endpoint,status}
 //	<namespace>http_request_duration_seconds{method,endpoint,status}
 //	<namespace>http_response_size_bytes_total{method,endpoint,status}
+//	<namespace>http_request_size_bytes_total{method,endpoint,status}
 //	<namespace>http_requests_in_progress{endpoint}
 //
 // Handlers nest: put one at site level and more inside handle blocks; each
@@ -58,12 +59,60 @@ type RouteMetrics struct {
 	// route_metrics that has this block decides for a request.
 	ServerTiming *ServerTiming `json:"server_timing,omitempty"`
 
+	// What the latency histogram measures: "complete" (until the handler
+	// chain returns, i.e. the whole response was written) or "first_byte"
+	// (until the final response header was written: the first Write,
+	// WriteHeader or Flush). Empty: complete, except for Server-Sent
+	// Events (Content-Type text/event-stream), whose streams are open for
+	// minutes and are recorded at their first byte. The innermost
+	// route_metrics that sets it decides for a request. Upgraded requests
+	// (WebSockets) always record the time to the upgrade.
+	Latency string `json:"latency,omitempty"`
+
+	// Path of an OpenAPI 3.x document (JSON, or YAML), e.g. the
+	// /openapi.json a FastAPI app serves, saved to a file: every key of
+	// its "paths" object becomes a route template (templates.go). Read
+	// when the configuration is loaded, so a reload picks up a changed
+	// file; a missing or malformed one fails the load. A relative path
+	// is relative to the working directory (the Caddyfile adapter makes it
+	// relative to the Caddyfile).
+	OpenAPI string `json:"openapi,omitempty"`
+
+	// Route templates written inline, in Starlette's syntax: "/items/{id}",
+	// "/files/{file_path:path}" (libmetrics.h, "route template matcher").
+	// One whose path without convertors equals a path of the OpenAPI
+	// document replaces it (FastAPI writes "{file_path:path}" as
+	// "{file_path}" there).
+	//
+	// With templates, a request whose path (as the upstream receives it)
+	// matches one is counted under endpoint=<the template, exactly as
+	// written>; in-flight, upstream latency, Server-Timing metrics,
+	// business counters and exemplars follow it. A path that matches none
+	// keeps this handler's name. At most 500 templates, spec included.
+	Templates []string `json:"templates,omitempty"`
+
+	// The status label of the namespace's HTTP families is the status
+	// class ("2xx") instead of the code (shape.go: a namespace-wide
+	// setting, fixed when the namespace is first registered).
+	StatusClasses bool `json:"status_classes,omitempty"`
+
+	// The latency histogram's labels: ["method","endpoint","status"] (the
+	// default) or ["method","endpoint"], as the instrumentator's
+	// histogram. Namespace-wide, like StatusClasses.
+	LatencyLabels []string `json:"latency_labels,omitempty"`
+
 	http     *httpFamilies
+	latency  latencyMode
 	route    *route
 	rules    []counterRule
 	st       *stConfig
 	acquired bool
 	logger   *zap.Logger
+
+	// Templates compiled at provision, and their routes in h.http
+	// (index-aligned).
+	tpl       *templateSet
+	tplRoutes []*route
 }
 
 // defaultRouteName labels requests that only an unnamed route_metrics
@@ -96,6 +145,9 @@ func (h *RouteMetrics) Validate() error {
 	if err := h.NativeHistograms.validate(); err != nil {
 		return err
 	}
+	if err := validateLatencyLabels(h.LatencyLabels); err != nil {
+		return err
+	}
 	seen := make(map[string]bool, len(h.Counters))
 	for i := range h.Counters {
 		c := &h.Counters[i]
@@ -118,7 +170,37 @@ func (h *RouteMetrics) Validate() error {
 			return err
 		}
 	}
+	if _, err := parseLatencyMode(h.Latency); err != nil {
+		return err
+	}
 	return nil
+}
+
+// latencyMode is a provisioned Latency.
+type latencyMode uint8
+
+const (
+	latencyAuto      latencyMode = iota // complete; first byte for text/event-stream
+	latencyComplete                     // until the handler chain returns
+	latencyFirstByte                    // until the final header was written
+)
+
+const (
+	latencyCompleteName  = "complete"
+	latencyFirstByteName = "first_byte"
+)
+
+func parseLatencyMode(s string) (latencyMode, error) {
+	switch s {
+	case "":
+		return latencyAuto, nil
+	case latencyCompleteName:
+		return latencyComplete, nil
+	case latencyFirstByteName:
+		return latencyFirstByte, nil
+	}
+	return latencyAuto, fmt.Errorf("latency %q must be %s (until the response was written) or %s (until its header was)",
+		s, latencyCompleteName, latencyFirstByteName)
 }
 
 // Provision resolves every handle this handler will use, so serving a
@@ -134,13 +216,17 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	hf, warnings, err := acquireHTTP(h.Namespace, h.histSettings())
+	hf, warnings, err := acquireHTTP(h.Namespace, h.histSettings(), h.shape())
 	h.warn(warnings)
 	if err != nil {
 		return err
 	}
 	h.http, h.acquired = hf, true
+	h.latency, _ = parseLatencyMode(h.Latency) // validated above
 	if h.route, err = hf.route(h.routeName()); err != nil {
+		return err
+	}
+	if err := h.provisionTemplates(hf); err != nil {
 		return err
 	}
 	h.rules = make([]counterRule, 0, len(h.Counters))
@@ -203,8 +289,18 @@ func (h *RouteMetrics) routeIn(hf *httpFamilies) *route {
 func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	if t := trackerOf(r); t != nil {
 		if !t.done {
-			if rt := h.routeIn(t.http); rt != nil {
-				t.retarget(rt)
+			hf := t.http
+			if h.Namespace != "" {
+				hf = h.http // its own namespace; without one it inherits
+			}
+			rt := h.routeIn(hf)
+			if h.tpl != nil {
+				rt = t.matchTemplates(h, hf, rt, r.URL)
+			} else {
+				t.tplH = nil // the innermost route_metrics decides
+			}
+			if rt != nil {
+				t.retarget(hf, rt)
 			}
 			t.addHandler(h)
 			if h.RequestID != "" && t.reqIDHeader == "" {
@@ -217,15 +313,18 @@ func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next ca
 }
 
 func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	start := time.Now()
-	t := &tracker{http: h.http, start: start}
+	t := &tracker{http: h.http, start: time.Now(), method: r.Method}
 	t.rec.ResponseWriter = w
 	t.rec.t = t
 	t.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	t.enter(h.route)
+	if h.tpl != nil {
+		t.enter(t.matchTemplates(h, t.http, h.route, r.URL))
+	} else {
+		t.enter(h.route)
+	}
 	t.addHandler(h)
 	r = t.attach(r)
-	method := r.Method
+	t.body.wrap(r)
 	if h.RequestID != "" {
 		t.setRequestID(h.RequestID, w, r)
 	}
@@ -233,9 +332,19 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 	finished := false
 	defer func() {
 		// Reached without finishing only while a panic unwinds (or on
-		// runtime.Goexit): count a 500 and let the panic continue.
+		// runtime.Goexit); the panic continues. Record what the client
+		// saw: the status already sent if the final header went out
+		// (the client got that status and a cut body: aborted.go), else a
+		// 500.
 		if !finished {
-			t.finish(method, http.StatusInternalServerError, time.Since(start))
+			status := http.StatusInternalServerError
+			if t.rec.wroteHeader {
+				status = t.rec.status
+			}
+			t.end(status, time.Now())
+			if t.rec.wroteHeader {
+				t.countAborted()
+			}
 		}
 	}()
 	err := next.ServeHTTP(&t.rec, r)
@@ -250,7 +359,11 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 		// Nothing written: net/http sends an empty 200.
 		status = http.StatusOK
 	}
-	t.finish(method, status, time.Since(start))
+	t.end(status, time.Now())
+	if err != nil && t.rec.wroteHeader {
+		// The status went out, then the chain failed: a cut response.
+		t.countAborted()
+	}
 	return err
 }
 

@@ -2,6 +2,7 @@ package routemetrics
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -69,13 +70,7 @@ func TestNestedCountsOnceUnderInnermost(t *testing.T) {
 		t.Errorf("api route: %v, want 1", got[reqKey("", "POST", "t_nest_api", 201)])
 	}
 	// Exactly once: nothing else in requests_total moved.
-	var total float64
-	for k, v := range got {
-		if strings.HasPrefix(k, "http_requests_total{") {
-			total += v
-		}
-	}
-	if total != 4 {
+	if total := requestsMoved(got, ""); total != 4 {
 		t.Errorf("requests_total moved by %v in all, want 4: %v", total, got)
 	}
 	for _, ep := range []string{"t_nest_api", "t_nest_v2"} {
@@ -164,29 +159,99 @@ func TestStatusFromErrorsAndWrites(t *testing.T) {
 	}
 }
 
-func TestPanicRecordedAs500AndRepanicked(t *testing.T) {
+// A panic keeps propagating and the request is recorded with the status
+// the client saw: the one already sent when the final header went out
+// before the panic, else 500.
+func TestPanicRecordsWhatTheClientSaw(t *testing.T) {
 	site := routeMetrics(t, `{}`)
 	inner := routeMetrics(t, `{"name":"t_panic"}`)
-	before, _ := scrapeShared(t, formatText)
-	func() {
-		defer func() {
-			if v := recover(); v != "kaboom" {
-				t.Errorf("recovered %v, want the original panic value", v)
-			}
-		}()
-		final := func(w http.ResponseWriter, r *http.Request) error {
-			w.WriteHeader(200) // even a started response counts as a failure
+	for _, c := range []struct {
+		name   string
+		final  caddyhttp.HandlerFunc
+		method string
+		status int
+		bytes  float64
+	}{
+		{"before any header", func(w http.ResponseWriter, r *http.Request) error {
 			panic("kaboom")
-		}
-		_ = chain(final, site, inner).ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/"))
-		t.Error("the panic did not propagate")
-	}()
-	after, _ := scrapeShared(t, formatText)
-	if d := delta(before, after)[reqKey("", "GET", "t_panic", 500)]; d != 1 {
-		t.Errorf("panicking request: %v requests with status 500, want 1", d)
+		}, "GET", 500, 0},
+		{"after WriteHeader(200)", func(w http.ResponseWriter, r *http.Request) error {
+			w.WriteHeader(200)
+			_, _ = w.Write([]byte("half"))
+			panic("kaboom")
+		}, "PUT", 200, 4},
+		{"after an implicit 200 by Write", func(w http.ResponseWriter, r *http.Request) error {
+			_, _ = w.Write([]byte("x"))
+			panic("kaboom")
+		}, "POST", 200, 1},
+		{"after a 204", func(w http.ResponseWriter, r *http.Request) error {
+			w.WriteHeader(204)
+			panic("kaboom")
+		}, "DELETE", 204, 0},
+		{"after only an interim 103", func(w http.ResponseWriter, r *http.Request) error {
+			w.WriteHeader(http.StatusEarlyHints)
+			panic("kaboom")
+		}, "PATCH", 500, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			before, _ := scrapeShared(t, formatText)
+			func() {
+				defer func() {
+					if v := recover(); v != "kaboom" {
+						t.Errorf("recovered %v, want the original panic value", v)
+					}
+				}()
+				_ = chain(c.final, site, inner).ServeHTTP(httptest.NewRecorder(), caddyRequest(c.method, "/"))
+				t.Error("the panic did not propagate")
+			}()
+			after, _ := scrapeShared(t, formatText)
+			got := delta(before, after)
+			if d := got[reqKey("", c.method, "t_panic", c.status)]; d != 1 {
+				t.Errorf("panicking request: %v requests with status %d, want 1 (moves %v)", d, c.status, got)
+			}
+			if d := got[bytesKey("", c.method, "t_panic", c.status)]; d != c.bytes {
+				t.Errorf("response bytes %v, want %v", d, c.bytes)
+			}
+			if total := requestsMoved(got, ""); total != 1 {
+				t.Errorf("requests_total moved by %v in all, want 1: %v", total, got)
+			}
+			if v := after[inflightKey("", "t_panic")]; v != 0 {
+				t.Errorf("in-flight after a panic: %v, want 0", v)
+			}
+			// A panic after the final header cut the response: counted
+			// once as aborted; before it, the 500 is the answer.
+			wantAborted := 0.0
+			if c.status != 500 {
+				wantAborted = 1
+			}
+			if d := got[abortedKey("", "t_panic")]; d != wantAborted {
+				t.Errorf("aborted responses moved by %v, want %v (moves %v)", d, wantAborted, got)
+			}
+		})
 	}
-	if v := after[inflightKey("", "t_panic")]; v != 0 {
-		t.Errorf("in-flight after a panic: %v, want 0", v)
+}
+
+// An error returned after the final header went out cut the response too.
+func TestErrorAfterHeaderCountsAborted(t *testing.T) {
+	site := routeMetrics(t, `{}`)
+	inner := routeMetrics(t, `{"name":"t_cut"}`)
+	before, _ := scrapeShared(t, formatText)
+	err := chain(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte("part"))
+		return errors.New("copying the body failed")
+	}, site, inner).ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/"))
+	if err == nil {
+		t.Fatal("the error was swallowed")
+	}
+	_ = chain(respond(200, "whole"), site, inner).ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/"))
+	after, _ := scrapeShared(t, formatText)
+	got := delta(before, after)
+	if d := got[reqKey("", "GET", "t_cut", 200)]; d != 2 {
+		t.Errorf("requests with status 200: %v, want 2 (moves %v)", d, got)
+	}
+	if d := got[abortedKey("", "t_cut")]; d != 1 {
+		t.Errorf("aborted responses moved by %v, want 1 (moves %v)", d, got)
 	}
 }
 
@@ -451,6 +516,10 @@ func TestValidateRejectsBadJSONConfig(t *testing.T) {
 		{`{"namespace":"s_","counters":[{"name":"s_http_requests_in_progress_total"}]}`, "collides with the built-in metric s_http_requests_in_progress"},
 		{`{"counters":[{"name":"go_goroutines_total"}]}`, "collides with the built-in metric go_goroutines"},
 		{`{"counters":[{"name":"a_total"},{"name":"a_total"}]}`, "declared twice"},
+		{`{"latency":"ttfb"}`, `latency "ttfb" must be complete`},
+		{`{"latency":"First_Byte"}`, `latency "First_Byte" must be`},
+		{`{"counters":[{"name":"s_http_upgraded_connections_in_progress_total"}],"namespace":"s_"}`, "collides with the built-in metric s_http_upgraded_connections_in_progress"},
+		{`{"counters":[{"name":"http_request_size_bytes_total"}]}`, "collides with the built-in metric http_request_size_bytes"},
 	} {
 		h := new(RouteMetrics)
 		if err := decodeStrict(c.js, h); err != nil {
@@ -516,5 +585,47 @@ func TestStatusConditions(t *testing.T) {
 	}
 	if (&statusSet{}).has(-1) || (&statusSet{}).has(640) {
 		t.Error("out-of-range codes must not match")
+	}
+}
+
+// Every handler's business counters count however deep the nesting: twelve
+// nested route_metrics with three counters each (36, more than one record
+// call's batch holds), on the plain record path and on the extended one
+// (request_id).
+func TestDeepNestingCountsEveryHandlersCounters(t *testing.T) {
+	for _, path := range []struct{ name, site string }{
+		{"plain", `{}`},
+		{"extended", `{"request_id":"X-Request-ID"}`},
+	} {
+		t.Run(path.name, func(t *testing.T) {
+			const depth = 12
+			mws := []caddyhttp.MiddlewareHandler{routeMetrics(t, path.site)}
+			var names []string
+			for i := range depth {
+				var counters []string
+				for j := range 3 {
+					n := fmt.Sprintf("t_deep_%s_%d_%d_total", path.name, i, j)
+					names = append(names, n)
+					counters = append(counters, fmt.Sprintf(`{"name":%q}`, n))
+				}
+				mws = append(mws, routeMetrics(t, fmt.Sprintf(`{"name":"t_deep_%s_%d","counters":[%s]}`,
+					path.name, i, strings.Join(counters, ","))))
+			}
+			before, _ := scrapeShared(t, formatText)
+			if err := chain(respond(200, "ok"), mws...).ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/")); err != nil {
+				t.Fatal(err)
+			}
+			after, _ := scrapeShared(t, formatText)
+			got := delta(before, after)
+			for _, n := range names {
+				if got[key(n)] != 1 {
+					t.Errorf("%s moved by %v, want 1", n, got[key(n)])
+				}
+			}
+			inner := fmt.Sprintf("t_deep_%s_%d", path.name, depth-1)
+			if got[reqKey("", "GET", inner, 200)] != 1 {
+				t.Errorf("request not counted once under the innermost route %s: %v", inner, got)
+			}
+		})
 	}
 }

@@ -19,8 +19,9 @@ import (
 // finishes the response, so an HTTP/1.1 client meets a connection closed
 // before the last chunk and an HTTP/2 client a stream reset, and Caddy's
 // server does not recover it. A route_metrics wrapping the endpoint records
-// the aborted request as a 500 and lets the panic go on. Every such failure
-// is logged and counted in
+// the aborted request with the status its client saw (the 200 status line
+// went out) and lets the panic go on. Every such failure is logged and
+// counted in
 //
 //	metrics_endpoint_scrape_errors_total{reason}
 //

@@ -281,7 +281,7 @@ func (st *ServerTiming) provision(reg *lmRegistry, native *nativeSpec) (*stConfi
 	}
 	var err error
 	var warnings []string
-	if c.malformed, err = reg.registerLabelledCounter(malformedFamily, malformedFamilyHelp, []string{serverTimingLabelEndp}); err != nil {
+	if c.malformed, err = reg.registerServerTimingCounter(malformedFamily, malformedFamilyHelp, []string{serverTimingLabelEndp}); err != nil {
 		return nil, nil, err
 	}
 	labels := serverTimingLabels
@@ -292,14 +292,15 @@ func (st *ServerTiming) provision(reg *lmRegistry, native *nativeSpec) (*stConfi
 			sm.maxOps = defaultMaxOperations
 		}
 		if m.Queries != "" {
-			if sm.queries, err = reg.registerLabelledCounter(m.Queries, stQueriesHelp(m.Name), labels); err != nil {
+			if sm.queries, err = reg.registerServerTimingCounter(m.Queries, stQueriesHelp(m.Name), labels); err != nil {
 				return nil, warnings, err
 			}
 		}
 		if m.Duration != "" {
 			// Changed in place when a reload changes the buckets.
 			var w string
-			if sm.duration, w, err = registerLatencyHistogram(reg, m.Duration, stDurationHelp(m.Name), labels, m.Buckets, native); err != nil {
+			if sm.duration, w, err = registerLatencyHistogram(reg, familySpec{name: m.Duration,
+				help: stDurationHelp(m.Name), labelNames: labels, bounds: m.Buckets, serverTiming: true}, native); err != nil {
 				return nil, warnings, err
 			}
 			if w != "" {

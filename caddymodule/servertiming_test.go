@@ -236,7 +236,7 @@ func TestServerTimingOperationsBounded(t *testing.T) {
 	} {
 		rr.nobs = 0
 		st.process(http.Header{serverTimingHeader: {v}}, rt, rr)
-		rt.recordEx(methodGet, 200, 0, 0, rr)
+		rt.recordEx(methodGet, 200, 0, 0, 0, rr)
 	}
 	after, _ := scrapeShared(t, formatText)
 	got := delta(before, after)

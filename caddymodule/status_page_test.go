@@ -73,7 +73,7 @@ func statusEndpoint(t *testing.T) *MetricsEndpoint {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hf, err := reg.registerHTTP("", nil, defaultNative())
+	hf, err := reg.registerHTTP("", nil, httpShape{}, defaultNative())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,14 +82,14 @@ func statusEndpoint(t *testing.T) *MetricsEndpoint {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ {
-		checkout.record(methodGet, 200, 3*time.Millisecond, 10, nil)
+		checkout.record(methodGet, 200, 3*time.Millisecond, 0, 10, nil)
 	}
-	checkout.record(methodPost, 500, 30*time.Millisecond, 10, nil)
+	checkout.record(methodPost, 500, 30*time.Millisecond, 0, 10, nil)
 	hostile, err := hf.route("/<script>alert(1)</script>")
 	if err != nil {
 		t.Fatal(err)
 	}
-	hostile.record(methodGet, 404, time.Millisecond, 10, nil)
+	hostile.record(methodGet, 404, time.Millisecond, 0, 10, nil)
 	return &MetricsEndpoint{reg: reg}
 }
 

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -25,25 +27,43 @@ const trackerVar = "routemetrics.tracker"
 
 type trackerCtxKey struct{}
 
-// maxNesting bounds how many handlers' business counters one request
-// evaluates; deeper nesting than this is not a real configuration.
-const maxNesting = 8
+// inlineHandlers is how many handlers with business counters a tracker
+// holds without allocating; a deeper chain spills the rest into a slice
+// (allocated only then), so every handler's counters still count.
+const inlineHandlers = 8
 
 type tracker struct {
-	http  *httpFamilies // namespace chosen by the outermost handler
-	route *route        // innermost route so far; its in-flight cell holds our +1
+	http  *httpFamilies // namespace of the innermost handler that set one
+	route *route        // innermost route so far (in http); its in-flight cell holds our +1
 
-	// handlers whose business counters apply, outermost first.
-	handlers  [maxNesting]*RouteMetrics
-	nhandlers int
+	// handlers whose business counters apply, outermost first: the first
+	// inlineHandlers inline, the rest in moreHandlers (see handlerAt).
+	handlers     [inlineHandlers]*RouteMetrics
+	moreHandlers []*RouteMetrics
+	nhandlers    int
 
 	// done is set once the request was recorded; a route_metrics reached
 	// afterwards (e.g. inside handle_errors) must not count it again.
 	done bool
 
-	rec   recorder
-	start time.Time
-	repl  *caddy.Replacer // the request's; reverse_proxy leaves upstream figures in it
+	rec    recorder
+	body   requestBody // wraps the request body, if it has one
+	start  time.Time
+	method string
+
+	// Latency mode of the innermost route_metrics that set one, and the
+	// time to the first byte (the final header) when the mode needs it.
+	latency      latencyMode
+	firstByte    time.Duration
+	firstByteSet bool
+
+	// Upgraded requests (upgrade.go): recorded at the upgrade; the
+	// tunnel's lifetime is recorded when the outermost handler returns.
+	upgraded bool
+	tunnel   *upgradedSeries
+	tunnelAt time.Duration // since start
+
+	repl *caddy.Replacer // the request's; reverse_proxy leaves upstream figures in it
 
 	// Request ID (requestid.go): the header it travels in and its value,
 	// set by the first route_metrics that has request_id.
@@ -57,6 +77,17 @@ type tracker struct {
 	// Extras staged for the single record call (Server-Timing entries are
 	// read when the headers are written, before the request finishes).
 	rr *requestRecord
+
+	// Route templates (templates.go) of the innermost route_metrics, if it
+	// has any: the handler, the URL whose path the upstream receives, the
+	// path matched when the request reached it (t.route, which holds the
+	// in-flight +1, is that match) and the route for no match.
+	tplH    *RouteMetrics
+	tplURL  *url.URL
+	tplPath string
+	tplBase *route
+	// recRoute, once set by recordRoute, is where the request is recorded.
+	recRoute *route
 }
 
 // trackerOf finds the request's tracker, if an enclosing route_metrics made
@@ -88,30 +119,115 @@ func (t *tracker) enter(rt *route) {
 	t.route = rt
 }
 
-// retarget moves the request to a more specific route.
-func (t *tracker) retarget(rt *route) {
+// retarget moves the request to a more specific route and to that route's
+// namespace: the innermost route_metrics that sets a namespace owns the
+// request, so every family the request feeds (requests, duration, bytes,
+// in flight, upstream latency, upgraded connections) is that namespace's.
+func (t *tracker) retarget(hf *httpFamilies, rt *route) {
+	t.http = hf
 	if rt == t.route {
 		return
 	}
 	atomic.AddInt64(rt.inflight, 1)
 	atomic.AddInt64(t.route.inflight, -1)
 	t.route = rt
+	t.recRoute = nil
 }
 
 func (t *tracker) addHandler(h *RouteMetrics) {
 	if h.st != nil {
 		t.st = h.st // innermost wins
 	}
-	if len(h.rules) == 0 || t.nhandlers == maxNesting {
+	if h.latency != latencyAuto {
+		t.latency = h.latency // innermost wins
+	}
+	if len(h.rules) == 0 {
 		return
 	}
 	for i := 0; i < t.nhandlers; i++ {
-		if t.handlers[i] == h {
+		if t.handlerAt(i) == h {
 			return
 		}
 	}
-	t.handlers[t.nhandlers] = h
+	if t.nhandlers < inlineHandlers {
+		t.handlers[t.nhandlers] = h
+	} else {
+		t.moreHandlers = append(t.moreHandlers, h)
+	}
 	t.nhandlers++
+}
+
+// handlerAt is the i-th handler (0 = outermost) whose counters apply.
+func (t *tracker) handlerAt(i int) *RouteMetrics {
+	if i < inlineHandlers {
+		return t.handlers[i]
+	}
+	return t.moreHandlers[i-inlineHandlers]
+}
+
+// end is the outermost handler's last word on the request at now: it
+// records the request (latency per the route's mode) unless an upgrade
+// already did, in which case it records the tunnel's lifetime.
+func (t *tracker) end(status int, now time.Time) {
+	if t.upgraded {
+		t.closeTunnel(now)
+		return
+	}
+	d := now.Sub(t.start)
+	if t.firstByteSet {
+		d = t.firstByte
+	}
+	t.finish(t.method, status, d)
+}
+
+// finalHeader runs when the final response header is written (explicitly,
+// by a first Write or by a first Flush): the response's first byte. An
+// upgrading status records the request now; otherwise the time is kept
+// if the request's latency is its time to first byte.
+func (t *tracker) finalHeader(h http.Header, code int) {
+	if upgrades(t.method, code) {
+		t.upgrade(code, time.Since(t.start))
+		return
+	}
+	if t.latency == latencyFirstByte || (t.latency == latencyAuto && isEventStream(h)) {
+		t.firstByte, t.firstByteSet = time.Since(t.start), true
+	}
+}
+
+// matchTemplates resolves h's templates on the request's current path and
+// returns the route to count it under (base when none matches).
+func (t *tracker) matchTemplates(h *RouteMetrics, hf *httpFamilies, base *route, u *url.URL) *route {
+	t.tplH, t.tplURL, t.tplPath, t.tplBase = h, u, u.Path, base
+	t.recRoute = nil
+	if rt := h.templateRoute(hf, u.Path); rt != nil {
+		return rt
+	}
+	return base
+}
+
+// recordRoute is the route the request is recorded under: t.route, unless
+// a handler after the matching route_metrics rewrote the path in place
+// (uri strip_prefix, rewrite): then the template the final path, the one
+// the upstream received, matches. The in-flight gauge stays with t.route.
+func (t *tracker) recordRoute() *route {
+	if t.recRoute != nil {
+		return t.recRoute
+	}
+	if t.tplH == nil || t.tplURL.Path == t.tplPath {
+		return t.route
+	}
+	t.tplPath = t.tplURL.Path
+	rt := t.tplH.templateRoute(t.http, t.tplPath)
+	if rt == nil {
+		rt = t.tplBase
+	}
+	if rt == nil {
+		rt = t.route
+	}
+	// Later calls (Server-Timing at the headers, then the record) agree.
+	t.tplH = nil
+	t.recRoute = rt
+	return rt
 }
 
 // finish records the request once and leaves the in-flight gauge.
@@ -121,6 +237,7 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 	}
 	t.done = true
 	atomic.AddInt64(t.route.inflight, -1)
+	route := t.recordRoute()
 	hostport, latency, proxied := upstreamOf(t.repl)
 	rr := t.rr
 	t.rr = nil
@@ -132,20 +249,22 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 		// call, with the counters in a Go array of C pointers.
 		var batch counterBatch
 		for i := 0; i < t.nhandlers; i++ {
-			for j := range t.handlers[i].rules {
-				rule := &t.handlers[i].rules[j]
+			h := t.handlerAt(i)
+			for j := range h.rules {
+				rule := &h.rules[j]
 				if rule.matches(method, status) && !batch.add(rule.series) {
 					rule.series.counterAdd(1) // batch full: rare, one extra crossing
 				}
 			}
 		}
-		t.route.record(methodOf(method), status, d, t.rec.bytes, &batch)
+		route.record(methodOf(method), status, d, t.body.read(), t.rec.bytes, &batch)
 		return
 	}
 	defer rr.release()
 	for i := 0; i < t.nhandlers; i++ {
-		for j := range t.handlers[i].rules {
-			rule := &t.handlers[i].rules[j]
+		h := t.handlerAt(i)
+		for j := range h.rules {
+			rule := &h.rules[j]
 			if rule.matches(method, status) && !rr.addCounter(rule.series) {
 				rule.series.counterAdd(1)
 			}
@@ -154,11 +273,11 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 	exemplar := t.reqID != "" && exemplarID(t.reqID) &&
 		rr.setExemplar(exemplarLabel, t.reqID, t.start.Add(d).UnixNano())
 	if proxied {
-		if s := t.route.upstreamSeries(t.http, hostport); s != nil {
+		if s := route.upstreamSeries(t.http, hostport); s != nil {
 			rr.observe(s, int64(latency), exemplar)
 		}
 	}
-	t.route.recordEx(methodOf(method), status, d, t.rec.bytes, rr)
+	route.recordEx(methodOf(method), status, d, t.body.read(), t.rec.bytes, rr)
 }
 
 // onHeader runs just before the response headers go out (final or 1xx):
@@ -178,8 +297,9 @@ func (t *tracker) onHeader(h http.Header, code int) {
 		if t.rr == nil {
 			t.rr = acquireRecord()
 		}
-		if t.rr != nil && st.process(h, t.route, t.rr) {
-			if s := st.malformedSeries(t.route); s != nil {
+		route := t.recordRoute()
+		if t.rr != nil && st.process(h, route, t.rr) {
+			if s := st.malformedSeries(route); s != nil {
 				t.rr.observe(s, 1, false)
 			}
 		}
@@ -220,6 +340,9 @@ func (rw *recorder) WriteHeader(code int) {
 		if final {
 			rw.status = code
 			rw.wroteHeader = true
+			if rw.t != nil {
+				rw.t.finalHeader(rw.ResponseWriter.Header(), code)
+			}
 		}
 	}
 	rw.ResponseWriter.WriteHeader(code)
@@ -233,7 +356,24 @@ func (rw *recorder) implicitHeader() {
 	}
 	rw.status = http.StatusOK
 	rw.wroteHeader = true
+	if rw.t != nil {
+		rw.t.finalHeader(rw.ResponseWriter.Header(), http.StatusOK)
+	}
 }
+
+// FlushError sends what is buffered; before any header that is the
+// implicit 200's header, so it goes through implicitHeader first.
+// http.ResponseController (reverse_proxy's streaming) finds it before
+// unwrapping.
+func (rw *recorder) FlushError() error {
+	if !rw.wroteHeader {
+		rw.implicitHeader()
+	}
+	return http.NewResponseController(rw.ResponseWriter).Flush()
+}
+
+// Flush is FlushError for callers that assert http.Flusher.
+func (rw *recorder) Flush() { _ = rw.FlushError() }
 
 func (rw *recorder) Write(b []byte) (int, error) {
 	if !rw.wroteHeader {
@@ -257,7 +397,58 @@ func (rw *recorder) ReadFrom(src io.Reader) (int64, error) {
 	return n, err
 }
 
+// requestBody counts the request body bytes the handler chain reads
+// (reverse_proxy, request_body, a FastCGI app...): bytes actually read,
+// so a body nobody reads counts only what was read of it, and what
+// net/http discards after the handler returns is not counted.
+type requestBody struct {
+	io.ReadCloser
+	// Atomic: reverse_proxy's transport reads the body in its own
+	// goroutine, which may still be reading when the request is recorded.
+	n atomic.Uint64
+}
+
+func (b *requestBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if n > 0 {
+		b.n.Add(uint64(n))
+	}
+	return n, err
+}
+
+// wrap makes r's body count into b. A request without a body keeps its
+// http.NoBody (reverse_proxy and net/http treat it specially): net/http
+// gives every request of Content-Length 0 that one, so the length says it
+// without comparing interfaces.
+func (b *requestBody) wrap(r *http.Request) {
+	if r.Body == nil || r.ContentLength == 0 {
+		return
+	}
+	b.ReadCloser = r.Body
+	r.Body = b
+}
+
+// read is the number of body bytes read so far.
+func (b *requestBody) read() uint64 { return b.n.Load() }
+
+// isEventStream reports whether the response is Server-Sent Events
+// (Content-Type text/event-stream, any case, parameters allowed).
+func isEventStream(h http.Header) bool {
+	v := h["Content-Type"]
+	if len(v) == 0 {
+		return false
+	}
+	const sse = "text/event-stream"
+	ct := strings.TrimLeft(v[0], " \t")
+	if len(ct) < len(sse) || !strings.EqualFold(ct[:len(sse)], sse) {
+		return false
+	}
+	rest := strings.TrimLeft(ct[len(sse):], " \t")
+	return rest == "" || rest[0] == ';'
+}
+
 var (
 	_ http.ResponseWriter = (*recorder)(nil)
 	_ io.ReaderFrom       = (*recorder)(nil)
+	_ http.Flusher        = (*recorder)(nil)
 )

@@ -46,6 +46,8 @@ type routeExt struct {
 	mu        sync.Mutex
 	upstream  atomic.Pointer[upstreamCache]
 	malformed atomic.Pointer[series] // server_timing_malformed_total{endpoint}
+	upgraded  atomic.Pointer[upgradedSeries]
+	aborted   atomic.Pointer[series] // http_responses_aborted_total{endpoint}
 }
 
 // upstreamCache maps an upstream's host:port to its series for one route.

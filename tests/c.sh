@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # libmetrics: unit tests in three builds (plain, ASan+UBSan, TSan for the
 # concurrency tests), valgrind memcheck of every test binary, and each
-# libFuzzer target for a bounded time. Build trees go to build/.
+# libFuzzer target for a bounded time. Build trees go to build/. Every build
+# turns warnings into errors (LM_WERROR=ON), as developers and CI must keep
+# the code warning-free.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS=$(nproc)
@@ -9,7 +11,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 build() { # dir, extra cmake args...
   local dir=$1; shift
-  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >"$dir.configure.log" 2>&1 \
+  cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DLM_WERROR=ON "$@" >"$dir.configure.log" 2>&1 \
     || { cat "$dir.configure.log"; return 1; }
   cmake --build "$dir" -j "$JOBS"
 }

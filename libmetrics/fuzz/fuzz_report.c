@@ -15,7 +15,7 @@
  * prefix selector (+ raw prefix), up to 4 routes (raw name, up to 7
  * records of status and duration), counter help and 2 label values. */
 #include "fuzz_input.h"
-#include "libmetrics.h"
+#include "libmetrics_report.h"
 #include "lm_capture.h"
 
 #include <stdbool.h>

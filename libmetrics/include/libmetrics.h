@@ -11,6 +11,10 @@
  * through a resumable cursor into caller-supplied buffers; the body is never
  * built in memory.
  *
+ * The status report (a Markdown or HTML page for people) is a separate
+ * library with its own header, libmetrics_report.h, so recording and
+ * exposition need nothing beyond libc, libpthread and libm.
+ *
  * Every public symbol starts with `lm_` (types, functions) or `LM_` (macros,
  * enum constants). Nothing here aborts the host process: functions that can
  * fail return NULL or an lm_status and fill an lm_error the caller owns.
@@ -22,6 +26,7 @@
 #ifndef LIBMETRICS_H
 #define LIBMETRICS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -35,10 +40,17 @@ extern "C" {
 #define LM_API
 #endif
 
-#define LM_VERSION_MAJOR 1
-#define LM_VERSION_MINOR 2
+/* 2.0.0: lm_request_record gained request_bytes (its layout changed, so
+ * the ABI of lm_route_record_ex did; soname libmetrics.so.2). New:
+ * lm_route_record_sized and <prefix>http_request_size_bytes_total.
+ * Native histograms (lm_native_options; lm_family_options.native,
+ * lm_http_options.native, lm_registry_options.native_capacity appended)
+ * and LM_FORMAT_PROTOBUF, in the same soname.
+ * 1.1.0 added lm_expo_status. */
+#define LM_VERSION_MAJOR 2
+#define LM_VERSION_MINOR 0
 #define LM_VERSION_PATCH 0
-#define LM_VERSION_STRING "1.2.0"
+#define LM_VERSION_STRING "2.0.0"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -77,15 +89,24 @@ typedef struct lm_str {
 
 typedef struct lm_registry lm_registry;
 
+/* The defaults a zero option selects. */
+#define LM_DEFAULT_MAX_FAMILIES 256
+#define LM_DEFAULT_SLOT_CAPACITY ((size_t)1 << 21)
+#define LM_DEFAULT_MAX_SHARDS 64
+#define LM_DEFAULT_MAX_LABEL_VALUE_LEN 256
+#define LM_DEFAULT_NATIVE_CAPACITY ((size_t)1 << 22)
+
 typedef struct lm_registry_options {
-    size_t max_families;        /* 0: 256 */
-    size_t slot_capacity;       /* 64-bit cells per shard, 0: 1<<21. Reserved
-                                   virtual memory; pages are touched lazily. */
-    unsigned max_shards;        /* exclusive per-thread shards, 0: 64 */
-    size_t max_label_value_len; /* bytes after sanitising, 0: 256 */
+    size_t max_families;        /* 0: LM_DEFAULT_MAX_FAMILIES */
+    size_t slot_capacity;       /* 64-bit cells per shard, 0: LM_DEFAULT_SLOT_CAPACITY.
+                                   Reserved virtual memory; pages are touched
+                                   lazily. */
+    unsigned max_shards;        /* exclusive per-thread shards, 0: LM_DEFAULT_MAX_SHARDS */
+    size_t max_label_value_len; /* bytes after sanitising, 0: LM_DEFAULT_MAX_LABEL_VALUE_LEN */
     size_t native_capacity;     /* 64-bit cells per shard for native histogram
-                                   buckets (lm_native_options), 0: 1<<22.
-                                   Reserved address space like slot_capacity. */
+                                   buckets (lm_native_options), 0:
+                                   LM_DEFAULT_NATIVE_CAPACITY. Reserved address
+                                   space like slot_capacity. */
 } lm_registry_options;
 
 /* opts may be NULL for all defaults. */
@@ -103,16 +124,31 @@ typedef enum lm_type {
     LM_HISTOGRAM = 3 /* int64 observations in recorded units, see unit_scale */
 } lm_type;
 
+/* What a family measures, for the status report (libmetrics_report.h),
+ * which gives each kind its own section; the exposition ignores it. Part of
+ * a family's shape: the same name registered with another kind is another
+ * shape. */
+typedef enum lm_family_kind {
+    LM_KIND_BUSINESS = 0,     /* the host's own metrics (the default) */
+    LM_KIND_HTTP = 1,         /* set by lm_http_register on its four families */
+    LM_KIND_SERVER_TIMING = 2 /* timings an application reported in Server-Timing
+                                 response headers, and their bookkeeping */
+} lm_family_kind;
+
+#define LM_MAX_LABELS 16          /* labels per family */
+#define LM_MAX_BOUNDS 64          /* histogram upper bounds, +Inf not counted */
+#define LM_DEFAULT_MAX_SERIES 2000 /* lm_family_options.max_series 0 */
+
 typedef struct lm_family_options {
     lm_type type;
     const char *name;               /* [a-zA-Z_:][a-zA-Z0-9_:]* */
     const char *help;               /* any text; sanitised like lm_str */
     const char *const *label_names; /* [a-zA-Z_][a-zA-Z0-9_]*, no "__" prefix,
                                        no duplicates, not "le" for histograms */
-    size_t nlabels;                 /* at most 16 */
-    size_t max_series;              /* cardinality cap, 0: 2000 */
+    size_t nlabels;                 /* at most LM_MAX_LABELS */
+    size_t max_series;              /* cardinality cap, 0: LM_DEFAULT_MAX_SERIES */
     /* Histograms only. bounds: finite, strictly increasing upper bounds in
-     * exposed units (e.g. seconds), at most 64; NULL/0 selects
+     * exposed units (e.g. seconds), at most LM_MAX_BOUNDS; NULL/0 selects
      * lm_default_latency_bounds. unit_scale: recorded units per exposed
      * unit, e.g. 1e9 when observations are nanoseconds and the exposition is
      * seconds; 0 means 1. Sums are kept as exact integers of recorded units
@@ -120,6 +156,7 @@ typedef struct lm_family_options {
     const double *bounds;
     size_t nbounds;
     double unit_scale;
+    lm_family_kind kind;            /* 0: LM_KIND_BUSINESS */
     /* Histograms only: also keep Prometheus native buckets (see
      * lm_native_options below); NULL: classic buckets only. */
     const struct lm_native_options *native;
@@ -250,6 +287,40 @@ LM_API lm_family *lm_family_replace(lm_registry *reg, const lm_family_options *o
  * slot exhaustion. */
 LM_API lm_series *lm_series_get(lm_family *fam, const lm_str *label_values, lm_error *err);
 
+/* ----------------------------------------------------- names and shapes */
+/* The rules registration applies, for a host that checks its configuration
+ * before registering anything (so it can point at the line that is wrong)
+ * without keeping a copy of them. */
+
+/* name matches [a-zA-Z_:][a-zA-Z0-9_:]* (a metric name). Also the test for
+ * a metric name prefix, such as lm_http_options.prefix when not empty. */
+LM_API bool lm_valid_metric_name(const char *name);
+/* name matches [a-zA-Z_][a-zA-Z0-9_]* and does not start with "__"
+ * (reserved by Prometheus): a label name a family or an exemplar may use. */
+LM_API bool lm_valid_label_name(const char *name);
+
+/* LM_OK if lm_family_register would accept opts as a shape: type, name
+ * (and a counter's "_total"), help, labels, max_series, bounds and
+ * unit_scale, with the same sentence in err otherwise. A dry run: nothing is
+ * registered, and whether the name clashes with a family already in some
+ * registry is not checked (lm_builtin_clash covers the library's own). */
+LM_API lm_status lm_family_check(const lm_family_options *opts, lm_error *err);
+
+/* Whether a family of this type and name would expose a name (in either
+ * format: a counter's base, base_total and base_created; a histogram's
+ * name with _bucket, _count, _sum, _created; a gauge's name) that one of
+ * the library's own families exposes: libmetrics_series_folded_total
+ * (registration refuses such a family), the process_* metrics of
+ * LM_EXPO_PROCESS (such a family hides the built-in one), and, unless
+ * http_prefix is NULL, the four families lm_http_register creates for that
+ * prefix ("" for none; registration refuses another shape). If so, writes
+ * the built-in family's name (e.g. "shop_http_requests_total") into
+ * builtin, cap bytes NUL-terminated and cut to fit (builtin may be NULL
+ * when cap is 0), and returns true. A name that is not valid for its type
+ * (a metric name; a counter's ending in "_total") clashes with nothing. */
+LM_API bool lm_builtin_clash(lm_type type, const char *name, const char *http_prefix,
+                             char *builtin, size_t cap);
+
 /* ------------------------------------------------------------- recording */
 /* All recording calls are wait-free and never allocate after the calling
  * thread's first record on this registry (which claims its shard). */
@@ -270,7 +341,7 @@ LM_API uint64_t lm_series_count(const lm_series *s);
 
 /* ---------------------------------------------- HTTP request fast path */
 /* One call per request records requests_total, the latency histogram and
- * the response bytes counter for (route, method, status). */
+ * the response and request bytes counters for (route, method, status). */
 
 typedef struct lm_http lm_http;
 typedef struct lm_route lm_route;
@@ -294,26 +365,45 @@ typedef enum lm_method {
  * anything else is LM_METHOD_OTHER. */
 LM_API lm_method lm_method_parse(lm_str method);
 
+#define LM_DEFAULT_MAX_ROUTES 1000
+#define LM_DEFAULT_HTTP_MAX_SERIES 10000
+
 typedef struct lm_http_options {
     const char *prefix;     /* prepended to every name, e.g. "myapp_"; NULL: "" */
     const double *bounds;   /* latency buckets in seconds; NULL: default */
     size_t nbounds;
-    size_t max_routes;      /* 0: 1000 */
-    size_t max_series;      /* cap per family, 0: 10000 */
+    size_t max_routes;      /* 0: LM_DEFAULT_MAX_ROUTES */
+    size_t max_series;      /* cap per family, 0: LM_DEFAULT_HTTP_MAX_SERIES */
+    unsigned flags;         /* LM_HTTP_* below, 0: the shape shown below */
     /* The duration histogram's native buckets (lm_native_options); NULL:
      * classic only. Changed like the bounds on a later call. */
-    const lm_native_options *native;
+    const struct lm_native_options *native;
 } lm_http_options;
 
-/* Families created, named <prefix> + :
+/* lm_http_options.flags: cardinality levers. Each route costs up to
+ * methods x statuses series in every family, and the histogram
+ * (nbounds + 3) lines per series; these trade detail for fewer series.
+ * STATUS_CLASSES: the status label is the class, "1xx" .. "5xx" (still
+ * "other" outside 100..599), in all three families. DURATION_NO_STATUS: the
+ * latency histogram is labelled {method, endpoint} only, as
+ * prometheus-fastapi-instrumentator's is. */
+#define LM_HTTP_STATUS_CLASSES 0x1u
+#define LM_HTTP_DURATION_NO_STATUS 0x2u
+
+/* Families created (kind LM_KIND_HTTP), named <prefix> + :
  *   http_requests_total{method,endpoint,status}             counter
  *   http_request_duration_seconds{method,endpoint,status}   histogram
  *   http_response_size_bytes_total{method,endpoint,status}  counter
+ *   http_request_size_bytes_total{method,endpoint,status}   counter
  *   http_requests_in_progress{endpoint}                     gauge
- * Calling again with the same prefix returns the same lm_http; if the
+ * (the status label and the histogram's labels as lm_http_options.flags
+ * say). Calling again with the same prefix returns the same lm_http; if the
  * bounds differ, the duration histogram exposes them from now on and keeps
  * counting every request, as lm_family_replace describes (routes keep their
- * series; nothing is moved or scanned when the bounds were seen before). */
+ * series; nothing is moved or scanned when the bounds were seen before).
+ * Other flags than the first registration's fail with LM_ERR_EXISTS: a
+ * family's label set (or what its status values mean) cannot change in
+ * place, so that takes a new registry (a restart). */
 LM_API lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err);
 
 /* A route handle, resolved once by name (the `endpoint` label value). The
@@ -333,10 +423,17 @@ LM_API int64_t *lm_route_inflight_cell(lm_route *route);
  * series (business counters whose conditions the host found true; may be
  * NULL when ncounters is 0) is incremented by one in the same call, so a
  * request costs one foreign-function crossing however many counters it
- * feeds. */
+ * feeds. Request bytes are not recorded (see lm_route_record_sized). */
 LM_API void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
                             uint64_t response_bytes, lm_series *const *counters,
                             size_t ncounters);
+
+/* lm_route_record that also adds request_bytes (bytes of the request body
+ * the host read) to http_request_size_bytes_total, in the same call. */
+LM_API void lm_route_record_sized(lm_route *route, lm_method method, int status,
+                                  int64_t duration_ns, uint64_t request_bytes,
+                                  uint64_t response_bytes, lm_series *const *counters,
+                                  size_t ncounters);
 
 /* ------------------------------------- extended request record, exemplars */
 
@@ -386,6 +483,7 @@ typedef struct lm_request_record {
     int status;
     int64_t duration_ns;     /* negative counts as 0 */
     uint64_t response_bytes;
+    uint64_t request_bytes;  /* added to http_request_size_bytes_total */
     lm_series *const *counters; /* each += 1, as in lm_route_record */
     size_t ncounters;
     const lm_observation *observations;
@@ -402,9 +500,68 @@ typedef struct lm_request_record {
  * per-thread shard cells, no allocation except the first record of a
  * (method, status) on a route and the first exemplar of a series (which
  * allocates that series' exemplar slots once; if that fails the exemplar is
- * skipped). lm_route_record(r, m, s, d, b, c, n) is lm_route_record_ex with
- * no observations and no exemplar. */
+ * skipped). lm_route_record_sized(r, m, s, d, q, b, c, n) is
+ * lm_route_record_ex with no observations and no exemplar. */
 LM_API void lm_route_record_ex(lm_route *route, const lm_request_record *rec);
+
+/* ------------------------------------------------ route template matcher */
+/* Resolves a request path to one of a set of route templates, the way a
+ * Starlette/FastAPI app routes it, so a host can label requests by the
+ * app's own route ("/items/{item_id}") instead of a raw, unbounded path.
+ * The set is compiled once into an immutable matcher; matching takes no
+ * lock, never allocates and is safe from any number of threads.
+ *
+ * Template syntax (Starlette's): a template starts with '/' and is split
+ * into segments at '/'. A segment is either literal text (matched byte for
+ * byte) or, as a whole, a parameter `{name}` or `{name:convertor}`, name
+ * matching [a-zA-Z_][a-zA-Z0-9_]*, unique within the template. Convertors:
+ *   str    (the default) one non-empty segment: [^/]+
+ *   int    one segment of ASCII digits: [0-9]+
+ *   float  [0-9]+(\.[0-9]+)?
+ *   uuid   32 hex digits, optionally grouped 8-4-4-4-12 by '-'
+ *   path   the rest of the path, '/' included, possibly empty: .*
+ *          (only as the last segment)
+ * A parameter inside a segment ("/a/{x}.json"), an unknown convertor, an
+ * unbalanced brace, a control byte, a template longer than
+ * LM_MATCHER_MAX_TEMPLATE_LEN bytes or LM_MATCHER_MAX_SEGMENTS segments, and
+ * two templates of the same shape (equal but for parameter names, so the
+ * second could never match) are errors.
+ *
+ * The path is matched as given: the host passes the percent-DECODED path
+ * the application routes on (Starlette matches the decoded path: "x%2Fy"
+ * is two segments there). No normalisation: "//" has an empty segment (no
+ * `{p}` matches it), "/./" a literal "." segment, a trailing '/' one more,
+ * empty segment; a path that does not start with '/' matches nothing.
+ *
+ * Precedence, when several templates match (a total order, so the result
+ * never depends on declaration order):
+ *   1. more literal segments first (so a template without parameters beats
+ *      every template with parameters: "/users/me" before
+ *      "/users/{user_id}", as OpenAPI requires);
+ *   2. then, comparing segment by segment from the left, the first segment
+ *      that differs decides: literal before int, before float, before uuid,
+ *      before str, before path. */
+
+typedef struct lm_matcher lm_matcher;
+
+/* lm_matcher_match's "no template matched". */
+#define LM_MATCH_NONE ((size_t)-1)
+#define LM_MATCHER_MAX_TEMPLATES 65536
+#define LM_MATCHER_MAX_TEMPLATE_LEN 2048
+#define LM_MATCHER_MAX_SEGMENTS 64
+
+/* Compiles ntemplates templates (1..LM_MATCHER_MAX_TEMPLATES; the bytes are
+ * copied). On failure returns NULL, sets *bad_index (if not NULL) to the
+ * index of the offending template (for a duplicate shape, the later one)
+ * and fills err with a sentence quoting it. */
+LM_API lm_matcher *lm_matcher_new(const lm_str *templates, size_t ntemplates, size_t *bad_index,
+                                  lm_error *err);
+LM_API void lm_matcher_free(lm_matcher *m);
+
+/* Index of the template path resolves to, or LM_MATCH_NONE. Cost depends on
+ * the path's depth and the templates' parameters at each level, not on how
+ * many templates there are. m NULL or path.ptr NULL: LM_MATCH_NONE. */
+LM_API size_t lm_matcher_match(const lm_matcher *m, lm_str path);
 
 /* ---------------------------------------------------------- exposition */
 
@@ -466,42 +623,79 @@ typedef int (*lm_write_fn)(void *ctx, const char *buf, size_t len);
 LM_API lm_status lm_expo_write(lm_registry *reg, lm_format fmt, unsigned flags, lm_write_fn fn,
                                void *ctx, lm_error *err);
 
-/* --------------------------------------------------------- status report */
-/* A page a person can read during an incident, without Grafana: per route
- * requests, average rate since the registry was created, 5xx and 4xx share,
- * p50/p95/p99 latency estimated from the histogram buckets exactly as
- * Prometheus's histogram_quantile() does, requests in flight and a small
- * latency distribution bar; routes worst first (highest 5xx share, then
- * highest p99); then business counters and process resources. Everything
- * that came from a request or a configuration (route names, label values,
- * help, the title) is escaped, so it can never become markup. */
+/* ----------------------------------------------------- reading it back */
+/* What a registry holds, for reports (libmetrics_report builds its status
+ * page from these calls alone) and tests. Reads never block recording;
+ * values are sums over shards taken the way a scrape takes them. Strings
+ * and bounds returned stay valid until lm_registry_free. */
 
-typedef struct lm_report_options {
-    const char *http_prefix;  /* which lm_http set (its prefix); NULL: "" */
-    const char *title;        /* any text, sanitised and escaped; NULL: "libmetrics" */
-    unsigned refresh_seconds; /* HTML only: auto-refresh period, 0: none */
-} lm_report_options;
+/* Writes the live (not retired) families, in registration order, to
+ * out[0..cap) from one consistent view (never two live families of one
+ * name) and returns how many there are, which may exceed cap: call with
+ * cap 0 to size out, and allow for families registered in between. */
+LM_API size_t lm_registry_families(lm_registry *reg, lm_family **out, size_t cap);
 
-/* lm_report_html renders from the whole Markdown document in memory (the
- * renderer, cmark, needs it); it keeps at most this many bytes of it. A
- * longer report (tens of thousands of business counter series) is cut at a
- * line boundary and says so on the page. Peak memory of lm_report_html is
- * about this bound plus one rendered table cell or paragraph. */
-#define LM_REPORT_HTML_MARKDOWN_MAX ((size_t)4 << 20)
+/* CLOCK_MONOTONIC nanoseconds at lm_registry_new: counts divided by the
+ * time since give average rates since the metrics began. */
+LM_API int64_t lm_registry_created_ns(const lm_registry *reg);
 
-/* CommonMark with GitHub-style pipe tables, streamed through fn in chunks of
- * at most 4 KiB. Memory: O(routes x buckets) for sorting, never the whole
- * document. opts may be NULL for all defaults. Returns LM_ERR_IO when fn
- * aborts. */
-LM_API lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts,
-                                    lm_write_fn fn, void *ctx, lm_error *err);
+typedef struct lm_family_info {
+    lm_type type;
+    lm_family_kind kind;
+    lm_str name;          /* as registered */
+    lm_str help;          /* sanitised, as exposed */
+    size_t nlabels;
+    size_t max_series;
+    const double *bounds; /* histograms: upper bounds in exposed units, +Inf
+                             not included; NULL otherwise */
+    size_t nbounds;
+    double unit_scale;    /* histograms: recorded units per exposed unit */
+    size_t nseries;       /* series created so far, the overflow one not counted */
+    uint64_t folded;      /* lookups folded into the overflow series so far */
+} lm_family_info;
 
-/* A complete, self-contained HTML page (<!doctype html>, inline CSS, no
- * scripts, no external resources) rendered from the Markdown above by cmark
- * in safe mode. The page's refresh links are relative ("?format=html&refresh=N"),
- * so the host should serve it at the URL that honours those parameters. */
-LM_API lm_status lm_report_html(lm_registry *reg, const lm_report_options *opts, lm_write_fn fn,
-                                void *ctx, lm_error *err);
+/* Fills *out with fam's shape and fold count (all zero if fam is NULL). */
+LM_API void lm_family_describe(const lm_family *fam, lm_family_info *out);
+/* Label name i of fam, sanitised; {NULL, 0} when i >= nlabels. */
+LM_API lm_str lm_family_label_name(const lm_family *fam, size_t i);
+
+/* Series i of fam in creation order, i < lm_family_info.nseries (series
+ * are never removed, so an index once valid stays valid); NULL otherwise. */
+LM_API lm_series *lm_family_series(lm_family *fam, size_t i);
+/* The family's overflow series (every label value "_overflow"), or NULL
+ * until it is first used (a fold, or a lookup of exactly its label set). */
+LM_API lm_series *lm_family_overflow(lm_family *fam);
+/* Label value i of s, sanitised as exposed; {NULL, 0} when out of range. */
+LM_API lm_str lm_series_label_value(const lm_series *s, size_t i);
+/* A gauge's current value; 0 for other types. */
+LM_API int64_t lm_gauge_value(const lm_series *s);
+/* Reads a histogram series once: buckets[i] the count of bucket i (not
+ * cumulative) for each finite bound, then the +Inf bucket, at most cap
+ * entries. Returns nbounds + 1, or 0 if s is not a histogram. Their sum is
+ * the series' count, whatever writers do meanwhile. The bounds are the ones
+ * the family exposes at the time of the call: a reload that changes a
+ * histogram's buckets (lm_family_replace) may change them after an
+ * lm_family_describe, so a caller that must not mix two bucket lists
+ * compares the result with the nbounds + 1 it described. */
+LM_API size_t lm_histogram_buckets(const lm_series *s, uint64_t *buckets, size_t cap);
+
+/* The HTTP families registered with prefix (NULL: ""), or NULL. */
+LM_API lm_http *lm_http_find(lm_registry *reg, const char *prefix);
+
+typedef enum lm_http_family {
+    LM_HTTP_REQUESTS = 0, /* <prefix>http_requests_total */
+    LM_HTTP_DURATION,     /* <prefix>http_request_duration_seconds (the live one) */
+    LM_HTTP_BYTES,        /* <prefix>http_response_size_bytes_total */
+    LM_HTTP_INFLIGHT,     /* <prefix>http_requests_in_progress */
+    LM_HTTP_REQUEST_BYTES /* <prefix>http_request_size_bytes_total */
+} lm_http_family;
+
+/* One of the five families of http; NULL for another value of which. */
+LM_API lm_family *lm_http_family_get(lm_http *http, lm_http_family which);
+/* Route i of http in creation order, NULL past the last. */
+LM_API lm_route *lm_http_route_at(lm_http *http, size_t i);
+/* A route's name (its endpoint label value), sanitised. */
+LM_API lm_str lm_route_name(const lm_route *route);
 
 #ifdef __cplusplus
 }

@@ -12,21 +12,9 @@
 #define LM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LM_UNLIKELY(x) __builtin_expect(!!(x), 0)
 
-/* Defaults the public header promises. */
-#define LM_DEFAULT_MAX_FAMILIES 256
-#define LM_DEFAULT_SLOT_CAPACITY ((size_t)1 << 21)
-#define LM_DEFAULT_MAX_SHARDS 64
-#define LM_DEFAULT_MAX_LABEL_VALUE_LEN 256
-#define LM_DEFAULT_MAX_SERIES 2000
+/* Limits beside the defaults libmetrics.h defines (LM_DEFAULT_*). */
 #define LM_MAX_SERIES_LIMIT ((size_t)1 << 22)
 #define LM_MAX_HTTP 16
-#define LM_DEFAULT_MAX_ROUTES 1000
-#define LM_DEFAULT_HTTP_MAX_SERIES 10000
-
-/* Writes s (len bytes, any content) into buf as a double-quoted, ASCII-only,
- * escaped and possibly shortened ("...") literal for error messages;
- * returns buf. s == NULL gives (null). cap >= 8. */
-LM_HIDDEN const char *lm__quote(char *buf, size_t cap, const char *s, size_t len);
 
 /* family.c: the public calls' bodies, for callers that already hold
  * reg->lock (lm_http_register registers four families as one step). A
@@ -36,9 +24,6 @@ LM_HIDDEN const char *lm__quote(char *buf, size_t cap, const char *s, size_t len
  * the lock before the call. */
 LM_HIDDEN lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options *opts,
                                                 bool replace, lm_error *err);
-/* 0 if lm_family_register would accept opts as a shape (a dry run that
- * neither locks nor registers), else -1 with err filled. */
-LM_HIDDEN int lm__family_validate(const lm_family_options *opts, lm_error *err);
 LM_HIDDEN lm_series *lm__series_get_locked(lm_family *fam, const lm_str *values, lm_error *err);
 /* The overflow series of fam, made visible (it is preallocated). */
 LM_HIDDEN lm_series *lm__family_overflow_locked(lm_family *fam);
@@ -47,13 +32,19 @@ LM_HIDDEN void lm__family_free(lm_family *fam);
 /* http.c */
 LM_HIDDEN void lm__http_free(lm_http *http);
 
+/* http.c's four families of a prefix, as a built-in a host family may
+ * clash with (lm_builtin_clash's contract, for a name valid for its
+ * type). */
+LM_HIDDEN bool lm__http_builtin_clash(lm_type type, const char *name, const char *prefix,
+                                      char *builtin, size_t cap);
+
 /* Index of the bucket that counts v: the first i with v <= ub[i], or n for
  * +Inf. Up to 16 bounds a linear scan with early exit: latencies crowd the
  * low buckets, the exit branch is well predicted, and lm_bench measured it
  * faster than a binary search for the 14 default bounds even with values
- * spread log-uniformly over every bucket (histogram_observe 3.3 vs 4.9 ns
- * constant, 4.3 vs 5.0 ns varied). Beyond that, a binary search whose trip
- * count depends only on n. n >= 1. */
+ * spread log-uniformly over every bucket (bench/RESULTS.md, "Measurements
+ * behind design choices in the code"). Beyond that, a binary search whose
+ * trip count depends only on n. n >= 1. */
 static inline size_t lm__bucket_index(const int64_t *ub, size_t n, int64_t v)
 {
     if (n <= 16) {

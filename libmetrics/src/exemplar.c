@@ -25,12 +25,6 @@ struct lm_exemplars {
 
 /* ------------------------------------------------------------ validation */
 
-static bool label_name_char(unsigned char c, bool first)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' ||
-           (!first && c >= '0' && c <= '9');
-}
-
 /* True if the 8 bytes of w are printable ASCII (0x20..0x7E): no high bit,
  * no byte below 0x20 ("has less than" bit trick, exact for bytes < 0x80),
  * no 0x7F. Request IDs are ASCII, so this checks them 8 bytes at a time. */
@@ -63,33 +57,12 @@ static long utf8_chars(const unsigned char *s, size_t n)
         }
         unsigned char b = s[i];
         chars++;
-        if (b < 0x80) {
-            if (b < 0x20 || b == 0x7f)
-                return -1;
-            i++;
-            continue;
-        }
-        size_t k;
-        uint32_t cp;
-        if (b >= 0xC2 && b <= 0xDF)
-            k = 1, cp = b & 0x1F;
-        else if (b >= 0xE0 && b <= 0xEF)
-            k = 2, cp = b & 0x0F;
-        else if (b >= 0xF0 && b <= 0xF4)
-            k = 3, cp = b & 0x07;
-        else
+        if (b < 0x20 || b == 0x7f)
             return -1;
-        if (n - i <= k)
+        size_t bad, k = lm__utf8_seq(s + i, n - i, &bad);
+        if (k == 0)
             return -1;
-        for (size_t j = 1; j <= k; j++) {
-            if ((s[i + j] & 0xC0) != 0x80)
-                return -1;
-            cp = cp << 6 | (s[i + j] & 0x3F);
-        }
-        if ((k == 2 && cp < 0x800) || (k == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-            (cp >= 0xD800 && cp <= 0xDFFF))
-            return -1;
-        i += k + 1;
+        i += k;
     }
     return chars;
 }
@@ -109,13 +82,8 @@ bool lm__exemplar_prepare(const lm_exemplar *ex, int64_t unix_ns, lm_exemplar_pr
         ex->label_value.len == 0)
         return false;
     const char *name = ex->label_name;
-    size_t nl = 0;
-    while (name[nl] != '\0') {
-        if (nl >= LM_EXEMPLAR_MAX_CHARS || !label_name_char((unsigned char)name[nl], nl == 0))
-            return false;
-        nl++;
-    }
-    if (nl == 0 || (nl >= 2 && name[0] == '_' && name[1] == '_'))
+    size_t nl = strnlen(name, LM_EXEMPLAR_MAX_CHARS + 1);
+    if (nl > LM_EXEMPLAR_MAX_CHARS || !lm_valid_label_name(name))
         return false;
     size_t vl = ex->label_value.len;
     /* Cheap bound first: more bytes than 128 characters can ever need. */

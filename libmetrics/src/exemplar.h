@@ -23,8 +23,9 @@
  * Rate: a slot takes a new exemplar only if its time is at least
  * LM_EXEMPLAR_MIN_INTERVAL_NS (100 us) after the stored one's. Without
  * that, every request to a hot bucket would write the same shared cache
- * line from every core (lm_bench, two threads on one route: 283 ns of CPU
- * per record instead of 70); with it most requests only read the slot's
+ * line from every core, several times the CPU per record of two threads
+ * on one route (lm_bench; bench/RESULTS.md, "Measurements behind design
+ * choices in the code"); with it most requests only read the slot's
  * time. Prometheus scrapes every few seconds, so "latest within 100 us" is
  * as good as latest.
  *

@@ -36,6 +36,7 @@
 #include "expo_pb.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -748,42 +749,24 @@ static size_t family_unit_bound(const lm_registry *reg, const lm_family *f)
 }
 
 /* Whether a user family already exposes the name a built-in metric would
- * use: the same exposed names the core refuses between user families (a
- * counter's base, base_total, base_created; a histogram's name with
- * _bucket/_count/_sum/_created; a gauge's name). The built-in is then left
- * out rather than exposed twice. */
+ * use: the same exposed names the core refuses between user families. The
+ * built-in is then left out rather than exposed twice. */
 static bool name_taken(const lm_family *f, const char *name, lm_type type)
 {
-    const char *fn = f->name.ptr;
-    size_t fl = f->name.len;
-    static const char *const counter_sfx[] = {"", "_total", "_created", NULL};
-    static const char *const hist_sfx[] = {"", "_bucket", "_count", "_sum", "_created", NULL};
-    static const char *const gauge_sfx[] = {"", NULL};
-    const char *const *fs = f->type == LM_COUNTER     ? counter_sfx
-                            : f->type == LM_HISTOGRAM ? hist_sfx
-                                                      : gauge_sfx;
-    if (f->type == LM_COUNTER && fl > 6)
-        fl -= 6;
-    size_t nl = strlen(name);
-    const char *const *ns = type == LM_COUNTER ? counter_sfx : gauge_sfx;
-    if (type == LM_COUNTER)
-        nl -= 6;
-    for (size_t a = 0; fs[a]; a++)
-        for (size_t b = 0; ns[b]; b++) {
-            size_t la = strlen(fs[a]), lb = strlen(ns[b]);
-            if (fl + la != nl + lb)
-                continue;
-            /* compare fn[0..fl)+fs[a] with name[0..nl)+ns[b] */
-            bool eq = true;
-            for (size_t i = 0; i < fl + la && eq; i++) {
-                char ca = i < fl ? fn[i] : fs[a][i - fl];
-                char cb = i < nl ? name[i] : ns[b][i - nl];
-                eq = ca == cb;
-            }
-            if (eq)
-                return true;
-        }
-    return false;
+    return lm__names_clash(f->type, f->name.ptr, type, name, NULL, 0);
+}
+
+bool lm__expo_builtin_clash(lm_type type, const char *name, char *builtin, size_t cap)
+{
+    const char *hit = NULL;
+    if (lm__names_clash(type, name, LM_COUNTER, FOLDED_NAME, NULL, 0))
+        hit = FOLDED_NAME;
+    for (unsigned p = 0; p < P_COUNT && hit == NULL; p++)
+        if (lm__names_clash(type, name, k_process[p].type, k_process[p].name, NULL, 0))
+            hit = k_process[p].name;
+    if (hit != NULL && cap > 0)
+        snprintf(builtin, cap, "%s", hit);
+    return hit != NULL;
 }
 
 /* -------------------------------------------------------------- public */

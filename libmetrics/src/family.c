@@ -45,6 +45,7 @@ const char *lm__type_name(lm_type t)
 /* Options with defaults resolved, validated, ready to compare or build. */
 typedef struct shape {
     lm_type type;
+    lm_family_kind kind;
     const char *name;
     lm_text help; /* owned until moved into a family */
     size_t nlabels;
@@ -58,12 +59,6 @@ typedef struct shape {
     lm_native_view native;      /* ... and how they are to be exposed */
     double native_zt;           /* resolved zero threshold */
 } shape;
-
-static bool ends_with(const char *s, const char *suffix)
-{
-    size_t n = strlen(s), m = strlen(suffix);
-    return n >= m && memcmp(s + n - m, suffix, m) == 0;
-}
 
 /* floor(bound * scale), except that a product within a few ulps of an
  * integer is taken as that integer: 0.29 * 100 is 28.999999999999996 in
@@ -101,7 +96,7 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
                       lm__quote(q, QCAP, o->name, strlen(o->name)));
         return -1;
     }
-    if (o->type == LM_COUNTER && (!ends_with(o->name, "_total") || strlen(o->name) == 6)) {
+    if (o->type == LM_COUNTER && !lm__valid_counter_suffix(o->name)) {
         lm__set_error(err, LM_ERR_INVALID,
                       "counter name %s must end in \"_total\" after a non-empty base name",
                       lm__quote(q, QCAP, o->name, strlen(o->name)));
@@ -151,6 +146,15 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
         }
     }
 
+    if (o->kind != LM_KIND_BUSINESS && o->kind != LM_KIND_HTTP &&
+        o->kind != LM_KIND_SERVER_TIMING) {
+        lm__set_error(err, LM_ERR_INVALID,
+                      "family %s: kind %d is not LM_KIND_BUSINESS, LM_KIND_HTTP or "
+                      "LM_KIND_SERVER_TIMING",
+                      q, (int)o->kind);
+        return -1;
+    }
+
     size_t max_series = o->max_series ? o->max_series : LM_DEFAULT_MAX_SERIES;
     if (max_series > LM_MAX_SERIES_LIMIT) {
         lm__set_error(err, LM_ERR_INVALID, "family %s: max_series %zu exceeds the maximum of %zu",
@@ -159,6 +163,7 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
     }
 
     sh->type = o->type;
+    sh->kind = o->kind;
     sh->name = o->name;
     sh->nlabels = o->nlabels;
     sh->labels = o->label_names;
@@ -245,13 +250,30 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
     return 0;
 }
 
-int lm__family_validate(const lm_family_options *opts, lm_error *err)
+lm_status lm_family_check(const lm_family_options *opts, lm_error *err)
 {
     shape sh;
+    if (opts == NULL) {
+        lm__set_error(err, LM_ERR_INVALID, "options are NULL");
+        return LM_ERR_INVALID;
+    }
     if (validate(opts, &sh, err) != 0)
-        return -1;
+        return err != NULL ? err->code : LM_ERR_INVALID;
     lm__text_free(&sh.help);
-    return 0;
+    return LM_OK;
+}
+
+static const char *kind_name(lm_family_kind k)
+{
+    switch (k) {
+    case LM_KIND_BUSINESS:
+        return "LM_KIND_BUSINESS";
+    case LM_KIND_HTTP:
+        return "LM_KIND_HTTP";
+    case LM_KIND_SERVER_TIMING:
+        return "LM_KIND_SERVER_TIMING";
+    }
+    return "unknown";
 }
 
 static bool bounds_differ(const lm_family *f, const shape *sh, char *msg, size_t cap);
@@ -264,6 +286,12 @@ static bool shape_differs(const lm_family *f, const shape *sh, char *msg, size_t
     if (f->type != sh->type) {
         snprintf(msg, cap, "it is a %s, this call asks for a %s", lm__type_name(f->type),
                  lm__type_name(sh->type));
+        return true;
+    }
+    lm_family_kind kind = atomic_load_explicit(&((lm_family *)f)->kind, memory_order_relaxed);
+    if (kind != sh->kind) {
+        snprintf(msg, cap, "it is of kind %s, this call asks for kind %s", kind_name(kind),
+                 kind_name(sh->kind));
         return true;
     }
     const lm_text *help = lm__family_help(f);
@@ -394,14 +422,29 @@ static bool claim_eq(claim a, claim b)
     return true;
 }
 
+bool lm__names_clash(lm_type ta, const char *a, lm_type tb, const char *b, char *exposed,
+                     size_t cap)
+{
+    claim ca[5], cb[5];
+    size_t na = family_claims(ta, a, ca), nb = family_claims(tb, b, cb);
+    for (size_t i = 0; i < na; i++) {
+        for (size_t j = 0; j < nb; j++) {
+            if (!claim_eq(ca[i], cb[j]))
+                continue;
+            if (cap > 0)
+                snprintf(exposed, cap, "%.*s%s", (int)ca[i].blen, ca[i].base, ca[i].suf);
+            return true;
+        }
+    }
+    return false;
+}
+
 /* 0 if the new family's exposed names collide with no live family (nor
  * with the exposition's own libmetrics_series_folded_total). */
 static int check_clashes(lm_registry *reg, const shape *sh, const lm_family *skip, lm_error *err)
 {
-    claim mine[5], theirs[5];
-    size_t nm = family_claims(sh->type, sh->name, mine);
     size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_relaxed);
-    char q[QCAP], q2[QCAP];
+    char q[QCAP], q2[QCAP], exposed[2 * QCAP];
 
     for (size_t i = 0; i <= nf; i++) {
         lm_type t;
@@ -416,20 +459,13 @@ static int check_clashes(lm_registry *reg, const shape *sh, const lm_family *ski
             t = f->type;
             name = f->name.ptr;
         }
-        size_t nt = family_claims(t, name, theirs);
-        for (size_t a = 0; a < nm; a++) {
-            for (size_t b = 0; b < nt; b++) {
-                if (!claim_eq(mine[a], theirs[b]))
-                    continue;
-                lm__set_error(err, LM_ERR_EXISTS,
-                              "%s %s would expose \"%.*s%s\", which %s %s%s already exposes",
-                              lm__type_name(sh->type), lm__quote(q, QCAP, sh->name, strlen(sh->name)),
-                              (int)mine[a].blen, mine[a].base, mine[a].suf, lm__type_name(t),
-                              lm__quote(q2, QCAP, name, strlen(name)),
-                              i == nf ? " (built into the exposition)" : "");
-                return -1;
-            }
-        }
+        if (!lm__names_clash(sh->type, sh->name, t, name, exposed, sizeof exposed))
+            continue;
+        lm__set_error(err, LM_ERR_EXISTS, "%s %s would expose \"%s\", which %s %s%s already exposes",
+                      lm__type_name(sh->type), lm__quote(q, QCAP, sh->name, strlen(sh->name)),
+                      exposed, lm__type_name(t), lm__quote(q2, QCAP, name, strlen(name)),
+                      i == nf ? " (built into the exposition)" : "");
+        return -1;
     }
     return 0;
 }
@@ -750,6 +786,7 @@ static lm_family *family_build(lm_registry *reg, shape *sh)
         return NULL;
     f->reg = reg;
     f->type = sh->type;
+    atomic_init(&f->kind, sh->kind);
     f->nlabels = sh->nlabels;
     f->max_series = sh->max_series;
     f->width = family_width(sh);
@@ -950,6 +987,7 @@ static int update_in_place(lm_family *f, shape *sh, const char *q, lm_error *err
     }
     if (seen != NULL)
         atomic_store_explicit(&f->help, seen, memory_order_release);
+    atomic_store_explicit(&f->kind, sh->kind, memory_order_relaxed);
     return 0;
 }
 
@@ -967,7 +1005,11 @@ static void swap_live(lm_registry *reg, lm_family *prev, lm_family *next)
     atomic_store_explicit(&reg->retire_seq, s + 2, memory_order_release);
 }
 
-void lm__families_snapshot(lm_registry *reg, bool *live, size_t *nfam)
+/* One consistent view of the retired flags (read between two equal even
+ * values of retire_seq): live[i] for each family when live is not NULL, the
+ * live families into out[0..cap). Returns the number of live families and
+ * sets *nfam to the number of families. */
+static size_t snapshot(lm_registry *reg, bool *live, lm_family **out, size_t cap, size_t *nfam)
 {
     for (;;) {
         unsigned s1 = atomic_load_explicit(&reg->retire_seq, memory_order_acquire);
@@ -975,15 +1017,34 @@ void lm__families_snapshot(lm_registry *reg, bool *live, size_t *nfam)
             sched_yield(); /* a replacement is mid-swap under reg->lock: brief */
             continue;
         }
-        size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_acquire);
-        for (size_t i = 0; i < nf; i++)
-            live[i] = !atomic_load_explicit(&reg->families[i]->retired, memory_order_relaxed);
+        size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_acquire), nlive = 0;
+        for (size_t i = 0; i < nf; i++) {
+            bool l = !atomic_load_explicit(&reg->families[i]->retired, memory_order_relaxed);
+            if (live != NULL)
+                live[i] = l;
+            if (l && nlive < cap)
+                out[nlive] = reg->families[i];
+            nlive += l;
+        }
         atomic_thread_fence(memory_order_acquire);
         if (atomic_load_explicit(&reg->retire_seq, memory_order_relaxed) == s1) {
             *nfam = nf;
-            return;
+            return nlive;
         }
     }
+}
+
+void lm__families_snapshot(lm_registry *reg, bool *live, size_t *nfam)
+{
+    snapshot(reg, live, NULL, 0, nfam);
+}
+
+size_t lm_registry_families(lm_registry *reg, lm_family **out, size_t cap)
+{
+    size_t nf;
+    if (reg == NULL)
+        return 0;
+    return snapshot(reg, NULL, out, out != NULL ? cap : 0, &nf);
 }
 
 lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options *opts,

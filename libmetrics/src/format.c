@@ -9,7 +9,7 @@
  * rendered exactly when the scale is a power of ten, so a sum of
  * nanoseconds exposed in seconds never picks up binary rounding noise.
  */
-#include "internal.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdio.h>

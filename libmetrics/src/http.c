@@ -1,5 +1,5 @@
 /*
- * The HTTP request fast path: four families per prefix, route handles
+ * The HTTP request fast path: five families per prefix, route handles
  * resolved once by name, and lm_route_record, which turns one finished
  * request into a handful of plain stores into the calling thread's shard.
  */
@@ -18,6 +18,7 @@ static const char *const method_names[LM_METHOD_COUNT] = {
     "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH", "OTHER"};
 
 static const char *const http_labels[3] = {"method", "endpoint", "status"};
+#define LM_HTTP_FLAGS (LM_HTTP_STATUS_CLASSES | LM_HTTP_DURATION_NO_STATUS)
 static const char *const inflight_labels[1] = {"endpoint"};
 
 lm_method lm_method_parse(lm_str m)
@@ -33,7 +34,7 @@ lm_method lm_method_parse(lm_str m)
 /* ------------------------------------------------------------ register */
 
 typedef struct http_names {
-    char *requests, *duration, *bytes, *inflight;
+    char *requests, *duration, *bytes, *request_bytes, *inflight;
 } http_names;
 
 static void names_free(http_names *n)
@@ -41,6 +42,7 @@ static void names_free(http_names *n)
     free(n->requests);
     free(n->duration);
     free(n->bytes);
+    free(n->request_bytes);
     free(n->inflight);
 }
 
@@ -55,13 +57,43 @@ static char *join(const char *prefix, const char *name)
     return s;
 }
 
+/* The five families: names after the prefix, and types. */
+static const struct {
+    const char *name;
+    lm_type type;
+} http_families[5] = {
+    [LM_HTTP_REQUESTS] = {"http_requests_total", LM_COUNTER},
+    [LM_HTTP_DURATION] = {"http_request_duration_seconds", LM_HISTOGRAM},
+    [LM_HTTP_BYTES] = {"http_response_size_bytes_total", LM_COUNTER},
+    [LM_HTTP_INFLIGHT] = {"http_requests_in_progress", LM_GAUGE},
+    [LM_HTTP_REQUEST_BYTES] = {"http_request_size_bytes_total", LM_COUNTER},
+};
+
 static int names_make(const char *prefix, http_names *n)
 {
-    n->requests = join(prefix, "http_requests_total");
-    n->duration = join(prefix, "http_request_duration_seconds");
-    n->bytes = join(prefix, "http_response_size_bytes_total");
-    n->inflight = join(prefix, "http_requests_in_progress");
-    return n->requests && n->duration && n->bytes && n->inflight ? 0 : -1;
+    n->requests = join(prefix, http_families[LM_HTTP_REQUESTS].name);
+    n->duration = join(prefix, http_families[LM_HTTP_DURATION].name);
+    n->bytes = join(prefix, http_families[LM_HTTP_BYTES].name);
+    n->request_bytes = join(prefix, http_families[LM_HTTP_REQUEST_BYTES].name);
+    n->inflight = join(prefix, http_families[LM_HTTP_INFLIGHT].name);
+    return n->requests && n->duration && n->bytes && n->request_bytes && n->inflight ? 0 : -1;
+}
+
+bool lm__http_builtin_clash(lm_type type, const char *name, const char *prefix, char *builtin,
+                            size_t cap)
+{
+    for (size_t i = 0; i < sizeof http_families / sizeof *http_families; i++) {
+        char *full = join(prefix, http_families[i].name);
+        /* Out of memory: a clash cannot be ruled out, so report one. */
+        bool hit = full == NULL ||
+                   lm__names_clash(type, name, http_families[i].type, full, NULL, 0);
+        if (hit && cap > 0)
+            snprintf(builtin, cap, "%s%s", prefix, http_families[i].name);
+        free(full);
+        if (hit)
+            return true;
+    }
+    return false;
 }
 
 static lm_family_options counter_opts(const char *name, const char *help, size_t max_series)
@@ -71,37 +103,27 @@ static lm_family_options counter_opts(const char *name, const char *help, size_t
                                .help = help,
                                .label_names = http_labels,
                                .nlabels = 3,
-                               .max_series = max_series};
+                               .max_series = max_series,
+                               .kind = LM_KIND_HTTP};
 }
 
 static lm_family_options duration_opts(const char *name, const double *bounds, size_t nbounds,
-                                       size_t max_series, const lm_native_options *native)
+                                       size_t max_series, unsigned flags,
+                                       const lm_native_options *native)
 {
     return (lm_family_options){
         .type = LM_HISTOGRAM,
         .name = name,
         .help = "Time from the start of a request until its response was written, in seconds.",
-        .label_names = http_labels,
-        .nlabels = 3,
+        .label_names = http_labels, /* method, endpoint [, status] */
+        .nlabels = flags & LM_HTTP_DURATION_NO_STATUS ? 2 : 3,
         .max_series = max_series,
         .bounds = bounds,
         .nbounds = nbounds,
         /* Observations are nanoseconds: sums stay exact integers. */
         .unit_scale = 1e9,
+        .kind = LM_KIND_HTTP,
         .native = native};
-}
-
-static bool valid_prefix(const char *p)
-{
-    /* Empty, or a metric name prefix: the same alphabet, no leading digit. */
-    for (size_t i = 0; p[i]; i++) {
-        char c = p[i];
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':' ||
-                  (i > 0 && c >= '0' && c <= '9');
-        if (!ok)
-            return false;
-    }
-    return true;
 }
 
 lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err)
@@ -116,7 +138,7 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
         o = *opts;
     const char *prefix = o.prefix ? o.prefix : "";
     lm__quote(q, QCAP, prefix, strlen(prefix));
-    if (!valid_prefix(prefix)) {
+    if (prefix[0] != '\0' && !lm_valid_metric_name(prefix)) {
         lm__set_error(err, LM_ERR_INVALID,
                       "http prefix %s must match [a-zA-Z_:][a-zA-Z0-9_:]* (or be empty)", q);
         return NULL;
@@ -133,6 +155,11 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     if (max_routes > LM_MAX_ROUTES_LIMIT) {
         lm__set_error(err, LM_ERR_INVALID, "http prefix %s: max_routes %zu exceeds %zu", q,
                       max_routes, LM_MAX_ROUTES_LIMIT);
+        return NULL;
+    }
+    if (o.flags & ~LM_HTTP_FLAGS) {
+        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: unknown flags 0x%x", q,
+                      o.flags & ~LM_HTTP_FLAGS);
         return NULL;
     }
     http_names names = {0};
@@ -156,11 +183,22 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
                           "%zu; this call asks for %zu and %zu, which needs a new registry",
                           q, h->max_routes, h->requests->max_series, max_routes, max_series);
             h = NULL;
+        } else if (h->flags != o.flags) {
+            lm__set_error(err, LM_ERR_EXISTS,
+                          "http metrics with prefix %s exist with status %s and a latency "
+                          "histogram %s the status label; this call asks for status %s, %s it: "
+                          "a family's labels cannot change in place, which needs a new registry",
+                          q, h->flags & LM_HTTP_STATUS_CLASSES ? "classes" : "codes",
+                          h->flags & LM_HTTP_DURATION_NO_STATUS ? "without" : "with",
+                          o.flags & LM_HTTP_STATUS_CLASSES ? "classes" : "codes",
+                          o.flags & LM_HTTP_DURATION_NO_STATUS ? "without" : "with");
+            h = NULL;
         } else {
             /* The same family, maybe with other exposed buckets (classic or
              * native): routes keep their series, which keep counting
              * (lm_family_replace; the same shape returns it unchanged). */
-            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series, o.native);
+            lm_family_options d =
+                duration_opts(names.duration, bounds, nb, max_series, h->flags, o.native);
             if (lm__family_register_locked(reg, &d, true, err) != dur)
                 h = NULL;
         }
@@ -176,20 +214,27 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     }
     lm_family_options ro = counter_opts(
         names.requests, "HTTP requests completed, by method, endpoint and status.", max_series);
-    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series, o.native);
+    lm_family_options dopt =
+        duration_opts(names.duration, bounds, nb, max_series, o.flags, o.native);
     lm_family_options bo = counter_opts(
         names.bytes, "Bytes of HTTP response bodies sent, by method, endpoint and status.",
+        max_series);
+    lm_family_options qo = counter_opts(
+        names.request_bytes,
+        "Bytes of HTTP request bodies read by the handlers, by method, endpoint and status.",
         max_series);
     lm_family_options io = {.type = LM_GAUGE,
                             .name = names.inflight,
                             .help = "HTTP requests currently being handled, by endpoint.",
                             .label_names = inflight_labels,
                             .nlabels = 1,
-                            .max_series = max_series};
+                            .max_series = max_series,
+                            .kind = LM_KIND_HTTP};
     lm_family *fr = lm__family_register_locked(reg, &ro, false, err);
     lm_family *fd = fr ? lm__family_register_locked(reg, &dopt, false, err) : NULL;
     lm_family *fb = fd ? lm__family_register_locked(reg, &bo, false, err) : NULL;
-    lm_family *fi = fb ? lm__family_register_locked(reg, &io, false, err) : NULL;
+    lm_family *fq = fb ? lm__family_register_locked(reg, &qo, false, err) : NULL;
+    lm_family *fi = fq ? lm__family_register_locked(reg, &io, false, err) : NULL;
     if (fi == NULL)
         goto out; /* families made so far stay: registering them again is idempotent */
 
@@ -202,10 +247,12 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
         goto out;
     }
     h->reg = reg;
+    h->flags = o.flags;
     h->max_routes = max_routes;
     h->requests = fr;
     atomic_init(&h->duration, fd);
     h->bytes = fb;
+    h->request_bytes = fq;
     h->inflight = fi;
     atomic_init(&h->nroutes, 0);
     reg->https[reg->nhttp++] = h;
@@ -221,7 +268,8 @@ out:
 /* The (method, status) table of a route is 10 x 501 pointers, 40 KB, almost
  * all of them never used. An anonymous mapping leaves the untouched pages
  * unbacked: a route recording GET and POST costs two pages, not 40 KB
- * (measured: calloc touched all of it, 35 KiB RSS per route). */
+ * (calloc touched all of it; bench/RESULTS.md, "Measurements behind design
+ * choices in the code"). */
 #define LM_SLOTS_BYTES ((size_t)LM_METHOD_COUNT * LM_STATUS_SLOTS * sizeof(lm_route_slot *))
 
 static _Atomic(lm_route_slot *) (*slots_map(void))[LM_STATUS_SLOTS]
@@ -330,7 +378,7 @@ void lm__http_free(lm_http *h)
 
 /* -------------------------------------------------------------- record */
 
-/* First request of a (method, status) on a route: resolves its three series
+/* First request of a (method, status) on a route: resolves its series
  * once; afterwards the slot pointer is all the hot path needs. */
 __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, unsigned m,
                                                                   unsigned st)
@@ -343,6 +391,8 @@ __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, u
         char status[16];
         if (st == LM_STATUS_SLOTS - 1)
             snprintf(status, sizeof status, "other");
+        else if (h->flags & LM_HTTP_STATUS_CLASSES)
+            snprintf(status, sizeof status, "%uxx", (st + LM_STATUS_MIN) / 100);
         else
             snprintf(status, sizeof status, "%u", st + LM_STATUS_MIN);
         lm_str v[3] = {{method_names[m], strlen(method_names[m])},
@@ -352,10 +402,12 @@ __attribute__((noinline, cold)) static lm_route_slot *slot_create(lm_route *r, u
         lm_series *rq = lm__series_get_locked(h->requests, v, NULL);
         lm_series *du = rq ? lm__series_get_locked(dur, v, NULL) : NULL;
         lm_series *by = du ? lm__series_get_locked(h->bytes, v, NULL) : NULL;
-        if (by != NULL && (slot = malloc(sizeof *slot)) != NULL) {
+        lm_series *qb = by ? lm__series_get_locked(h->request_bytes, v, NULL) : NULL;
+        if (qb != NULL && (slot = malloc(sizeof *slot)) != NULL) {
             slot->requests = rq;
             slot->duration = du;
             slot->bytes = by;
+            slot->request_bytes = qb;
             atomic_store_explicit(&r->slots[m][st], slot, memory_order_release);
         }
         /* On failure (memory or slot_capacity) the request is not recorded
@@ -386,10 +438,12 @@ static inline lm_route_slot *route_slot(lm_route *route, lm_method method, int s
     return slot;
 }
 
-/* requests_total += 1, the latency histogram, response bytes. */
+/* requests_total += 1, the latency histogram, response and request bytes. */
 static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
-                                  int64_t duration_ns, uint64_t response_bytes)
+                                  int64_t duration_ns, uint64_t response_bytes,
+                                  uint64_t request_bytes)
 {
+    uint32_t qb = slot->request_bytes->slot;
     lm_cell *cells = sh->cells;
     const lm_hcells *hc = lm__hcells(slot->duration);
     uint32_t rq = slot->requests->slot, by = slot->bytes->slot;
@@ -401,6 +455,7 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
         lm_cell *c = &cells[hc->slot];
         plain_add(&cells[rq], 1);
         plain_add(&cells[by], response_bytes);
+        plain_add(&cells[qb], request_bytes);
         lm__native_add(sh, slot->duration, (int64_t)u);
         lm_cell *b = &c[lm__bucket_index(hc->ub, nb, (int64_t)u)];
         /* Release: the native cells above are visible before this bucket
@@ -414,6 +469,7 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
     } else {
         lm__cell_add(sh, rq, 1);
         lm__cell_add(sh, by, response_bytes);
+        lm__cell_add(sh, qb, request_bytes);
         lm__native_add(sh, slot->duration, (int64_t)u);
         lm__hcells_add(sh, hc, (int64_t)u);
     }
@@ -431,8 +487,9 @@ static inline void record_counters(const lm_registry *reg, const lm_shard *sh,
     }
 }
 
-void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
-                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
+void lm_route_record_sized(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                           uint64_t request_bytes, uint64_t response_bytes,
+                           lm_series *const *counters, size_t ncounters)
 {
     if (LM_UNLIKELY(route == NULL))
         return;
@@ -440,8 +497,15 @@ void lm_route_record(lm_route *route, lm_method method, int status, int64_t dura
     lm_shard *sh = lm__shard(reg);
     lm_route_slot *slot = route_slot(route, method, status);
     if (LM_LIKELY(slot != NULL))
-        record_request(sh, slot, duration_ns, response_bytes);
+        record_request(sh, slot, duration_ns, response_bytes, request_bytes);
     record_counters(reg, sh, counters, ncounters);
+}
+
+void lm_route_record(lm_route *route, lm_method method, int status, int64_t duration_ns,
+                     uint64_t response_bytes, lm_series *const *counters, size_t ncounters)
+{
+    lm_route_record_sized(route, method, status, duration_ns, 0, response_bytes, counters,
+                          ncounters);
 }
 
 /* An exemplar being attached to the slots of one record: validated and
@@ -503,7 +567,7 @@ void lm_route_record_ex(lm_route *route, const lm_request_record *rec)
     lm_shard *sh = lm__shard(reg);
     lm_route_slot *slot = route_slot(route, rec->method, rec->status);
     if (LM_LIKELY(slot != NULL))
-        record_request(sh, slot, rec->duration_ns, rec->response_bytes);
+        record_request(sh, slot, rec->duration_ns, rec->response_bytes, rec->request_bytes);
     record_counters(reg, sh, rec->counters, rec->ncounters);
     const lm_observation *obs = rec->observations;
     for (size_t i = 0; obs != NULL && i < rec->nobservations; i++) {

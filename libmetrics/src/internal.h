@@ -22,15 +22,13 @@
 #define LM_INTERNAL_H
 
 #include "libmetrics.h"
+#include "util.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#define LM_HIDDEN __attribute__((visibility("hidden")))
 #define LM_CACHELINE 64
-#define LM_MAX_LABELS 16
-#define LM_MAX_BOUNDS 64
 /* Distinct bounds a histogram name may collect over the registry's life
  * (the union of every bound list configured for it, see lm_hlayout). */
 #define LM_MAX_UNION_BOUNDS 128
@@ -51,12 +49,6 @@ typedef struct lm_shard {
     atomic_bool owned;  /* exclusive shards: claimed by a live thread */
     lm_registry *reg;   /* for the pthread key destructor */
 } lm_shard;
-
-/* A sanitised string: valid UTF-8, NUL-terminated, len excludes the NUL. */
-typedef struct lm_text {
-    char *ptr;
-    size_t len;
-} lm_text;
 
 /* Where a histogram series records in one bound layout: its first cell
  * in every shard and that layout's bounds. Immutable once published
@@ -144,6 +136,8 @@ typedef struct lm_help {
 struct lm_family {
     lm_registry *reg;
     lm_type type;
+    /* For reports only; a replacement may change it (update_in_place). */
+    _Atomic(lm_family_kind) kind;
     lm_text name;          /* as registered; counters end in "_total" */
     _Atomic(lm_help *) help; /* sanitised; see lm_help */
     lm_help *helps;          /* every text it had, under reg->lock */
@@ -179,11 +173,12 @@ struct lm_family {
     size_t index_mask;
 };
 
-/* One (method, status) cell of a route: the three series it updates. */
+/* One (method, status) cell of a route: the series it updates. */
 typedef struct lm_route_slot {
     lm_series *requests;
     lm_series *duration; /* keeps counting across bucket changes (lm_hcells) */
     lm_series *bytes;
+    lm_series *request_bytes;
 } lm_route_slot;
 
 struct lm_route {
@@ -198,10 +193,12 @@ struct lm_route {
 struct lm_http {
     lm_registry *reg;
     lm_text prefix;
+    unsigned flags; /* LM_HTTP_*, fixed at registration */
     size_t max_routes;
     lm_family *requests;
     _Atomic(lm_family *) duration; /* never replaced: bucket changes are in place */
     lm_family *bytes;
+    lm_family *request_bytes;
     lm_family *inflight;
     lm_route **routes;     /* max_routes */
     _Atomic size_t nroutes;
@@ -308,50 +305,26 @@ static inline const lm_text *lm__family_help(const lm_family *f)
 /* "counter", "gauge", "histogram" (the exposition's TYPE word, also used in
  * error messages); "unknown" for a value outside the enum. */
 LM_HIDDEN const char *lm__type_name(lm_type t);
+/* Whether families (ta, a) and (tb, b), both names valid for their type,
+ * would expose a name in common (the names each type exposes are listed at
+ * lm_builtin_clash); if so the first such name is written to exposed (cap
+ * bytes, NUL-terminated, cut to fit) when cap > 0. */
+LM_HIDDEN bool lm__names_clash(lm_type ta, const char *a, lm_type tb, const char *b,
+                               char *exposed, size_t cap);
 
-/* ------------------------------------------------------------- text.c */
-/* Sanitises bytes into valid UTF-8 (see lm_str in libmetrics.h), cutting at
- * max_len bytes on a character boundary (0: no limit). */
-LM_HIDDEN int lm__text_from(lm_str in, size_t max_len, lm_text *out);
-LM_HIDDEN void lm__text_free(lm_text *t);
+/* ------------------------------------------------------------- expo.c */
+/* libmetrics_series_folded_total and the process_* metrics, as built-ins a
+ * host family may clash with (lm_builtin_clash's contract, for a name
+ * valid for its type). */
+LM_HIDDEN bool lm__expo_builtin_clash(lm_type type, const char *name, char *builtin, size_t cap);
+
+/* ------------------------------------------------------------- names.c */
+/* The name patterns alone: [a-zA-Z_:][a-zA-Z0-9_:]* and [a-zA-Z_][a-zA-Z0-9_]*
+ * (lm_valid_label_name adds the reserved "__" prefix; registration checks
+ * that separately so its message can say why). */
 LM_HIDDEN bool lm__valid_metric_name(const char *s);
 LM_HIDDEN bool lm__valid_label_name(const char *s);
-LM_HIDDEN void lm__set_error(lm_error *err, lm_status code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* ------------------------------------------------------------ format.c */
-/* Canonical number rendering shared by exposition and reports. Each writes
- * a NUL-terminated string into buf (>= 48 bytes) and returns its length. */
-LM_HIDDEN size_t lm__fmt_u64(char *buf, uint64_t v);
-LM_HIDDEN size_t lm__fmt_i64(char *buf, int64_t v);
-/* Shortest round-trip decimal of a finite double, always with a '.' or an
- * exponent ("1.0", "0.005", "1e+21"); "+Inf", "-Inf", "NaN" otherwise. */
-LM_HIDDEN size_t lm__fmt_double(char *buf, double v);
-/* Exact decimal of the 128-bit integer hi:lo divided by scale_pow10 (a
- * power of ten as integer, e.g. 1000000000), trailing zeros trimmed, at
- * least one fractional digit; used for histogram sums. Falls back to a
- * double division when unit_scale is not a power of ten. */
-LM_HIDDEN size_t lm__fmt_scaled(char *buf, size_t cap, int64_t hi, uint64_t lo, double unit_scale);
-/* Escapers for the exposition: dst must hold 2*len bytes (not terminated);
- * return the bytes written. Both always escape '\\' and '\n' (no raw
- * newline ever reaches a value). HELP: text 0.0.4 escapes only those two,
- * OpenMetrics also '"'. Label values: '\\', '"', '\n' in both formats. */
-LM_HIDDEN size_t lm__escape_help(char *dst, const char *src, size_t len, lm_format fmt);
-LM_HIDDEN size_t lm__escape_label(char *dst, const char *src, size_t len);
-
-/* ------------------------------------------------------------ procfs.c */
-typedef struct lm_process_stats {
-    double cpu_seconds;
-    double resident_bytes;
-    double virtual_bytes;
-    double open_fds;
-    double max_fds;
-    double start_time_seconds;
-    double threads;
-    bool ok;          /* every figure was read */
-    bool unavailable; /* not ok because this system has no /proc at all */
-} lm_process_stats;
-
-LM_HIDDEN void lm__process_read(lm_process_stats *out);
+/* A counter's name ends in "_total" after a non-empty base name. */
+LM_HIDDEN bool lm__valid_counter_suffix(const char *name);
 
 #endif /* LM_INTERNAL_H */

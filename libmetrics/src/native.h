@@ -44,7 +44,6 @@
 #include <string.h>
 
 #define LM_NATIVE_DEFAULT_ZERO_THRESHOLD 0x1p-128
-#define LM_NATIVE_DEFAULT_CAPACITY ((size_t)1 << 22)
 /* Fallback keys per sign: schema -4 buckets span 2^16, and |v| from 1 to
  * 2^63 spans 64 powers of two, so 6 at most. */
 #define LM_NATIVE_FB_MAX 8

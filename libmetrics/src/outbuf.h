@@ -8,7 +8,7 @@
 #ifndef LM_OUTBUF_H
 #define LM_OUTBUF_H
 
-#include "internal.h"
+#include "util.h"
 
 #define LM_OUTBUF_CAP 4096
 

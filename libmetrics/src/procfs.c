@@ -4,7 +4,7 @@
  * for Go services read ours the same way. Everything is read into stack
  * buffers per call: no static state, safe from any thread.
  */
-#include "internal.h"
+#include "util.h"
 
 #include <dirent.h>
 #include <errno.h>

@@ -54,7 +54,7 @@ static int resolve_options(const lm_registry_options *in, lm_registry_options *o
     if (o.max_label_value_len == 0)
         o.max_label_value_len = LM_DEFAULT_MAX_LABEL_VALUE_LEN;
     if (o.native_capacity == 0)
-        o.native_capacity = LM_NATIVE_DEFAULT_CAPACITY;
+        o.native_capacity = LM_DEFAULT_NATIVE_CAPACITY;
 
     /* Cell indices are uint32_t over both regions of a shard. */
     if (o.slot_capacity > UINT32_MAX || o.native_capacity > UINT32_MAX - o.slot_capacity) {

@@ -13,10 +13,14 @@
  * inline markup anywhere, the characters that start a block when they lead
  * a value, and pipes (table cells); line breaks become visible symbols so a
  * value always stays on its one line and in its one cell.
+ *
+ * The registry is read through libmetrics.h's read-back calls only (this
+ * file is part of libmetrics_report, not of the core).
  */
-#include "internal.h"
+#include "libmetrics_report.h"
 #include "outbuf.h"
 #include "report.h"
+#include "util.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -25,37 +29,12 @@
 
 #define TITLE_MAX 200
 #define FFFD "\xEF\xBF\xBD"
-/* Routes created while a report is being rendered show on the next one. */
+/* Routes and families created while a report is being rendered show on the
+ * next one; this many may appear between counting and collecting them. */
 #define ROUTE_SLACK 16
+#define FAMILY_SLACK 16
 
 /* ----------------------------------------------------------- escaping */
-
-/* Length of the well-formed UTF-8 sequence at s (n bytes available), or 0:
- * overlongs, surrogates and code points past U+10FFFF are ill-formed. */
-static size_t utf8_len(const unsigned char *s, size_t n)
-{
-    unsigned c = s[0];
-    size_t len;
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xC2 && c <= 0xDF)
-        len = 2;
-    else if (c >= 0xE0 && c <= 0xEF)
-        len = 3;
-    else if (c >= 0xF0 && c <= 0xF4)
-        len = 4;
-    else
-        return 0;
-    if (n < len)
-        return 0;
-    for (size_t i = 1; i < len; i++)
-        if ((s[i] & 0xC0) != 0x80)
-            return 0;
-    if ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] > 0x9F) || (c == 0xF0 && s[1] < 0x90) ||
-        (c == 0xF4 && s[1] > 0x8F))
-        return 0;
-    return len;
-}
 
 static void md_escape(lm_outbuf *o, const char *s, size_t n)
 {
@@ -72,7 +51,7 @@ static void md_escape(lm_outbuf *o, const char *s, size_t n)
     for (size_t i = 0; i < n;) {
         unsigned c = p[i];
         if (c >= 0x80) {
-            size_t k = utf8_len(p + i, n - i);
+            size_t bad, k = lm__utf8_seq(p + i, n - i, &bad);
             if (k) {
                 lm__out_put(o, s + i, k);
                 i += k;
@@ -131,9 +110,9 @@ static void md_escape(lm_outbuf *o, const char *s, size_t n)
     }
 }
 
-static void md_text(lm_outbuf *o, const lm_text *t)
+static void md_text(lm_outbuf *o, lm_str t)
 {
-    md_escape(o, t->ptr, t->len);
+    md_escape(o, t.ptr, t.len);
 }
 
 /* ------------------------------------------------------------ numbers */
@@ -260,7 +239,7 @@ static double bucket_quantile(double q, const double *bounds, size_t nb, const u
 static const double quantiles[3] = {0.5, 0.95, 0.99};
 
 typedef struct row {
-    const lm_text *name;
+    lm_str name;
     uint64_t requests, s5xx, s4xx;
     int64_t inflight;
     uint64_t *buckets; /* nb+1 non-cumulative, merged over methods and statuses */
@@ -274,7 +253,6 @@ typedef struct table {
     size_t n, cap;
     size_t *index; /* open addressing by name: row index + 1, 0 empty */
     size_t mask;
-    const lm_hproj *proj; /* the duration histogram's buckets, loaded once */
     const double *bounds;
     size_t nb;
     uint64_t *buckets;
@@ -288,7 +266,7 @@ static uint64_t hash_bytes(const char *s, size_t n)
     return h;
 }
 
-static int table_init(table *t, size_t cap, const lm_family *duration)
+static int table_init(table *t, size_t cap, const lm_family_info *duration)
 {
     size_t slots = 4;
     memset(t, 0, sizeof *t);
@@ -296,11 +274,8 @@ static int table_init(table *t, size_t cap, const lm_family *duration)
         slots <<= 1;
     t->cap = cap;
     t->mask = slots - 1;
-    if (duration) {
-        t->proj = lm__family_proj(duration);
-        t->bounds = t->proj->bounds;
-        t->nb = t->proj->n;
-    }
+    t->bounds = duration->bounds;
+    t->nb = duration->nbounds;
     t->rows = calloc(cap, sizeof *t->rows);
     t->index = calloc(slots, sizeof *t->index);
     t->buckets = calloc(cap * (t->nb + 1), sizeof *t->buckets);
@@ -316,12 +291,12 @@ static void table_free(table *t)
 
 /* The row for a route name, created on first sight; NULL when the table is
  * full (a route born during this rendering). */
-static row *table_row(table *t, const lm_text *name)
+static row *table_row(table *t, lm_str name)
 {
-    size_t i = (size_t)hash_bytes(name->ptr, name->len) & t->mask;
+    size_t i = (size_t)hash_bytes(name.ptr, name.len) & t->mask;
     for (; t->index[i]; i = (i + 1) & t->mask) {
         row *r = &t->rows[t->index[i] - 1];
-        if (r->name->len == name->len && memcmp(r->name->ptr, name->ptr, name->len) == 0)
+        if (r->name.len == name.len && memcmp(r->name.ptr, name.ptr, name.len) == 0)
             return r;
     }
     if (t->n == t->cap)
@@ -335,48 +310,48 @@ static row *table_row(table *t, const lm_text *name)
 
 static long label_index(const lm_family *f, const char *name)
 {
-    for (size_t i = 0; i < f->nlabels; i++)
-        if (strcmp(f->label_names[i].ptr, name) == 0)
+    lm_str l;
+    for (size_t i = 0; (l = lm_family_label_name(f, i)).ptr; i++)
+        if (strcmp(l.ptr, name) == 0)
             return (long)i;
     return -1;
 }
 
-/* Calls fn for every live series of f, the overflow series last. */
-static void each_series(const lm_family *f, void (*fn)(table *, const lm_series *, long, long),
+/* Calls fn for every series of f, the overflow series last. */
+static void each_series(lm_family *f, void (*fn)(table *, const lm_series *, long, long),
                         table *t, long ep, long st)
 {
-    size_t n = atomic_load_explicit(&((lm_family *)f)->nseries, memory_order_acquire);
-    for (size_t i = 0; i < n; i++)
-        fn(t, f->series[i], ep, st);
-    lm_series *ov = atomic_load_explicit(&((lm_family *)f)->overflow, memory_order_acquire);
+    lm_family_info fi;
+    lm_family_describe(f, &fi);
+    for (size_t i = 0; i < fi.nseries; i++)
+        fn(t, lm_family_series(f, i), ep, st);
+    lm_series *ov = lm_family_overflow(f);
     if (ov)
         fn(t, ov, ep, st);
 }
 
 static void add_requests(table *t, const lm_series *s, long ep, long st)
 {
-    row *r = table_row(t, &s->values[ep]);
+    row *r = table_row(t, lm_series_label_value(s, (size_t)ep));
     if (!r)
         return;
     uint64_t v = lm_series_count(s);
-    const lm_text *status = &s->values[st];
+    lm_str status = lm_series_label_value(s, (size_t)st);
     r->requests += v;
     /* "other" (status outside 100..599) counts in the total only. */
-    if (status->len == 3 && status->ptr[0] == '5')
+    if (status.len == 3 && status.ptr[0] == '5')
         r->s5xx += v;
-    else if (status->len == 3 && status->ptr[0] == '4')
+    else if (status.len == 3 && status.ptr[0] == '4')
         r->s4xx += v;
 }
 
 static void add_duration(table *t, const lm_series *s, long ep, long st)
 {
     (void)st;
-    row *r = table_row(t, &s->values[ep]);
-    uint64_t b[LM_MAX_BOUNDS + 1], count, lo;
-    int64_t hi;
-    if (!r)
+    row *r = table_row(t, lm_series_label_value(s, (size_t)ep));
+    uint64_t b[LM_MAX_BOUNDS + 1];
+    if (!r || lm_histogram_buckets(s, b, LM_MAX_BOUNDS + 1) != t->nb + 1)
         return;
-    lm__histogram_read_proj(s, t->proj, b, &count, &hi, &lo);
     for (size_t i = 0; i <= t->nb; i++)
         r->buckets[i] += b[i];
 }
@@ -384,9 +359,9 @@ static void add_duration(table *t, const lm_series *s, long ep, long st)
 static void add_inflight(table *t, const lm_series *s, long ep, long st)
 {
     (void)st;
-    row *r = table_row(t, &s->values[ep]);
+    row *r = table_row(t, lm_series_label_value(s, (size_t)ep));
     if (r)
-        r->inflight += atomic_load_explicit(&((lm_series *)s)->gauge, memory_order_relaxed);
+        r->inflight += lm_gauge_value(s);
 }
 
 static int row_cmp(const void *pa, const void *pb)
@@ -400,28 +375,34 @@ static int row_cmp(const void *pa, const void *pb)
         return qa > qb ? -1 : 1;
     if (a->requests != b->requests)
         return a->requests > b->requests ? -1 : 1;
-    size_t n = a->name->len < b->name->len ? a->name->len : b->name->len;
-    int c = memcmp(a->name->ptr, b->name->ptr, n);
-    return c ? c : (a->name->len > b->name->len) - (a->name->len < b->name->len);
+    size_t n = a->name.len < b->name.len ? a->name.len : b->name.len;
+    int c = memcmp(a->name.ptr, b->name.ptr, n);
+    return c ? c : (a->name.len > b->name.len) - (a->name.len < b->name.len);
 }
 
 /* Fills t from one HTTP set: every registered route (idle ones too), plus
  * any endpoint value found only in the series (the "_overflow" fold). */
 static int collect_routes(lm_http *http, table *t)
 {
-    lm_family *duration = atomic_load_explicit(&http->duration, memory_order_acquire);
-    size_t nroutes = atomic_load_explicit(&http->nroutes, memory_order_acquire);
-    if (table_init(t, nroutes + ROUTE_SLACK, duration) != 0)
+    lm_family *requests = lm_http_family_get(http, LM_HTTP_REQUESTS);
+    lm_family *duration = lm_http_family_get(http, LM_HTTP_DURATION);
+    lm_family *inflight = lm_http_family_get(http, LM_HTTP_INFLIGHT);
+    lm_family_info di;
+    lm_family_describe(duration, &di);
+    size_t nroutes = 0;
+    while (lm_http_route_at(http, nroutes))
+        nroutes++;
+    if (table_init(t, nroutes + ROUTE_SLACK, &di) != 0)
         return -1;
     for (size_t i = 0; i < nroutes; i++)
-        table_row(t, &http->routes[i]->name);
-    long ep = label_index(http->requests, "endpoint"), st = label_index(http->requests, "status");
+        table_row(t, lm_route_name(lm_http_route_at(http, i)));
+    long ep = label_index(requests, "endpoint"), st = label_index(requests, "status");
     if (ep >= 0 && st >= 0)
-        each_series(http->requests, add_requests, t, ep, st);
+        each_series(requests, add_requests, t, ep, st);
     if (duration && (ep = label_index(duration, "endpoint")) >= 0)
         each_series(duration, add_duration, t, ep, -1);
-    if (http->inflight && (ep = label_index(http->inflight, "endpoint")) >= 0)
-        each_series(http->inflight, add_inflight, t, ep, -1);
+    if (inflight && (ep = label_index(inflight, "endpoint")) >= 0)
+        each_series(inflight, add_inflight, t, ep, -1);
     for (size_t i = 0; i < t->n; i++) {
         row *r = &t->rows[i];
         for (int k = 0; k < 3; k++)
@@ -526,7 +507,9 @@ static void write_routes(lm_outbuf *o, lm_http *http, const table *t, double ela
     lm__out_i64(o, inflight);
     lm__out_str(o, " in flight\n\n");
 
-    uint64_t folded = atomic_load_explicit(&http->requests->folded, memory_order_relaxed);
+    lm_family_info ri;
+    lm_family_describe(lm_http_family_get(http, LM_HTTP_REQUESTS), &ri);
+    uint64_t folded = ri.folded;
     if (folded) {
         lm__out_str(o, "**Cardinality cap reached:** ");
         lm__out_u64(o, folded);
@@ -546,7 +529,7 @@ static void write_routes(lm_outbuf *o, lm_http *http, const table *t, double ela
         lm__out_str(o, "| ");
         lm__out_str(o, row_state(r));
         lm__out_str(o, " | ");
-        if (r->name->len)
+        if (r->name.len)
             md_text(o, r->name);
         else
             lm__out_str(o, "*(empty name)*");
@@ -589,72 +572,141 @@ static void write_routes(lm_outbuf *o, lm_http *http, const table *t, double ela
     lm__out_str(o, "+Inf.\n\n");
 }
 
-static bool has_prefix(const lm_text *t, const char *p)
+static bool has_prefix(lm_str t, const char *p)
 {
     size_t n = strlen(p);
-    return t->len >= n && memcmp(t->ptr, p, n) == 0;
+    return t.len >= n && memcmp(t.ptr, p, n) == 0;
 }
 
-static void write_series_row(lm_outbuf *o, const lm_family *f, const lm_series *s, double elapsed_s)
+static void write_labels(lm_outbuf *o, const lm_family *f, size_t nlabels, const lm_series *s)
 {
-    uint64_t v = lm_series_count(s);
-    lm__out_str(o, "| ");
-    if (!f->nlabels)
+    if (!nlabels)
         lm__out_str(o, "*(no labels)*");
-    for (size_t j = 0; j < f->nlabels; j++) {
+    for (size_t j = 0; j < nlabels; j++) {
         if (j)
             lm__out_str(o, ", ");
-        md_text(o, &f->label_names[j]);
+        md_text(o, lm_family_label_name(f, j));
         lm__out_str(o, "=\"");
-        md_text(o, &s->values[j]);
+        md_text(o, lm_series_label_value(s, j));
         lm__out_str(o, "\"");
     }
+}
+
+/* One series as a table row: counters their value and average rate,
+ * histograms their count, rate and estimated percentiles (in ms: the
+ * bounds are seconds). */
+static void write_series_row(lm_outbuf *o, const lm_family *f, const lm_family_info *fi,
+                             const lm_series *s, double elapsed_s)
+{
+    uint64_t b[LM_MAX_BOUNDS + 1];
+    uint64_t v = lm_series_count(s);
+    bool hist = fi->type == LM_HISTOGRAM && lm_histogram_buckets(s, b, LM_MAX_BOUNDS + 1) ==
+                                                 fi->nbounds + 1;
+    if (hist) { /* the count of this one read, so the percentiles agree with it */
+        v = 0;
+        for (size_t i = 0; i <= fi->nbounds; i++)
+            v += b[i];
+    }
+    lm__out_str(o, "| ");
+    write_labels(o, f, fi->nlabels, s);
     lm__out_str(o, " | ");
     lm__out_u64(o, v);
     lm__out_str(o, " | ");
     out_rate(o, (double)v, elapsed_s);
+    for (int k = 0; hist && k < 3; k++) {
+        bool clamped;
+        double q = bucket_quantile(quantiles[k], fi->bounds, fi->nbounds, b, &clamped);
+        lm__out_str(o, " | ");
+        out_latency_ms(o, q, clamped);
+    }
     lm__out_str(o, " |\n");
 }
 
-static void write_counters(lm_outbuf *o, lm_registry *reg, lm_family *const *skip, size_t nskip,
-                           double elapsed_s)
+/* A family as a "###" heading, its help and one row per series (the
+ * overflow series last). */
+static void write_family(lm_outbuf *o, lm_family *f, double elapsed_s)
 {
-    size_t nf = atomic_load_explicit(&reg->nfamilies, memory_order_acquire), shown = 0;
-    lm__out_str(o, "## Business counters\n\n");
-    for (size_t i = 0; i < nf && !o->failed; i++) {
-        lm_family *f = reg->families[i];
-        bool skipped = f->type != LM_COUNTER ||
-                       atomic_load_explicit(&f->retired, memory_order_relaxed) ||
-                       has_prefix(&f->name, "libmetrics_") || has_prefix(&f->name, "process_") ||
-                       has_prefix(&f->name, "go_");
-        for (size_t k = 0; k < nskip && !skipped; k++)
-            skipped = skip[k] == f;
-        if (skipped)
+    lm_family_info fi;
+    lm_family_describe(f, &fi);
+    lm__out_str(o, "### ");
+    md_text(o, fi.name);
+    lm__out_str(o, "\n\n");
+    if (fi.help.len) {
+        md_text(o, fi.help);
+        lm__out_str(o, "\n\n");
+    }
+    lm_series *ov = lm_family_overflow(f);
+    if (!fi.nseries && !ov) {
+        lm__out_str(o, "No series yet.\n\n");
+        return;
+    }
+    if (fi.type == LM_HISTOGRAM)
+        lm__out_str(o, "| Labels | Count | Per second | p50 ms | p95 ms | p99 ms |\n"
+                       "| :-- | --: | --: | --: | --: | --: |\n");
+    else
+        lm__out_str(o, "| Labels | Value | Per second |\n| :-- | --: | --: |\n");
+    for (size_t j = 0; j < fi.nseries && !o->failed; j++)
+        write_series_row(o, f, &fi, lm_family_series(f, j), elapsed_s);
+    if (ov)
+        write_series_row(o, f, &fi, ov, elapsed_s);
+    lm__out_str(o, "\n");
+}
+
+/* The host's own counters; the runtime's (libmetrics_*, process_*, go_*)
+ * are not business. */
+static bool is_business(const lm_family_info *fi)
+{
+    return fi->kind == LM_KIND_BUSINESS && fi->type == LM_COUNTER &&
+           !has_prefix(fi->name, "libmetrics_") && !has_prefix(fi->name, "process_") &&
+           !has_prefix(fi->name, "go_");
+}
+
+static bool is_server_timing(const lm_family_info *fi)
+{
+    return fi->kind == LM_KIND_SERVER_TIMING && fi->type != LM_GAUGE;
+}
+
+/* Every family of fams that `pick` selects; returns how many. */
+static size_t write_families(lm_outbuf *o, lm_family *const *fams, size_t n,
+                             bool (*pick)(const lm_family_info *), double elapsed_s)
+{
+    size_t shown = 0;
+    for (size_t i = 0; i < n && !o->failed; i++) {
+        lm_family_info fi;
+        lm_family_describe(fams[i], &fi);
+        if (!pick(&fi))
             continue;
         shown++;
-        lm__out_str(o, "### ");
-        md_text(o, &f->name);
-        lm__out_str(o, "\n\n");
-        const lm_text *help = lm__family_help(f);
-        if (help->len) {
-            md_text(o, help);
-            lm__out_str(o, "\n\n");
-        }
-        size_t n = atomic_load_explicit(&f->nseries, memory_order_acquire);
-        lm_series *ov = atomic_load_explicit(&f->overflow, memory_order_acquire);
-        if (!n && !ov) {
-            lm__out_str(o, "No series yet.\n\n");
-            continue;
-        }
-        lm__out_str(o, "| Labels | Value | Per second |\n| :-- | --: | --: |\n");
-        for (size_t j = 0; j < n && !o->failed; j++)
-            write_series_row(o, f, f->series[j], elapsed_s);
-        if (ov)
-            write_series_row(o, f, ov, elapsed_s);
-        lm__out_str(o, "\n");
+        write_family(o, fams[i], elapsed_s);
     }
-    if (!shown)
+    return shown;
+}
+
+static void write_counters(lm_outbuf *o, lm_family *const *fams, size_t n, double elapsed_s)
+{
+    lm__out_str(o, "## Business counters\n\n");
+    if (!write_families(o, fams, n, is_business, elapsed_s))
         lm__out_str(o, "None registered.\n\n");
+}
+
+/* Only when there is something to show: most registries have no
+ * Server-Timing families. */
+static void write_server_timing(lm_outbuf *o, lm_family *const *fams, size_t n, double elapsed_s)
+{
+    size_t any = 0;
+    for (size_t i = 0; i < n && !any; i++) {
+        lm_family_info fi;
+        lm_family_describe(fams[i], &fi);
+        any = is_server_timing(&fi);
+    }
+    if (!any)
+        return;
+    lm__out_str(o, "## Server-Timing\n\n"
+                   "What the application reported in its Server-Timing response headers. "
+                   "**Percentiles** (ms) are estimated from each histogram's buckets exactly as "
+                   "Prometheus's `histogram_quantile()` does; \xE2\x89\xA5 marks one in the +Inf "
+                   "bucket.\n\n");
+    write_families(o, fams, n, is_server_timing, elapsed_s);
 }
 
 static void write_process(lm_outbuf *o, const lm_process_stats *ps, double now_s)
@@ -690,21 +742,18 @@ static void write_process(lm_outbuf *o, const lm_process_stats *ps, double now_s
 
 /* ------------------------------------------------------------- driver */
 
-static lm_http *find_http(lm_registry *reg, const char *prefix, lm_family **skip, size_t *nskip)
+/* The live families, in an array the caller frees; NULL when out of
+ * memory. Families registered while this runs show on the next report. */
+static lm_family **live_families(lm_registry *reg, size_t *n)
 {
-    lm_http *found = NULL;
-    *nskip = 0;
-    pthread_mutex_lock(&reg->lock);
-    for (size_t i = 0; i < reg->nhttp; i++) {
-        lm_http *h = reg->https[i];
-        if (strlen(prefix) == h->prefix.len && memcmp(prefix, h->prefix.ptr, h->prefix.len) == 0)
-            found = h;
-        /* Every HTTP set's counters are traffic, not business counters. */
-        skip[(*nskip)++] = h->requests;
-        skip[(*nskip)++] = h->bytes;
-    }
-    pthread_mutex_unlock(&reg->lock);
-    return found;
+    size_t cap = lm_registry_families(reg, NULL, 0) + FAMILY_SLACK;
+    lm_family **fams = malloc(cap * sizeof *fams);
+    if (!fams)
+        return NULL;
+    *n = lm_registry_families(reg, fams, cap);
+    if (*n > cap)
+        *n = cap;
+    return fams;
 }
 
 lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm_write_fn fn,
@@ -725,25 +774,26 @@ lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm
     lm_text ttl = {0};
     table t;
     memset(&t, 0, sizeof t);
-    lm_family *skip[2 * 16 + 2];
-    size_t nskip;
+    size_t nfams = 0;
+    lm_family **fams = NULL;
     if (!o || lm__text_from((lm_str){title, strlen(title)}, TITLE_MAX, &ttl) != 0)
         goto nomem;
     lm__out_init(o, fn, ctx);
 
-    lm_http *http = find_http(reg, prefix, skip, &nskip);
-    if (http && collect_routes(http, &t) != 0)
+    lm_http *http = lm_http_find(reg, prefix);
+    if ((http && collect_routes(http, &t) != 0) || !(fams = live_families(reg, &nfams)))
         goto nomem;
 
     lm_process_stats ps;
     lm__process_read(&ps);
     double now_s = (double)clock_ns(CLOCK_REALTIME) / 1e9;
-    double elapsed_s = reg->created_mono_ns > 0
-                           ? (double)(clock_ns(CLOCK_MONOTONIC) - reg->created_mono_ns) / 1e9
+    int64_t created_ns = lm_registry_created_ns(reg);
+    double elapsed_s = created_ns > 0
+                           ? (double)(clock_ns(CLOCK_MONOTONIC) - created_ns) / 1e9
                            : NAN;
 
     lm__out_str(o, "# ");
-    md_text(o, &ttl);
+    md_text(o, (lm_str){ttl.ptr, ttl.len});
     lm__out_str(o, "\n\nGenerated ");
     out_utc(o, now_s);
     if (ps.ok) {
@@ -761,7 +811,8 @@ lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm
         md_escape(o, prefix, strlen(prefix));
         lm__out_str(o, "\".\n\n");
     }
-    write_counters(o, reg, skip, nskip, elapsed_s);
+    write_counters(o, fams, nfams, elapsed_s);
+    write_server_timing(o, fams, nfams, elapsed_s);
     write_process(o, &ps, now_s);
     lm__out_flush(o);
 
@@ -769,12 +820,14 @@ lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm
     if (st != LM_OK)
         lm__set_error(err, LM_ERR_IO, "lm_report_markdown: the writer callback aborted");
     free(o);
+    free(fams);
     lm__text_free(&ttl);
     table_free(&t);
     return st;
 
 nomem:
     free(o);
+    free(fams);
     lm__text_free(&ttl);
     table_free(&t);
     lm__set_error(err, LM_ERR_NOMEM, "lm_report_markdown: out of memory");

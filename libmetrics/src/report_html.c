@@ -14,9 +14,10 @@
  * Memory: the Markdown document (at most LM_REPORT_HTML_MARKDOWN_MAX bytes)
  * plus one rendered cell or block at a time.
  */
-#include "internal.h"
+#include "libmetrics_report.h"
 #include "outbuf.h"
 #include "report.h"
+#include "util.h"
 
 #include <cmark.h>
 #include <stdlib.h>

@@ -2,11 +2,14 @@
  * Text hygiene: everything that reaches an exposition as a label value or
  * help text passes through lm__text_from, so the formatters may assume valid
  * UTF-8 without NUL or C0 controls (other than '\n' and '\t', which they
- * escape). Also the name validators and the error helpers.
+ * escape). Also the library's one UTF-8 decoder (lm__utf8_seq: the
+ * sanitiser, exemplar validation and the report's Markdown escaper all
+ * decode through it) and the error helpers.
  */
-#include "core.h"
+#include "util.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,24 +17,14 @@
 /* U+FFFD REPLACEMENT CHARACTER */
 static const char lm_replacement[3] = {(char)0xEF, (char)0xBF, (char)0xBD};
 
-/* Length of the well-formed UTF-8 sequence starting at p (at most n bytes
- * available), or 0 if the sequence is ill-formed; in that case *bad is set
- * to the length of its maximal subpart (at least 1), which becomes a single
- * U+FFFD. That is the Unicode-recommended practice (what Python, ICU and
- * WHATWG decoders do), so one stray byte never swallows valid text after it. */
-static size_t utf8_seq(const unsigned char *p, size_t n, size_t *bad)
+size_t lm__utf8_seq(const unsigned char *p, size_t n, size_t *bad)
 {
     unsigned char c = p[0];
     size_t need;
     unsigned char lo = 0x80, hi = 0xBF; /* allowed range of the 2nd byte */
 
-    if (c < 0x80) {
-        if (c < 0x20 && c != '\n' && c != '\t') {
-            *bad = 1;
-            return 0;
-        }
+    if (c < 0x80)
         return 1;
-    }
     if (c >= 0xC2 && c <= 0xDF) {
         need = 1;
     } else if (c >= 0xE0 && c <= 0xEF) {
@@ -60,6 +53,17 @@ static size_t utf8_seq(const unsigned char *p, size_t n, size_t *bad)
     return need + 1;
 }
 
+/* Like lm__utf8_seq, but C0 controls other than '\n' and '\t' are
+ * ill-formed too: one byte, one U+FFFD. */
+static size_t text_seq(const unsigned char *p, size_t n, size_t *bad)
+{
+    if (p[0] < 0x20 && p[0] != '\n' && p[0] != '\t') {
+        *bad = 1;
+        return 0;
+    }
+    return lm__utf8_seq(p, n, bad);
+}
+
 int lm__text_from(lm_str in, size_t max_len, lm_text *out)
 {
     out->ptr = NULL;
@@ -79,7 +83,7 @@ int lm__text_from(lm_str in, size_t max_len, lm_text *out)
     size_t i = 0, o = 0;
     while (i < in.len) {
         size_t bad = 0;
-        size_t n = utf8_seq(p + i, in.len - i, &bad);
+        size_t n = text_seq(p + i, in.len - i, &bad);
         const char *src = n ? (const char *)p + i : lm_replacement;
         size_t w = n ? n : sizeof lm_replacement;
         if (o + w > cap)
@@ -106,42 +110,6 @@ void lm__text_free(lm_text *t)
     free(t->ptr);
     t->ptr = NULL;
     t->len = 0;
-}
-
-static bool is_alpha_(int c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
-}
-
-static bool is_digit(int c)
-{
-    return c >= '0' && c <= '9';
-}
-
-bool lm__valid_metric_name(const char *s)
-{
-    if (s == NULL || *s == '\0')
-        return false;
-    if (!is_alpha_((unsigned char)s[0]) && s[0] != ':')
-        return false;
-    for (const char *p = s + 1; *p; p++)
-        if (!is_alpha_((unsigned char)*p) && !is_digit((unsigned char)*p) && *p != ':')
-            return false;
-    return true;
-}
-
-/* Only the pattern; the reserved "__" prefix is checked by the caller so its
- * message can say why. */
-bool lm__valid_label_name(const char *s)
-{
-    if (s == NULL || *s == '\0')
-        return false;
-    if (!is_alpha_((unsigned char)s[0]))
-        return false;
-    for (const char *p = s + 1; *p; p++)
-        if (!is_alpha_((unsigned char)*p) && !is_digit((unsigned char)*p))
-            return false;
-    return true;
 }
 
 void lm__set_error(lm_error *err, lm_status code, const char *fmt, ...)

@@ -1,4 +1,4 @@
-/* The HTTP fast path: method parsing, the four families and their label
+/* The HTTP fast path: method parsing, the five families and their label
  * sets, route handles, lm_route_record into the right (method, status)
  * series (out-of-range statuses and methods bounded), business counters in
  * the same call, re-registration (same prefix, new bounds: the same
@@ -340,9 +340,9 @@ static void test_rebounds_limit(void)
     lm_error e = {0};
     lm_registry *r = lm_registry_new(&(lm_registry_options){.slot_capacity = 80}, NULL);
     lm_http *h = lm_http_register(r, &(lm_http_options){.max_series = 5}, &e);
-    CHECK(h != NULL); /* 1 + 17 + 1 cells of overflow reserves */
+    CHECK(h != NULL); /* 1 + 17 + 1 + 1 cells of overflow reserves */
     lm_route *a = lm_http_route(h, S("/a"), &e);
-    lm_route_record(a, LM_METHOD_GET, 200, 1, 1, NULL, 0); /* 19 more: 38 */
+    lm_route_record(a, LM_METHOD_GET, 200, 1, 1, NULL, 0); /* 20 more: 40 */
     lm_family *d = atomic_load(&h->duration);
     const lm_hproj *p = lm__family_proj(d);
     double big[40];
@@ -358,7 +358,39 @@ static void test_rebounds_limit(void)
     double sub[] = {0.005, 0.5};
     CHECK(lm_http_register(r, &(lm_http_options){.max_series = 5, .bounds = sub, .nbounds = 2},
                            &e) == h);
-    CHECK(lm__family_proj(d)->n == 2 && r->slots_used == 38);
+    CHECK(lm__family_proj(d)->n == 2 && r->slots_used == 40);
+    lm_registry_free(r);
+}
+
+/* http_request_size_bytes_total: a counter beside the response bytes, fed
+ * by lm_route_record_sized and lm_route_record_ex in the same call;
+ * lm_route_record adds nothing to it. */
+static void test_request_bytes(void)
+{
+    lm_error e = {0};
+    lm_registry *r = lm_registry_new(NULL, NULL);
+    lm_http *h = lm_http_register(r, &(lm_http_options){.prefix = "q_"}, &e);
+    CHECK(h != NULL);
+    lm_family *qb = fam(r, "q_http_request_size_bytes_total");
+    CHECK(qb != NULL && qb == h->request_bytes && qb->type == LM_COUNTER && qb->nlabels == 3);
+    CHECK_STR(qb->label_names[0].ptr, "method");
+    CHECK_STR(qb->label_names[1].ptr, "endpoint");
+    CHECK_STR(qb->label_names[2].ptr, "status");
+    lm_route *up = lm_http_route(h, S("upload"), &e);
+    lm_route_record_sized(up, LM_METHOD_POST, 201, 1000, 4096, 17, NULL, 0);
+    lm_route_record_sized(up, LM_METHOD_POST, 201, 1000, 1, 0, NULL, 0);
+    lm_route_record(up, LM_METHOD_POST, 201, 1000, 5, NULL, 0);
+    lm_request_record rec = {.method = LM_METHOD_POST, .status = 201, .duration_ns = 1,
+                             .response_bytes = 3, .request_bytes = 1u << 20};
+    lm_route_record_ex(up, &rec);
+    lm_route_record_sized(up, LM_METHOD_PUT, 413, 1000, 0, 0, NULL, 0);
+    CHECK_EQ_U64(lm_series_count(find(qb, "POST", "upload", "201")), 4096 + 1 + (1u << 20));
+    CHECK_EQ_U64(lm_series_count(find(h->bytes, "POST", "upload", "201")), 17 + 5 + 3);
+    CHECK_EQ_U64(lm_series_count(find(h->requests, "POST", "upload", "201")), 4);
+    /* a request that read nothing still has its (zero) series, like bytes */
+    CHECK(find(qb, "PUT", "upload", "413") != NULL);
+    CHECK_EQ_U64(lm_series_count(find(qb, "PUT", "upload", "413")), 0);
+    lm_route_record_sized(NULL, LM_METHOD_GET, 200, 1, 1, 1, NULL, 0); /* ignored */
     lm_registry_free(r);
 }
 
@@ -370,5 +402,6 @@ int main(void)
     test_rebounds();
     test_folded_routes();
     test_rebounds_limit();
+    test_request_bytes();
     TEST_MAIN_END();
 }

@@ -1,9 +1,10 @@
 /*
  * The status report: numbers against hand-computed values, sort order,
  * error split, escaping of hostile names in both Markdown and HTML, writer
- * failures, chunk bounds and the HTML truncation bound.
+ * failures, chunk bounds, the HTML truncation bound, and one section per
+ * family kind (Server-Timing apart from business counters).
  */
-#include "internal.h"
+#include "libmetrics_report.h"
 #include "lm_capture.h"
 #include "lm_test.h"
 
@@ -486,6 +487,115 @@ static void test_bounds(bool small)
     lm_registry_free(reg);
 }
 
+/* The text between heading `from` and the next "## " heading (or the end):
+ * one section of the report, as a string the caller frees. */
+static char *section(const char *md, const char *from)
+{
+    const char *a = strstr(md, from);
+    if (!a)
+        return NULL;
+    const char *b = strstr(a + strlen(from), "\n## ");
+    size_t n = b ? (size_t)(b - a) : strlen(a);
+    char *out = malloc(n + 1);
+    if (out) {
+        memcpy(out, a, n);
+        out[n] = '\0';
+    }
+    return out;
+}
+
+/* Families of LM_KIND_SERVER_TIMING get their own section, after the
+ * business counters; histograms there show count and percentiles. A
+ * registry without such families has no such section. */
+static void test_sections_by_kind(void)
+{
+    lm_error err;
+    lm_registry *reg = lm_registry_new(NULL, &err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return;
+    lm_http *http = lm_http_register(reg, NULL, &err);
+    lm_route *home = http ? lm_http_route(http, (lm_str){"home", 4}, &err) : NULL;
+    CHECK(home != NULL);
+    record_n(home, 3, 200, 2 * MS);
+
+    capture s = {0};
+    lm_family_options biz = {.type = LM_COUNTER, .name = "orders_total", .help = "Orders"};
+    lm_family *orders = lm_family_register(reg, &biz, &err);
+    CHECK(orders != NULL);
+    lm_counter_add(lm_series_get(orders, NULL, &err), 4);
+    CHECK(lm_report_markdown(reg, NULL, capture_write, &s, &err) == LM_OK);
+    CHECK(s.p && strstr(s.p, "## Server-Timing") == NULL);
+    capture_free(&s);
+
+    const char *st_labels[] = {"endpoint", "operation"}, *ep_label[] = {"endpoint"};
+    lm_family_options q = {.type = LM_COUNTER, .name = "db_queries_total",
+                           .help = "Server-Timing db entries", .label_names = st_labels,
+                           .nlabels = 2, .kind = LM_KIND_SERVER_TIMING};
+    static const double st_bounds[] = {0.001, 0.01, 0.1};
+    lm_family_options d = {.type = LM_HISTOGRAM, .name = "db_query_duration_seconds",
+                           .help = "Server-Timing db durations", .label_names = st_labels,
+                           .nlabels = 2, .bounds = st_bounds, .nbounds = 3, .unit_scale = 1e9,
+                           .kind = LM_KIND_SERVER_TIMING};
+    lm_family_options m = {.type = LM_COUNTER, .name = "server_timing_malformed_total",
+                           .help = "Malformed headers", .label_names = ep_label, .nlabels = 1,
+                           .kind = LM_KIND_SERVER_TIMING};
+    lm_family *fq = lm_family_register(reg, &q, &err);
+    lm_family *fd = lm_family_register(reg, &d, &err);
+    lm_family *fm = lm_family_register(reg, &m, &err);
+    CHECK(fq && fd && fm);
+    if (!fq || !fd || !fm) {
+        lm_registry_free(reg);
+        return;
+    }
+    lm_str sel[] = {{"home", 4}, {"select", 6}}, ep[] = {{"home", 4}};
+    lm_counter_add(lm_series_get(fq, sel, &err), 10);
+    lm_counter_add(lm_series_get(fm, ep, &err), 2);
+    /* 10 durations: 5 at 0.5 ms, 4 at 5 ms, 1 at 50 ms. Cumulative 5, 9, 10:
+     *   p50: rank 5 in (0, 1 ms]          -> 0 + 1 * 5/5            = 1 ms
+     *   p95: rank 9.5 in (10 ms, 100 ms]  -> 10 + 90 * (9.5-9)/1    = 55 ms
+     *   p99: rank 9.9                     -> 10 + 90 * 0.9          = 91 ms */
+    lm_series *h = lm_series_get(fd, sel, &err);
+    for (int i = 0; i < 5; i++)
+        lm_histogram_observe(h, MS / 2);
+    for (int i = 0; i < 4; i++)
+        lm_histogram_observe(h, 5 * MS);
+    lm_histogram_observe(h, 50 * MS);
+
+    CHECK(lm_report_markdown(reg, NULL, capture_write, &s, &err) == LM_OK);
+    char *biz_sec = s.p ? section(s.p, "## Business counters") : NULL;
+    char *st_sec = s.p ? section(s.p, "## Server-Timing") : NULL;
+    CHECK(biz_sec && st_sec);
+    if (biz_sec && st_sec) {
+        CHECK(strstr(s.p, "## Business counters") < strstr(s.p, "## Server-Timing"));
+        CHECK(strstr(s.p, "## Server-Timing") < strstr(s.p, "## Process"));
+        CHECK(strstr(biz_sec, "### orders\\_total") != NULL);
+        CHECK(strstr(biz_sec, "db\\_queries") == NULL);
+        CHECK(strstr(biz_sec, "server\\_timing\\_malformed") == NULL);
+        CHECK(strstr(st_sec, "orders\\_total") == NULL);
+        CHECK(strstr(st_sec, "### db\\_queries\\_total") != NULL);
+        CHECK(strstr(st_sec, "| endpoint=\"home\", operation=\"select\" | 10 | ") != NULL);
+        CHECK(strstr(st_sec, "### server\\_timing\\_malformed\\_total") != NULL);
+        CHECK(strstr(st_sec, "| endpoint=\"home\" | 2 | ") != NULL);
+        CHECK(strstr(st_sec, "### db\\_query\\_duration\\_seconds") != NULL);
+        CHECK(strstr(st_sec, "| Labels | Count | Per second | p50 ms | p95 ms | p99 ms |") != NULL);
+        const char *row = strstr(st_sec, "| endpoint=\"home\", operation=\"select\" | 10 | ");
+        row = row ? strstr(row + 1, "| endpoint=\"home\", operation=\"select\" | 10 | ") : NULL;
+        const char *eol = row ? strchr(row, '\n') : NULL, *tail = " | 1 | 55 | 91 |";
+        CHECK(eol && (size_t)(eol - row) > strlen(tail) &&
+              strncmp(eol - strlen(tail), tail, strlen(tail)) == 0);
+    }
+    free(biz_sec);
+    free(st_sec);
+    capture_free(&s);
+
+    CHECK(lm_report_html(reg, NULL, capture_write, &s, &err) == LM_OK);
+    CHECK(s.p && strstr(s.p, "<h2>Server-Timing</h2>") != NULL);
+    CHECK(s.p && strstr(s.p, "<h2>Business counters</h2>") != NULL);
+    capture_free(&s);
+    lm_registry_free(reg);
+}
+
 int main(void)
 {
     bool small = getenv("LM_TEST_SMALL") != NULL;
@@ -499,5 +609,6 @@ int main(void)
     test_entities_not_decoded();
     test_leading_spaces();
     test_bounds(small);
+    test_sections_by_kind();
     TEST_MAIN_END();
 }

@@ -3,7 +3,7 @@
  * register business counters (the TSan build runs this): no data race, no
  * crash, and once the writers have joined the page shows exact totals.
  */
-#include "internal.h"
+#include "libmetrics_report.h"
 #include "lm_test.h"
 
 #include <pthread.h>

@@ -1,7 +1,9 @@
 /* Text hygiene: the UTF-8 sanitiser against a table of well-formed and
  * ill-formed inputs (one U+FFFD per maximal subpart, as Python's and ICU's
- * decoders do), truncation on character boundaries, name validators, the
- * error helpers and the error-message quoting. */
+ * decoders do), truncation on character boundaries, the one UTF-8 decoder
+ * against an independent one over every 1- to 3-byte sequence and the
+ * 4-byte ones' first three bytes, name validators, the error helpers and
+ * the error-message quoting. */
 #include "core.h"
 #include "lm_test.h"
 
@@ -200,6 +202,65 @@ static void test_random(void)
     CHECK(valid_utf8((const unsigned char *)"\xE2\x82\xAC", 3));
 }
 
+/* Length of the valid character at p by the reference decoder above, 0 if
+ * none (ASCII controls count as characters here: the decoder leaves them to
+ * its callers). */
+static size_t ref_seq(const unsigned char *p, size_t n)
+{
+    if (p[0] < 0x80)
+        return 1;
+    for (size_t k = 2; k <= 4 && k <= n; k++)
+        if (valid_utf8(p, k))
+            return k;
+    return 0;
+}
+
+static void check_seq(const unsigned char *p, size_t n, int *bad)
+{
+    size_t sub = 0, k = lm__utf8_seq(p, n, &sub);
+    if (k != ref_seq(p, n) || (k == 0 && (sub < 1 || sub > n))) {
+        if (*bad < 5)
+            fprintf(stderr, "lm__utf8_seq(%02x %02x %02x %02x, %zu) = %zu (subpart %zu), "
+                            "reference %zu\n",
+                    p[0], n > 1 ? p[1] : 0, n > 2 ? p[2] : 0, n > 3 ? p[3] : 0, n, k, sub,
+                    ref_seq(p, n));
+        (*bad)++;
+    }
+}
+
+/* The decoder every caller shares (text.c, exemplar.c, report.c) agrees
+ * with the code-point-arithmetic reference on every 1-, 2- and 3-byte
+ * input, and on 4-byte inputs for every first three bytes (the fourth from
+ * a set covering the continuation range's edges and what lies beyond). */
+static void test_decoder(void)
+{
+    static const unsigned char fourth[] = {0x00, 0x41, 0x7F, 0x80, 0x9F, 0xA0, 0xBF, 0xC0, 0xFF};
+    bool small = getenv("LM_TEST_SMALL") != NULL;
+    int bad = 0;
+    unsigned char p[4];
+    for (unsigned a = 0; a < 256; a++) {
+        p[0] = (unsigned char)a;
+        check_seq(p, 1, &bad);
+        for (unsigned b = 0; b < 256; b++) {
+            p[1] = (unsigned char)b;
+            check_seq(p, 2, &bad);
+            if (a < 0xC0 || (small && b % 7 != 0 && b != 0x80 && b != 0xBF))
+                continue; /* ASCII and stray continuation bytes end at the first byte */
+            for (unsigned c = 0; c < 256; c++) {
+                p[2] = (unsigned char)c;
+                check_seq(p, 3, &bad);
+                if (a < 0xF0)
+                    continue;
+                for (size_t d = 0; d < sizeof fourth; d++) {
+                    p[3] = fourth[d];
+                    check_seq(p, 4, &bad);
+                }
+            }
+        }
+    }
+    CHECK_EQ_U64(bad, 0);
+}
+
 static void test_names(void)
 {
     static const char *const metric_ok[] = {"a", "_", ":", "abc_def", "A1", "a:b:c", "_x9",
@@ -260,6 +321,7 @@ int main(void)
 {
     test_sanitise();
     test_random();
+    test_decoder();
     test_names();
     test_errors();
     TEST_MAIN_END();

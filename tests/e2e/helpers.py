@@ -103,6 +103,22 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def start_http_server(handler):
+    """A threaded stdlib HTTP server (handler: a BaseHTTPRequestHandler
+    class) on a free 127.0.0.1 port, serving from a daemon thread. Its port
+    is server.server_address[1]; stop it with stop_http_server."""
+    from http.server import ThreadingHTTPServer
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def stop_http_server(server) -> None:
+    server.shutdown()
+    server.server_close()
+
+
 def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket() as s:
         s.settimeout(0.5)

@@ -3,7 +3,9 @@ Chromium loads http://127.0.0.1:9091/metrics?format=html, its DOM shows
 every route with the request count the exposition reports (and the delta
 equals what was sent), and a screenshot is kept for a person to look at.
 Also: the browser gets the page from a plain /metrics through its Accept
-header, while scrapers' Accept headers still get the exposition."""
+header, while scrapers' Accept headers still get the exposition; and the
+Server-Timing metrics have a section of their own, apart from the business
+counters."""
 
 from __future__ import annotations
 
@@ -93,7 +95,8 @@ def page(example_caddy):
             r = h.request(method, c.url("site", path), body=body, headers=hdrs)
             sent[endpoint] += 1
             statuses[(endpoint, r.status)] += 1
-    after = requests_by_endpoint(h.scrape(c.internal_metrics_url).values())
+    after_values = h.scrape(c.internal_metrics_url).values()
+    after = requests_by_endpoint(after_values)
 
     url = c.url("internal", "/metrics?format=html")
     dump = chromium("--dump-dom", url)
@@ -102,7 +105,81 @@ def page(example_caddy):
     SHOT.unlink(missing_ok=True)
     shot = chromium("--screenshot=%s" % SHOT, "--window-size=1280,1600", "--hide-scrollbars", url)
     (h.OUT / "status_page.dom.html").write_text(dom)
-    return dict(before=before, after=after, sent=sent, statuses=statuses, dom=dom, dump=dump, shot=shot)
+    return dict(before=before, after=after, after_values=after_values, sent=sent, statuses=statuses,
+                dom=dom, dump=dump, shot=shot)
+
+
+class Sections(HTMLParser):
+    """The page's <h2> sections: for each, its <h3> headings in order and,
+    per <h3>, the rows (cell texts) of the table that follows it."""
+
+    def __init__(self):
+        super().__init__()
+        self.sections: dict[str, dict[str, list[list[str]]]] = {}
+        self._heading: str | None = None
+        self._text: list[str] = []
+        self._h2: str | None = None
+        self._h3: str | None = None
+        self._cell: list[str] | None = None
+
+    def handle_starttag(self, tag, attrs):
+        if tag in ("h2", "h3"):
+            self._heading, self._text = tag, []
+        elif tag == "tr" and self._h2 is not None and self._h3 is not None:
+            self.sections[self._h2][self._h3].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_endtag(self, tag):
+        if tag == self._heading:
+            text = "".join(self._text).strip()
+            if tag == "h2":
+                self._h2, self._h3 = text, None
+                self.sections.setdefault(text, {})
+            elif self._h2 is not None:
+                self._h3 = text
+                self.sections[self._h2][text] = []
+            self._heading = None
+        elif tag in ("td", "th") and self._cell is not None:
+            if self._h2 is not None and self._h3 is not None:
+                self.sections[self._h2][self._h3][-1].append("".join(self._cell).strip())
+            self._cell = None
+
+    def handle_data(self, data):
+        if self._heading:
+            self._text.append(data)
+        if self._cell is not None:
+            self._cell.append(data)
+
+
+ST_FAMILIES = ("db_queries_total", "db_query_duration_seconds", "server_timing_malformed_total")
+
+
+def test_server_timing_has_its_own_section(page):
+    """Caddyfile.example's demo app reports db timings: the Server-Timing
+    metrics are listed under "Server-Timing", after the business counters,
+    and not among them (which hold contact_submissions_total); the queries
+    shown are the exposition's."""
+    p = Sections()
+    p.feed(page["dom"])
+    names = list(p.sections)
+    assert "Business counters" in names and "Server-Timing" in names, names
+    assert names.index("Business counters") < names.index("Server-Timing") < names.index("Process"), names
+    business, st = p.sections["Business counters"], p.sections["Server-Timing"]
+    assert "contact_submissions_total" in business, list(business)
+    assert not set(business) & set(ST_FAMILIES), list(business)
+    assert set(st) == set(ST_FAMILIES), list(st)
+
+    queries = h.series(page["after_values"], "db_queries_total")
+    assert queries, "no db_queries_total series in the exposition"
+    rows = st["db_queries_total"]
+    assert rows[0][:2] == ["Labels", "Value"], rows[0]
+    shown = {r[0]: int(r[1]) for r in rows[1:]}
+    for labels, v in queries.items():
+        cell = ", ".join('%s="%s"' % kv for kv in labels)
+        assert shown.get(cell) == int(v), (cell, v, shown)
+    assert st["db_query_duration_seconds"][0] == ["Labels", "Count", "Per second", "p50 ms",
+                                                  "p95 ms", "p99 ms"]
 
 
 def routes_table(dom: str):

@@ -1,6 +1,9 @@
 """`caddy validate` rejects each bad Caddyfile in bad_caddyfiles/ with a
 message naming the file, the line and the reason, and accepts
-Caddyfile.example.
+Caddyfile.example. Every Caddyfile a user may copy (Caddyfile.example,
+anything under examples/ and deploy/, the benchmark configs) is `caddy
+fmt` clean, so Caddy does not warn "Caddyfile input is not formatted" when
+it loads one.
 
 Each bad file starts with
     # expect line N: <substring of the error message>
@@ -56,6 +59,65 @@ def test_example_is_caddy_fmt_clean(caddy_binary):
         diff = "".join(difflib.unified_diff(h.EXAMPLE.read_text().splitlines(True), p.stdout.splitlines(True),
                                             "Caddyfile.example", "caddy fmt"))
         pytest.fail("Caddyfile.example is not `caddy fmt` clean:\n" + diff[:3000], pytrace=False)
+
+
+NOT_FORMATTED = "Caddyfile input is not formatted"
+
+
+def _user_caddyfiles() -> list[Path]:
+    """Every Caddyfile a user may copy besides Caddyfile.example (checked
+    above)."""
+    files = []
+    for d in ("examples", "deploy", "bench/caddy"):
+        files += sorted(p for p in (h.ROOT / d).rglob("*")
+                        if p.is_file() and (p.name == "Caddyfile" or p.suffix == ".Caddyfile"))
+    return files
+
+
+USER_CADDYFILES = _user_caddyfiles()
+
+
+def _fmt(path: Path) -> tuple[subprocess.CompletedProcess, subprocess.CompletedProcess]:
+    """`caddy fmt FILE` (the formatted text) and `caddy fmt --diff FILE`."""
+    out = subprocess.run([str(h.CADDY), "fmt", str(path)], capture_output=True, timeout=60)
+    diff = subprocess.run([str(h.CADDY), "fmt", "--diff", str(path)], capture_output=True,
+                          text=True, timeout=60)
+    return out, diff
+
+
+def test_user_caddyfiles_found():
+    assert any(p.parent.name == "caddy" for p in USER_CADDYFILES), USER_CADDYFILES
+
+
+@pytest.mark.parametrize("path", USER_CADDYFILES, ids=[str(p.relative_to(h.ROOT)) for p in USER_CADDYFILES])
+def test_caddyfile_is_fmt_clean(caddy_binary, path):
+    out, diff = _fmt(path)
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+    assert out.stdout == path.read_bytes(), \
+        "%s is not `caddy fmt` clean; `build/caddy fmt --diff %s` shows:\n%s" % (
+            path.name, path, diff.stdout[-3000:])
+    assert diff.returncode == 0, diff.stdout[-3000:] + diff.stderr[-2000:]
+
+
+def test_example_loads_without_format_warning(caddy_binary):
+    p = h.validate(h.EXAMPLE)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert NOT_FORMATTED not in p.stderr + p.stdout, p.stderr[-3000:]
+
+
+def test_fmt_check_catches_a_misformatted_file(caddy_binary, tmp_path):
+    """The check above can fail: the example with one line unindented and a
+    blank line before the global block is reported, both by `caddy fmt` and
+    by the warning at load time."""
+    text = h.EXAMPLE.read_text().replace("\tauto_https off", "auto_https off", 1)
+    text = text.replace("\n{\n", "\n\n{\n", 1)
+    bad = tmp_path / "Caddyfile"
+    bad.write_text(text)
+    out, diff = _fmt(bad)
+    assert out.stdout != bad.read_bytes()
+    assert diff.returncode != 0 and "auto_https off" in diff.stdout
+    p = h.validate(bad)
+    assert NOT_FORMATTED in p.stderr + p.stdout, p.stderr[-3000:]
 
 
 @pytest.mark.parametrize("path", BAD_FILES, ids=[p.stem for p in BAD_FILES])

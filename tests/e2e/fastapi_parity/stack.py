@@ -20,11 +20,16 @@ CADDYFILE = EXAMPLE_DIR / "Caddyfile"
 E2E_DIR = h.ROOT / "tests" / "e2e"
 
 
-def caddy_text(ports: dict[str, int]) -> str:
+def caddy_text(ports: dict[str, int], openapi: Path | None = None) -> str:
     """examples/fastapi/Caddyfile on the given ports (same roles as
     Caddyfile.example: site, upstream = the app, internal, admin), every
-    site bound to loopback."""
-    return h.add_global_options(h.remap_ports(CADDYFILE.read_text(), ports), ["default_bind 127.0.0.1"])
+    site bound to loopback, its `openapi` pointing at the example's
+    openapi.json (the copy runs from another directory) or at openapi."""
+    text = h.remap_ports(CADDYFILE.read_text(), ports)
+    line = "openapi openapi.json"
+    assert line in text, "%s has no %r line" % (CADDYFILE, line)
+    text = text.replace(line, "openapi %s" % (openapi or EXAMPLE_DIR / "openapi.json"))
+    return h.add_global_options(text, ["default_bind 127.0.0.1"])
 
 
 def caddy_probes(caddy: h.Caddy) -> dict:
@@ -82,10 +87,15 @@ class App:
         return code
 
 
-def start_app(python: Path, port: int, workers: int, workdir: Path, timeout: float = 60.0) -> App:
-    """Runs uvicorn with `workers` processes and waits until each one has
-    finished start-up (its lifespan created and seeded the database).
-    Raises with the log tail if it does not come up."""
+LEGACY_APP = "fastapi_parity.legacy_app:app"
+
+
+def start_app(python: Path, port: int, workers: int, workdir: Path, timeout: float = 60.0,
+              module: str = LEGACY_APP) -> App:
+    """Runs uvicorn on module (the example app with its old in-app metrics,
+    unless told otherwise) with `workers` processes and waits until each
+    one has finished start-up (its lifespan created and seeded the
+    database). Raises with the log tail if it does not come up."""
     if workdir.exists():
         for p in workdir.iterdir():
             p.unlink()
@@ -96,7 +106,7 @@ def start_app(python: Path, port: int, workers: int, workdir: Path, timeout: flo
                DATABASE_URL="sqlite:///%s" % (workdir / "app.db"))
     app._log = open(app.log_path, "wb")
     app.proc = subprocess.Popen(
-        [str(python), "-m", "uvicorn", "fastapi_parity.legacy_app:app", "--host", "127.0.0.1",
+        [str(python), "-m", "uvicorn", module, "--host", "127.0.0.1",
          "--port", str(port), "--workers", str(workers), "--no-access-log"],
         cwd=str(workdir), env=env, stdout=app._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
         start_new_session=True)

@@ -83,7 +83,7 @@ def mixed_round() -> list[Call]:
         Call("GET", "/nope"),                                      # unknown paths
         Call("GET", "/.env"),
         Call("GET", "/v1/unknown"),
-        Call("GET", "/HEALTH"),                                    # Caddy: health; the app: 404
+        Call("GET", "/HEALTH"),                                    # case matters: the app and Caddy: no route
     ]
 
 
