@@ -95,7 +95,8 @@ static int build_lookup(struct lm_native *n, uint64_t *thr, uint16_t *seg)
         int32_t k0 = key_of(n, first), ktop = key_of(n, last);
         if (ktop - k0 >= n->stride)
             return -1;
-        n->k0rel[p] = k0 - n->kmin;
+        /* key - kmin = (k0 + j) - kmin for thr index p * stride + j */
+        n->kadj[p] = k0 - n->kmin - p * (int32_t)n->stride;
         uint64_t *t = thr + (size_t)p * n->stride;
         /* t[j]: the largest a of this power of two with key <= k0 + j
          * (never below the one for j - 1, where the key is <= k0 + j too;
@@ -122,7 +123,7 @@ static int build_lookup(struct lm_native *n, uint64_t *thr, uint16_t *seg)
             int32_t j0 = key_of(n, a0) - k0;
             if (key_of(n, a1) - k0 > j0 + 1)
                 return -1;
-            seg[((size_t)p << k) + sl] = (uint16_t)j0;
+            seg[((size_t)p << k) + sl] = (uint16_t)((uint32_t)p * n->stride + (uint32_t)j0);
         }
     }
     return 0;

@@ -53,13 +53,14 @@
 struct lm_native {
     /* Read by every record: the key as a lookup on the integer |v| (see
      * lm__native_add): the largest |v| of the zero bucket; per power of two
-     * 2^p <= |v| < 2^(p+1), the key of 2^p relative to kmin, where to start
-     * (seg, by the K bits below the leading one) and the largest |v| of each
-     * key from there (thr, stride per p). */
+     * 2^p <= |v| < 2^(p+1), where to start (seg, by the K bits below the
+     * leading one: an index into thr), the largest |v| of each key from
+     * there (thr, stride entries per p, the first for the key of 2^p), and
+     * what turns a thr index of p into the key relative to kmin (kadj). */
     uint64_t zmax;
     const uint16_t *seg;
     const uint64_t *thr;
-    int32_t k0rel[64];
+    int32_t kadj[64];
     uint8_t seg_bits;       /* K */
     uint16_t stride;
     uint32_t arena;         /* first arena cell: reg->opts.slot_capacity */
@@ -182,9 +183,9 @@ static inline uint32_t lm__native_rel(const struct lm_native *n, uint64_t a)
     int p = 63 - __builtin_clzll(a);
     uint64_t below = a << (63 - p) << 1; /* the bits under the leading one */
     unsigned k = n->seg_bits;
-    uint32_t j = n->seg[((uint32_t)p << k) + (uint32_t)((below >> 1) >> (63 - k))];
-    j += a > n->thr[(uint32_t)p * n->stride + j];
-    return (uint32_t)n->k0rel[p] + j;
+    uint32_t i = n->seg[((uint32_t)p << k) + (uint32_t)((below >> 1) >> (63 - k))];
+    i += a > n->thr[i];
+    return (uint32_t)(n->kadj[p] + (int32_t)i);
 }
 
 static inline void lm__native_add(const lm_shard *sh, const lm_series *s, int64_t v)
