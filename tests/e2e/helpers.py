@@ -197,6 +197,16 @@ def raw_status(response: bytes) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def serve_http(handler_class):
+    """A ThreadingHTTPServer on a free loopback port, serving handler_class
+    from a daemon thread; call .shutdown() and .server_close() to stop it."""
+    from http.server import ThreadingHTTPServer
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while True:

@@ -240,6 +240,21 @@ class Prometheus(helpers.LogFile):
             params["time"] = "%.3f" % at
         return self.get("/api/v1/query", params)
 
+    def native(self, expr, at=None) -> dict[tuple, dict]:
+        """An instant query whose samples are native histograms: labels ->
+        {"count", "sum", "buckets": [(lower, upper, count), ...]}."""
+        data = self.query(expr, at)
+        assert data["resultType"] == "vector", data
+        out = {}
+        for s in data["result"]:
+            hist = s.get("histogram")
+            assert hist is not None, "not a native histogram: %r" % s
+            h = hist[1]
+            out[tuple(sorted(s["metric"].items()))] = {
+                "count": float(h["count"]), "sum": float(h["sum"]),
+                "buckets": [(float(b[1]), float(b[2]), float(b[3])) for b in h.get("buckets", [])]}
+        return out
+
     def vector(self, expr, at=None) -> dict[tuple, float]:
         data = self.query(expr, at)
         assert data["resultType"] == "vector", data
