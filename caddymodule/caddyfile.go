@@ -466,46 +466,6 @@ func parseCounter(d *caddyfile.Dispenser) (BusinessCounter, error) {
 	return c, nil
 }
 
-// UnmarshalCaddyfile parses
-//
-//	metrics_endpoint [<matcher>] {
-//	    allow <cidr...>    # repeatable; adds to loopback and private ranges
-//	    accept_forwarded   # RISK: the peer decides for forwarded requests
-//	}
-func (m *MetricsEndpoint) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // directive name
-	if d.NextArg() {
-		return d.Errf("metrics_endpoint takes no arguments (put allowed ranges in an allow line inside a block); unexpected %q", d.Val())
-	}
-	for nesting := d.Nesting(); d.NextBlock(nesting); {
-		switch sub := d.Val(); sub {
-		case "allow":
-			list := d.RemainingArgs()
-			if len(list) == 0 {
-				return d.Err("metrics_endpoint: allow needs at least one CIDR")
-			}
-			if _, err := parseAllow(list); err != nil {
-				return d.Errf("metrics_endpoint: %v", err)
-			}
-			m.Allow = append(m.Allow, list...)
-		case "accept_forwarded":
-			if m.AcceptForwarded {
-				return d.Err("metrics_endpoint: accept_forwarded given twice")
-			}
-			if d.NextArg() {
-				return d.Errf("metrics_endpoint: accept_forwarded takes no argument (it is on when present); unexpected %q", d.Val())
-			}
-			if d.NextBlock(d.Nesting()) {
-				return d.Err("metrics_endpoint: accept_forwarded takes no block")
-			}
-			m.AcceptForwarded = true
-		default:
-			return d.Errf("metrics_endpoint: unknown subdirective %q (expected allow or accept_forwarded)", sub)
-		}
-	}
-	return nil
-}
-
 // builtinFamilies are the family names the registry exposes besides
 // business counters ("" stands for the namespace prefix of the HTTP ones).
 var builtinFamilies = []string{
@@ -775,16 +735,7 @@ func httpFamilyOf(name, namespace string) string {
 	return ""
 }
 
-func parseMetricsEndpointDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-	m := new(MetricsEndpoint)
-	if err := m.UnmarshalCaddyfile(h.Dispenser); err != nil {
-		return nil, err
-	}
-	return m, nil
-}
-
 // Interface guards
 var (
 	_ caddyfile.Unmarshaler = (*RouteMetrics)(nil)
-	_ caddyfile.Unmarshaler = (*MetricsEndpoint)(nil)
 )
