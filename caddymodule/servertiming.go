@@ -189,22 +189,6 @@ func validateHistogramName(name string) error {
 	return nil
 }
 
-// builtinFamilyOf returns the built-in family (caddyfile.go's lists) that
-// family would clash with in namespace, or "".
-func builtinFamilyOf(family, namespace string) string {
-	for _, f := range builtinFamilies {
-		if family == f {
-			return f
-		}
-	}
-	for _, f := range builtinHTTPFamilies {
-		if family == namespace+f {
-			return family
-		}
-	}
-	return ""
-}
-
 func validateOperation(op string) error {
 	if lower := strings.ToLower(op); lower != op && normalOperation(lower) {
 		return fmt.Errorf("operation %q: write it in lowercase (%q); desc values are matched case-insensitively", op, lower)
