@@ -131,8 +131,11 @@ typedef enum lm_type {
 typedef enum lm_family_kind {
     LM_KIND_BUSINESS = 0,     /* the host's own metrics (the default) */
     LM_KIND_HTTP = 1,         /* set by lm_http_register on its four families */
-    LM_KIND_SERVER_TIMING = 2 /* timings an application reported in Server-Timing
-                                 response headers, and their bookkeeping */
+    LM_KIND_SERVER_TIMING = 2, /* timings an application reported in Server-Timing
+                                  response headers, and their bookkeeping */
+    LM_KIND_RUNTIME = 3        /* the host's own operation, not its traffic: its
+                                  runtime (e.g. a garbage collector) and how its
+                                  metrics are served (refused or failed scrapes) */
 } lm_family_kind;
 
 #define LM_MAX_LABELS 16          /* labels per family */

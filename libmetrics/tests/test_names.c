@@ -70,6 +70,7 @@ static void test_family_check(void)
         {.type = LM_HISTOGRAM, .name = "h", .bounds = bad_bounds, .nbounds = 2},
         {.type = LM_GAUGE, .name = "g", .nlabels = LM_MAX_LABELS + 1, .label_names = dup},
         {.type = LM_GAUGE, .name = "g", .kind = (lm_family_kind)7},
+        {.type = LM_GAUGE, .name = "g", .kind = (lm_family_kind)(LM_KIND_RUNTIME + 1)},
         {.type = (lm_type)9, .name = "g"},
     };
     lm_error err;
