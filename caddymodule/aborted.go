@@ -12,15 +12,12 @@ package routemetrics
 // and an availability objective can count it as the failure it was.
 // Upgraded requests are not counted here: their response was the upgrade.
 
-const (
-	abortedSuffix = "http_responses_aborted_total"
-	abortedHelp   = "HTTP responses cut off after their status line was sent (the handler chain failed mid-response, e.g. the upstream died mid-body), by endpoint; also counted in http_requests_total with that status."
-)
+// (ownAborted in own_families.go.)
 
 // registerAborted registers the aborted-response counter of h (same shape
 // on every reload, so libmetrics returns the same family).
 func registerAborted(reg *lmRegistry, h *httpFamilies) error {
-	f, err := reg.registerHTTPCounter(h.prefix+abortedSuffix, abortedHelp, []string{"endpoint"})
+	f, err := ownAborted.register(reg, h.prefix)
 	if err != nil {
 		return err
 	}

@@ -174,7 +174,7 @@ func provisionable(rms []*RouteMetrics) error {
 	}
 	for name := range shapes {
 		for ns := range namespaces {
-			if f := httpFamilyOf(name, ns); f != "" {
+			if f := namespaceClash(kindCounter, name, ns); f != "" {
 				return &fuzzErr{"counter " + name + " collides with " + f}
 			}
 		}

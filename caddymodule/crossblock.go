@@ -24,11 +24,12 @@ type blocks struct {
 	shapes   map[string]declared // namespace: status_classes / latency_labels
 	counters map[string]declared // counter name: help and label names
 	// Every namespace any block declares ("" included: a block without
-	// namespace registers the unprefixed HTTP families) and every counter
-	// name with its own line, so a counter is checked against the HTTP
-	// families of all namespaces, whichever block comes first.
+	// namespace registers the unprefixed HTTP families) and every family
+	// name a block configures with its kind and its own line, so a name is
+	// checked against the HTTP families of all namespaces, whichever block
+	// comes first.
 	namespaces map[string]declared
-	counterAt  map[string]declared
+	names      map[string]named
 	// Server-Timing duration histograms: name -> help and buckets.
 	stHistograms map[string]declared
 }
@@ -42,7 +43,7 @@ func blocksOf(h httpcaddyfile.Helper) *blocks {
 		b = &blocks{
 			routes: map[string]declared{}, buckets: map[string]declared{}, natives: map[string]declared{},
 			shapes: map[string]declared{}, counters: map[string]declared{}, namespaces: map[string]declared{},
-			counterAt: map[string]declared{}, stHistograms: map[string]declared{},
+			names: map[string]named{}, stHistograms: map[string]declared{},
 		}
 		h.State[blocksKey] = b
 	}
@@ -56,6 +57,12 @@ type declared struct {
 }
 
 func (d declared) at() string { return fmt.Sprintf("%s:%d", d.file, d.line) }
+
+// named is a configured family name's kind and where it was declared.
+type named struct {
+	declared
+	kind familyKind
+}
 
 // agree records d under key unless m has the key already; then it returns
 // the earlier declaration and whether it meant the same (the same sig).
@@ -179,35 +186,39 @@ func (b *blocks) checkServerTiming(rm *RouteMetrics, pos positions) error {
 					m.Name, m.Duration, m.Duration+"_total", prev.at(), at.at())
 			}
 		}
-		for _, name := range []string{m.Queries, m.Duration} {
+		for _, n := range []named{{at, kindCounter}, {at, kindHistogram}} {
+			name := m.Queries
+			if n.kind == kindHistogram {
+				name = m.Duration
+			}
 			if name == "" {
 				continue
 			}
 			for _, ns := range slices.Sorted(maps.Keys(b.namespaces)) {
-				if f := httpFamilyOf(name, ns); f != "" {
+				if f := namespaceClash(n.kind, name, ns); f != "" {
 					return fmt.Errorf("route_metrics: server_timing metric %s: %s collides with the built-in metric %s of namespace %q declared at %s, at %s",
 						m.Name, name, f, ns, b.namespaces[ns].at(), at.at())
 				}
 			}
-			if _, ok := b.counterAt[name]; !ok {
-				b.counterAt[name] = at // later namespaces are checked against it
+			if _, ok := b.names[name]; !ok {
+				b.names[name] = n // later namespaces are checked against it
 			}
 		}
 	}
 	return nil
 }
 
-// checkNamespaces refuses a business counter whose family is the
-// HTTP family of a namespace declared in another block (counter
+// checkNamespaces refuses a configured family that clashes with an HTTP
+// family of a namespace declared in another block (counter
 // shop_http_requests_total beside namespace shop_). libmetrics would refuse
 // it at provision time, without a line; the block's own namespace is
 // checked by unmarshal.
 func (b *blocks) checkNamespaces(rm *RouteMetrics, pos positions) error {
 	if _, ok := b.namespaces[rm.Namespace]; !ok {
-		for _, name := range slices.Sorted(maps.Keys(b.counterAt)) {
-			if f := httpFamilyOf(name, rm.Namespace); f != "" {
+		for _, name := range slices.Sorted(maps.Keys(b.names)) {
+			if f := namespaceClash(b.names[name].kind, name, rm.Namespace); f != "" {
 				return fmt.Errorf("route_metrics: namespace %q makes its built-in metric %s collide with counter %q declared at %s (a counter x_total is exposed as family x), at %s",
-					rm.Namespace, f, name, b.counterAt[name].at(), pos.namespace.at())
+					rm.Namespace, f, name, b.names[name].at(), pos.namespace.at())
 			}
 		}
 		b.namespaces[rm.Namespace] = pos.namespace
@@ -215,13 +226,13 @@ func (b *blocks) checkNamespaces(rm *RouteMetrics, pos positions) error {
 	for i := range rm.Counters {
 		name := rm.Counters[i].Name
 		for _, ns := range slices.Sorted(maps.Keys(b.namespaces)) {
-			if f := httpFamilyOf(name, ns); f != "" {
+			if f := namespaceClash(kindCounter, name, ns); f != "" {
 				return fmt.Errorf("route_metrics: counter name %q collides with the built-in metric %s of namespace %q declared at %s (a counter x_total is exposed as family x), at %s",
 					name, f, ns, b.namespaces[ns].at(), pos.counters[i].at())
 			}
 		}
-		if _, ok := b.counterAt[name]; !ok {
-			b.counterAt[name] = pos.counters[i]
+		if _, ok := b.names[name]; !ok {
+			b.names[name] = named{pos.counters[i], kindCounter}
 		}
 	}
 	return nil

@@ -73,8 +73,6 @@ const (
 	maxDurationNS = 24 * 3600 * 1_000_000_000
 	// The operation label of descs outside the allowed set.
 	otherOperation        = "_other"
-	malformedFamily       = "server_timing_malformed_total"
-	malformedFamilyHelp   = "Responses whose Server-Timing header was malformed (bad syntax, bad dur, too long or too many entries); the bad parts were ignored."
 	serverTimingLabelOp   = "operation"
 	serverTimingLabelEndp = "endpoint"
 )
@@ -132,7 +130,7 @@ func (m *ServerTimingMetric) validate(namespace string) error {
 		if err := validateCounterName(m.Queries); err != nil {
 			return fmt.Errorf("server_timing: metric %s: queries: %w", m.Name, err)
 		}
-		if f := builtinFamilyOf(strings.TrimSuffix(m.Queries, "_total"), namespace); f != "" {
+		if f := builtinClash(kindCounter, m.Queries, namespace); f != "" {
 			return fmt.Errorf("server_timing: metric %s: queries %q collides with the built-in metric %s (a counter x_total is exposed as family x)", m.Name, m.Queries, f)
 		}
 	}
@@ -143,7 +141,7 @@ func (m *ServerTimingMetric) validate(namespace string) error {
 		if err := validateHistogramName(m.Duration); err != nil {
 			return fmt.Errorf("server_timing: metric %s: %w", m.Name, err)
 		}
-		if f := builtinFamilyOf(m.Duration, namespace); f != "" {
+		if f := builtinClash(kindHistogram, m.Duration, namespace); f != "" {
 			return fmt.Errorf("server_timing: metric %s: duration %q collides with the built-in metric %s", m.Name, m.Duration, f)
 		}
 		if m.Queries != "" && strings.TrimSuffix(m.Queries, "_total") == m.Duration {

@@ -52,7 +52,7 @@ func (st *ServerTiming) provision(reg *lmRegistry, native *nativeSpec) (*stConfi
 	}
 	var err error
 	var warnings []string
-	if c.malformed, err = reg.registerServerTimingCounter(malformedFamily, malformedFamilyHelp, []string{serverTimingLabelEndp}); err != nil {
+	if c.malformed, err = ownSTMalformed.register(reg, ""); err != nil {
 		return nil, nil, err
 	}
 	labels := serverTimingLabels
@@ -71,7 +71,7 @@ func (st *ServerTiming) provision(reg *lmRegistry, native *nativeSpec) (*stConfi
 			// Changed in place when a reload changes the buckets.
 			var w string
 			if sm.duration, w, err = registerLatencyHistogram(reg, familySpec{name: m.Duration,
-				help: stDurationHelp(m.Name), labelNames: labels, bounds: m.Buckets, serverTiming: true}, native); err != nil {
+				help: stDurationHelp(m.Name), labelNames: labels, bounds: m.Buckets, group: groupServerTiming}, native); err != nil {
 				return nil, warnings, err
 			}
 			if w != "" {
