@@ -71,7 +71,7 @@ var ownFamilies = [numOwnFamilies]ownFamily{
 		help: "Upgraded connections (WebSocket and other tunnels) currently open, by endpoint."},
 	ownAborted: {kind: kindCounter, name: "http_responses_aborted_total", perNamespace: true, group: groupHTTP,
 		labels: []string{"endpoint"}, maxSeries: familyMaxSeries,
-		help: "HTTP responses cut off after their status line was sent (the handler chain failed mid-response, e.g. the upstream died mid-body), by endpoint; also counted in http_requests_total with that status."},
+		help: "HTTP responses with a status below 500 cut off after their status line was sent (the handler chain failed mid-response, e.g. the upstream died mid-body), by endpoint; also counted in http_requests_total with that status. Failed requests = 5xx + this."},
 }
 
 // nameIn is the family's name in namespace prefix (for a family of every

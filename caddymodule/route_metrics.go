@@ -343,7 +343,7 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 			}
 			t.end(status, time.Now())
 			if t.rec.wroteHeader {
-				t.countAborted()
+				t.countAborted(status)
 			}
 		}
 	}()
@@ -362,7 +362,7 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 	t.end(status, time.Now())
 	if err != nil && t.rec.wroteHeader {
 		// The status went out, then the chain failed: a cut response.
-		t.countAborted()
+		t.countAborted(status)
 	}
 	return err
 }
