@@ -2,6 +2,7 @@ package routemetrics
 
 import (
 	"fmt"
+	"maps"
 	"net/http"
 	"slices"
 	"sync"
@@ -136,14 +137,7 @@ func (m *stMetric) routeSeries(rt *route) *stRouteSeries {
 	if rs.other, err = m.pair(rt.name, otherOperation); err != nil {
 		return nil
 	}
-	next := make(map[*route]*stRouteSeries, 1)
-	if old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	next[rt] = rs
-	m.routes.Store(&next)
+	publishWith(&m.routes, old, rt, rs)
 	return rs
 }
 
@@ -199,15 +193,21 @@ func (rs *stRouteSeries) addOperation(m *stMetric, rt *route, op string) stPair 
 	if err != nil {
 		return rs.other
 	}
-	next := make(map[string]stPair, 1)
-	if old != nil {
-		for k, v := range *old {
-			next[k] = v
-		}
-	}
-	next[op] = p
-	rs.dyn.Store(&next)
+	publishWith(&rs.dyn, old, op, p)
 	return p
+}
+
+// publishWith stores a copy of old (nil: empty) with k set to v in p: the
+// copy-on-write step of the caches above, whose readers load p without a
+// lock. The caller holds the lock that orders writers and read old from p
+// under it.
+func publishWith[K comparable, V any](p *atomic.Pointer[map[K]V], old *map[K]V, k K, v V) {
+	next := make(map[K]V, 1)
+	if old != nil {
+		maps.Copy(next, *old)
+	}
+	next[k] = v
+	p.Store(&next)
 }
 
 // metric finds the configuration for an entry name.
