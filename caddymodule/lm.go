@@ -117,16 +117,35 @@ func (cs cStrings) free() {
 // it are cached by Caddy modules of configurations that may still be
 // draining requests.
 type lmRegistry struct {
-	p *C.lm_registry
+	p      *C.lm_registry
+	limits registryLimits
 }
 
-func newLMRegistry() (*lmRegistry, error) {
+// registryLimits are lm_registry_options and the HTTP families' caps
+// (lm_http_options.max_routes and max_series); a zero field takes
+// libmetrics' default (LM_DEFAULT_*).
+type registryLimits struct {
+	maxFamilies, slotCapacity, maxShards, maxLabelValueLen, nativeCapacity int
+	maxRoutes, maxSeries                                                   int
+}
+
+// newLMRegistry makes a registry with libmetrics' default limits.
+func newLMRegistry() (*lmRegistry, error) { return newLMRegistryWith(registryLimits{}) }
+
+func newLMRegistryWith(l registryLimits) (*lmRegistry, error) {
+	opts := C.lm_registry_options{
+		max_families:        C.size_t(l.maxFamilies),
+		slot_capacity:       C.size_t(l.slotCapacity),
+		max_shards:          C.uint(l.maxShards),
+		max_label_value_len: C.size_t(l.maxLabelValueLen),
+		native_capacity:     C.size_t(l.nativeCapacity),
+	}
 	var e C.lm_error
-	p := C.lm_registry_new(nil, &e)
+	p := C.lm_registry_new(&opts, &e)
 	if p == nil {
 		return nil, lmError("creating the registry", &e)
 	}
-	return &lmRegistry{p: p}, nil
+	return &lmRegistry{p: p, limits: l}, nil
 }
 
 // free releases a registry nothing uses any more. The process-wide one is
@@ -335,6 +354,8 @@ func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, shape httpSha
 	cprefix := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cprefix))
 	opts.prefix = cprefix
+	opts.max_routes = C.size_t(r.limits.maxRoutes)
+	opts.max_series = C.size_t(r.limits.maxSeries)
 	opts.flags = C.uint(shape.flags())
 	opts.native = cNative(native)
 	defer C.free(unsafe.Pointer(opts.native))
@@ -793,4 +814,19 @@ func lmNamesClash(ka familyKind, a string, kb familyKind, b string) bool {
 	defer C.free(unsafe.Pointer(ca))
 	defer C.free(unsafe.Pointer(cb))
 	return bool(C.lm_names_clash(C.lm_type(ka), ca, C.lm_type(kb), cb, nil, 0))
+}
+
+// String names the limits as the global option does, defaults included.
+func (l registryLimits) String() string {
+	or := func(v int, def C.size_t) int {
+		if v == 0 {
+			return int(def)
+		}
+		return v
+	}
+	return fmt.Sprintf("max_families %d, slot_capacity %d, max_shards %d, max_label_value_len %d, native_capacity %d, max_routes %d, max_series %d",
+		or(l.maxFamilies, C.LM_DEFAULT_MAX_FAMILIES), or(l.slotCapacity, C.LM_DEFAULT_SLOT_CAPACITY),
+		or(l.maxShards, C.LM_DEFAULT_MAX_SHARDS), or(l.maxLabelValueLen, C.LM_DEFAULT_MAX_LABEL_VALUE_LEN),
+		or(l.nativeCapacity, C.LM_DEFAULT_NATIVE_CAPACITY), or(l.maxRoutes, C.LM_DEFAULT_MAX_ROUTES),
+		or(l.maxSeries, C.LM_DEFAULT_HTTP_MAX_SERIES))
 }

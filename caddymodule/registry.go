@@ -1,6 +1,7 @@
 package routemetrics
 
 import (
+	"fmt"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -26,10 +27,33 @@ var global struct {
 }
 
 // sharedRegistry returns the process-wide registry, creating it (and the Go
-// runtime families) on first use.
+// runtime families) with libmetrics' default limits if nothing opened it
+// before.
 func sharedRegistry() (*lmRegistry, error) {
+	return createRegistry(registryLimits{})
+}
+
+// openRegistry returns the process-wide registry, creating it with limits
+// on first use (the routemetrics app, app.go). Its limits are fixed for the
+// life of the process: the registry is never freed, because handlers of a
+// draining configuration may still record into it, so a configuration
+// that asks for other limits than those it was created with is refused,
+// with the reason.
+func openRegistry(limits registryLimits) (*lmRegistry, error) {
+	reg, err := createRegistry(limits)
+	if err != nil {
+		return nil, err
+	}
+	if reg.limits.String() != limits.String() { // defaults spelled out equal defaults left out
+		return nil, fmt.Errorf("routemetrics: the registry was created with %s and this configuration asks for %s; the registry lives as long as the process (handlers of the old configuration may still record into it), so restart Caddy to change its limits",
+			reg.limits, limits)
+	}
+	return reg, nil
+}
+
+func createRegistry(limits registryLimits) (*lmRegistry, error) {
 	global.once.Do(func() {
-		reg, err := newLMRegistry()
+		reg, err := newLMRegistryWith(limits)
 		if err != nil {
 			global.err = err
 			return
