@@ -14,15 +14,12 @@ package routemetrics
 // already a 5xx is not counted again here (it failed by its status).
 // Upgraded requests are not counted here: their response was the upgrade.
 
-const (
-	abortedSuffix = "http_responses_aborted_total"
-	abortedHelp   = "HTTP responses with a status below 500 cut off after their status line was sent (the handler chain failed mid-response, e.g. the upstream died mid-body), by endpoint; also counted in http_requests_total with that status. Failed requests = 5xx + this."
-)
+// (ownAborted in own_families.go.)
 
 // registerAborted registers the aborted-response counter of h (same shape
 // on every reload, so libmetrics returns the same family).
 func registerAborted(reg *lmRegistry, h *httpFamilies) error {
-	f, err := reg.registerHTTPCounter(h.prefix+abortedSuffix, abortedHelp, []string{"endpoint"})
+	f, err := ownAborted.register(reg, h.prefix)
 	if err != nil {
 		return err
 	}

@@ -30,7 +30,7 @@ http://:18080 {
 			}
 		}
 	}
-}`, `counter name "shop_http_requests_total" collides with the built-in metric shop_http_requests of namespace "shop_" declared at Caddyfile:4`, "at Caddyfile:9"},
+}`, `counter name "shop_http_requests_total" collides with the built-in metric shop_http_requests_total of namespace "shop_" declared at Caddyfile:4`, "at Caddyfile:9"},
 		{"counter first", `
 http://:18080 {
 	handle /c {

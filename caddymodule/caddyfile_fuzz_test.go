@@ -36,7 +36,42 @@ func FuzzCaddyfile(f *testing.F) {
 		fuzzDirective(t, "route_metrics", text, func() directive { return new(RouteMetrics) })
 		fuzzDirective(t, "metrics_endpoint", text, func() directive { return new(MetricsEndpoint) })
 		fuzzAdapter(t, text)
+		fuzzGlobalOption(t, text)
 	})
+}
+
+// fuzzGlobalOption adapts a Caddyfile whose global options block holds
+// "route_metrics <text>": an error of ours names the line; success yields
+// a routemetrics app that decodes and validates.
+func fuzzGlobalOption(t *testing.T, text string) {
+	if strings.Contains(text, "import") {
+		return
+	}
+	out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt(
+		[]byte("{\n\troute_metrics "+text+"\n}\nhttp://127.0.0.1:18080 {\n\trespond ok\n}\n"), map[string]any{"filename": "Fuzzfile"})
+	if err != nil {
+		if msg := err.Error(); strings.Contains(msg, "route_metrics global option") && !strings.Contains(msg, "Fuzzfile:") {
+			t.Fatalf("error from the global option names no line: %v", err)
+		}
+		return
+	}
+	var cfg struct {
+		Apps map[string]json.RawMessage `json:"apps"`
+	}
+	if err := json.Unmarshal(out, &cfg); err != nil {
+		t.Fatalf("adapter output is not JSON: %v", err)
+	}
+	raw, ok := cfg.Apps[appID]
+	if !ok {
+		return // the text closed the option early: nothing of ours adapted
+	}
+	app := new(App)
+	if err := json.Unmarshal(raw, app); err != nil {
+		t.Fatalf("adapted routemetrics app %s: %v", raw, err)
+	}
+	if err := app.Validate(); err != nil {
+		t.Fatalf("adapted routemetrics app %s does not validate: %v", raw, err)
+	}
 }
 
 type directive interface {
@@ -174,7 +209,7 @@ func provisionable(rms []*RouteMetrics) error {
 	}
 	for name := range shapes {
 		for ns := range namespaces {
-			if f := httpFamilyOf(name, ns); f != "" {
+			if f := namespaceClash(kindCounter, name, ns); f != "" {
 				return &fuzzErr{"counter " + name + " collides with " + f}
 			}
 		}

@@ -70,7 +70,7 @@ func (c *BusinessCounter) validate() error {
 }
 
 func validateMethodCond(m string) error {
-	if !methodTokenRE.MatchString(m) {
+	if !isToken(m) {
 		return fmt.Errorf("method %q is not a valid HTTP method token", m)
 	}
 	if up := strings.ToUpper(m); up != m && methodOf(up) != methodOther {

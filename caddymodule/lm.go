@@ -52,6 +52,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/cgo"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -116,16 +117,35 @@ func (cs cStrings) free() {
 // it are cached by Caddy modules of configurations that may still be
 // draining requests.
 type lmRegistry struct {
-	p *C.lm_registry
+	p      *C.lm_registry
+	limits registryLimits
 }
 
-func newLMRegistry() (*lmRegistry, error) {
+// registryLimits are lm_registry_options and the HTTP families' caps
+// (lm_http_options.max_routes and max_series); a zero field takes
+// libmetrics' default (LM_DEFAULT_*).
+type registryLimits struct {
+	maxFamilies, slotCapacity, maxShards, maxLabelValueLen, nativeCapacity int
+	maxRoutes, maxSeries                                                   int
+}
+
+// newLMRegistry makes a registry with libmetrics' default limits.
+func newLMRegistry() (*lmRegistry, error) { return newLMRegistryWith(registryLimits{}) }
+
+func newLMRegistryWith(l registryLimits) (*lmRegistry, error) {
+	opts := C.lm_registry_options{
+		max_families:        C.size_t(l.maxFamilies),
+		slot_capacity:       C.size_t(l.slotCapacity),
+		max_shards:          C.uint(l.maxShards),
+		max_label_value_len: C.size_t(l.maxLabelValueLen),
+		native_capacity:     C.size_t(l.nativeCapacity),
+	}
 	var e C.lm_error
-	p := C.lm_registry_new(nil, &e)
+	p := C.lm_registry_new(&opts, &e)
 	if p == nil {
 		return nil, lmError("creating the registry", &e)
 	}
-	return &lmRegistry{p: p}, nil
+	return &lmRegistry{p: p, limits: l}, nil
 }
 
 // free releases a registry nothing uses any more. The process-wide one is
@@ -164,15 +184,26 @@ type familySpec struct {
 	bounds     []float64   // histograms: nil selects the default latency buckets
 	native     *nativeSpec // histograms: native buckets too; nil: classic only
 	replace    bool        // lm_family_replace: another shape of the name is retired
-	// serverTiming marks the family as Server-Timing (LM_KIND_SERVER_TIMING),
-	// so the status page lists it in its own section, not among business
-	// counters.
-	serverTiming bool
-	// http marks one of a namespace's HTTP families (LM_KIND_HTTP), which
-	// the status page shows in its routes table, not among business
-	// counters.
-	http bool
+	group      familyGroup // where the status page lists it; zero: business
 }
+
+// familyGroup is lm_family_kind: what a family is about, which decides
+// where the status page lists it (and which must agree when a family is
+// registered again).
+type familyGroup int
+
+const (
+	// The application's own figures (business counters).
+	groupBusiness = familyGroup(C.LM_KIND_BUSINESS)
+	// A namespace's HTTP families; the status page shows lm_http's in its
+	// routes table and no others.
+	groupHTTP = familyGroup(C.LM_KIND_HTTP)
+	// What the application reported in Server-Timing headers.
+	groupServerTiming = familyGroup(C.LM_KIND_SERVER_TIMING)
+	// The plugin's own operation: the Go runtime and how the metrics are
+	// served; its counters have their own section.
+	groupRuntime = familyGroup(C.LM_KIND_RUNTIME)
+)
 
 // cNative copies a nativeSpec into C memory for an options struct (nil
 // stays nil); free it after the call.
@@ -205,12 +236,7 @@ func (r *lmRegistry) register(spec familySpec) (*family, error) {
 		opts.native = cNative(spec.native)
 		defer C.free(unsafe.Pointer(opts.native))
 	}
-	switch {
-	case spec.serverTiming:
-		opts.kind = C.LM_KIND_SERVER_TIMING
-	case spec.http:
-		opts.kind = C.LM_KIND_HTTP
-	}
+	opts.kind = C.lm_family_kind(spec.group)
 	if len(spec.labelNames) > 0 {
 		// The pointer array lives in C memory so the struct handed to C
 		// holds no Go pointer.
@@ -250,36 +276,19 @@ func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNam
 	return r.register(familySpec{kind: kind, name: name, help: help, labelNames: labelNames})
 }
 
-// registerHistogram registers a nanosecond-in, seconds-out histogram family
-// with the familyMaxSeries cap. bounds nil selects libmetrics' default
-// latency buckets. With replace, a family of that name with other bounds is
-// retired and replaced (reloads that change buckets); otherwise a different
-// shape is an error. (Latency histograms with native buckets: native.go.)
-func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, replace bool) (*family, error) {
-	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries, bounds: bounds, replace: replace})
-}
-
-// registerHTTPCounter registers a counter of a namespace's HTTP families
-// with the familyMaxSeries cap they have.
-func (r *lmRegistry) registerHTTPCounter(name, help string, labelNames []string) (*family, error) {
-	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries, http: true})
-}
-
-// registerServerTimingCounter registers a Server-Timing counter (an
-// entry count or the malformed-header count) with the familyMaxSeries cap
-// the HTTP families have: they carry an endpoint label.
+// registerServerTimingCounter registers a Server-Timing entry counter with
+// the familyMaxSeries cap the HTTP families have: it carries an endpoint
+// label.
 func (r *lmRegistry) registerServerTimingCounter(name, help string, labelNames []string) (*family, error) {
 	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries, serverTiming: true})
+		maxSeries: familyMaxSeries, group: groupServerTiming})
 }
 
-// familyMaxSeries is the cardinality cap of the families this plugin adds
-// beside the four HTTP ones, equal to theirs (libmetrics'
-// LM_DEFAULT_HTTP_MAX_SERIES): beyond it new label sets fold into the
-// family's overflow series and libmetrics_series_folded_total counts them.
-const familyMaxSeries = 10000
+// familyMaxSeries is the cardinality cap of the endpoint-labelled families
+// this plugin adds beside the HTTP ones, equal to theirs: beyond it new
+// label sets fold into the family's overflow series and
+// libmetrics_series_folded_total counts them.
+const familyMaxSeries = int(C.LM_DEFAULT_HTTP_MAX_SERIES)
 
 // series resolves a label set once; the returned handle is updated without
 // hashing or locking.
@@ -345,6 +354,8 @@ func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, shape httpSha
 	cprefix := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cprefix))
 	opts.prefix = cprefix
+	opts.max_routes = C.size_t(r.limits.maxRoutes)
+	opts.max_series = C.size_t(r.limits.maxSeries)
 	opts.flags = C.uint(shape.flags())
 	opts.native = cNative(native)
 	defer C.free(unsafe.Pointer(opts.native))
@@ -719,4 +730,103 @@ func lmGoReportWrite(ctx unsafe.Pointer, buf *C.char, n C.size_t) (ret C.int) {
 		return 1
 	}
 	return 0
+}
+
+// ------------------------------------------------------ names and shapes
+// libmetrics' own rules, asked before anything is registered so that
+// `caddy validate` can point at the line (libmetrics.h, "names and
+// shapes"). A Go string may hold a NUL, which would cut it short at the C
+// boundary: such a name is refused here, as no rule allows a NUL.
+
+const (
+	maxLabels  = int(C.LM_MAX_LABELS) // labels per family
+	maxBuckets = int(C.LM_MAX_BOUNDS) // histogram upper bounds, +Inf not counted
+)
+
+// lmValidMetricName: lm_valid_metric_name, also the test of a namespace.
+func lmValidMetricName(name string) bool {
+	if strings.IndexByte(name, 0) >= 0 {
+		return false
+	}
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	return bool(C.lm_valid_metric_name(cs))
+}
+
+// lmValidLabelName: lm_valid_label_name.
+func lmValidLabelName(name string) bool {
+	if strings.IndexByte(name, 0) >= 0 {
+		return false
+	}
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	return bool(C.lm_valid_label_name(cs))
+}
+
+// lmCheckName returns lm_family_check's sentence for a family of kind k
+// named name (its name alone: no labels, the default bounds), or nil.
+func lmCheckName(k familyKind, name string) error {
+	if strings.IndexByte(name, 0) >= 0 {
+		return fmt.Errorf("metric name %q must not contain a NUL byte", name)
+	}
+	cs := C.CString(name)
+	defer C.free(unsafe.Pointer(cs))
+	opts := C.lm_family_options{_type: C.lm_type(k), name: cs}
+	if k == kindHistogram {
+		opts.unit_scale = 1e9 // as register: the default bounds in nanoseconds
+	}
+	var e C.lm_error
+	if C.lm_family_check(&opts, &e) != C.LM_OK {
+		return errors.New(C.GoString(&e.message[0]))
+	}
+	return nil
+}
+
+// lmBuiltinClash: lm_builtin_clash, the libmetrics family
+// (libmetrics_series_folded_total, process_* and, unless httpPrefix is
+// nil, the HTTP families of that namespace) a family of kind k named name
+// would clash with, or "".
+func lmBuiltinClash(k familyKind, name string, httpPrefix *string) string {
+	if strings.IndexByte(name, 0) >= 0 || (httpPrefix != nil && strings.IndexByte(*httpPrefix, 0) >= 0) {
+		return ""
+	}
+	cn := C.CString(name)
+	defer C.free(unsafe.Pointer(cn))
+	var cp *C.char
+	if httpPrefix != nil {
+		cp = C.CString(*httpPrefix)
+		defer C.free(unsafe.Pointer(cp))
+	}
+	var buf [256]C.char
+	if !C.lm_builtin_clash(C.lm_type(k), cn, cp, &buf[0], C.size_t(len(buf))) {
+		return ""
+	}
+	return C.GoString(&buf[0])
+}
+
+// lmNamesClash: lm_names_clash, whether families (ka, a) and (kb, b) would
+// expose a name in common.
+func lmNamesClash(ka familyKind, a string, kb familyKind, b string) bool {
+	if strings.IndexByte(a, 0) >= 0 || strings.IndexByte(b, 0) >= 0 {
+		return false
+	}
+	ca, cb := C.CString(a), C.CString(b)
+	defer C.free(unsafe.Pointer(ca))
+	defer C.free(unsafe.Pointer(cb))
+	return bool(C.lm_names_clash(C.lm_type(ka), ca, C.lm_type(kb), cb, nil, 0))
+}
+
+// String names the limits as the global option does, defaults included.
+func (l registryLimits) String() string {
+	or := func(v int, def C.size_t) int {
+		if v == 0 {
+			return int(def)
+		}
+		return v
+	}
+	return fmt.Sprintf("max_families %d, slot_capacity %d, max_shards %d, max_label_value_len %d, native_capacity %d, max_routes %d, max_series %d",
+		or(l.maxFamilies, C.LM_DEFAULT_MAX_FAMILIES), or(l.slotCapacity, C.LM_DEFAULT_SLOT_CAPACITY),
+		or(l.maxShards, C.LM_DEFAULT_MAX_SHARDS), or(l.maxLabelValueLen, C.LM_DEFAULT_MAX_LABEL_VALUE_LEN),
+		or(l.nativeCapacity, C.LM_DEFAULT_NATIVE_CAPACITY), or(l.maxRoutes, C.LM_DEFAULT_MAX_ROUTES),
+		or(l.maxSeries, C.LM_DEFAULT_HTTP_MAX_SERIES))
 }

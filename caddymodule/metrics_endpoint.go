@@ -72,7 +72,7 @@ func (m *MetricsEndpoint) Provision(ctx caddy.Context) error {
 	if m.AcceptForwarded {
 		m.logger.Warn("accept_forwarded is on: requests a proxy forwarded are judged by the proxy's address, so every client of a proxy on a private address gets the metrics")
 	}
-	if m.reg, err = sharedRegistry(); err != nil {
+	if m.reg, err = appRegistry(ctx); err != nil {
 		return err
 	}
 	if m.refused, err = newRefusalCounters(m.reg); err != nil {

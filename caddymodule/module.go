@@ -10,7 +10,8 @@
 //     exposition to internal clients.
 //
 // Both directives have a default order, so a Caddyfile needs no `order`
-// global option.
+// global option. The registry's limits are the routemetrics app's (app.go),
+// set by the route_metrics global option.
 package routemetrics
 
 import (
@@ -21,6 +22,8 @@ import (
 func init() {
 	caddy.RegisterModule(new(RouteMetrics))
 	caddy.RegisterModule(new(MetricsEndpoint))
+	caddy.RegisterModule(new(App))
+	httpcaddyfile.RegisterGlobalOption("route_metrics", parseGlobalOption)
 
 	// route_metrics goes first (right after tracing) so that it wraps
 	// everything else: the time spent in encode, redir, reverse_proxy and

@@ -3,64 +3,41 @@ package routemetrics
 import (
 	"fmt"
 	"math"
-	"regexp"
 	"strconv"
 	"strings"
 )
 
-// Validation rules repeated from libmetrics.h so that `caddy adapt` and
-// `caddy validate` reject a bad config with its file and line, before
-// anything reaches the C library (which checks again and would fail only at
-// provision time).
-var (
-	metricNameRE = regexp.MustCompile(`^[a-zA-Z_:][a-zA-Z0-9_:]*$`)
-	labelNameRE  = regexp.MustCompile(`^[a-zA-Z_][a-zA-Z0-9_]*$`)
-	// RFC 9110 token, the syntax of a request method.
-	methodTokenRE = regexp.MustCompile("^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-)
-
-const (
-	maxLabels  = 16 // libmetrics: at most 16 labels per family
-	maxBuckets = 64 // libmetrics: at most 64 histogram bounds
-)
+// Name checks for the configuration, so that `caddy adapt` and `caddy
+// validate` reject a bad name with its file and line before anything is
+// registered. The rules are libmetrics' own, asked through lm.go; the
+// sentences here only say which configured name broke them.
 
 func validateMetricName(name string) error {
-	if !metricNameRE.MatchString(name) {
-		return fmt.Errorf("metric name %q must match [a-zA-Z_:][a-zA-Z0-9_:]*", name)
-	}
-	return nil
+	return lmCheckName(kindGauge, name) // a gauge's name: the name rule alone
 }
 
 func validateCounterName(name string) error {
-	if err := validateMetricName(name); err != nil {
-		return err
-	}
-	if !strings.HasSuffix(name, "_total") || name == "_total" {
-		return fmt.Errorf("counter name %q must end in \"_total\"", name)
-	}
-	return nil
+	return lmCheckName(kindCounter, name)
 }
 
 // validateNamespace checks that prefix + a family name is still a valid
 // metric name.
 func validateNamespace(prefix string) error {
-	if prefix == "" {
-		return nil
-	}
-	if !metricNameRE.MatchString(prefix) {
+	if prefix != "" && !lmValidMetricName(prefix) {
 		return fmt.Errorf("namespace %q must match [a-zA-Z_:][a-zA-Z0-9_:]* (it is prepended to metric names)", prefix)
 	}
 	return nil
 }
 
 func validateLabelName(name string) error {
-	if !labelNameRE.MatchString(name) {
-		return fmt.Errorf("label name %q must match [a-zA-Z_][a-zA-Z0-9_]*", name)
+	if lmValidLabelName(name) {
+		return nil
 	}
-	if strings.HasPrefix(name, "__") {
+	// Which sentence: would the name be valid without the reserved "__"?
+	if strings.HasPrefix(name, "__") && lmValidLabelName("x"+name[2:]) {
 		return fmt.Errorf("label name %q must not start with \"__\" (reserved by Prometheus)", name)
 	}
-	return nil
+	return fmt.Errorf("label name %q must match [a-zA-Z_][a-zA-Z0-9_]*", name)
 }
 
 // parseBuckets parses latency bucket upper bounds in seconds: finite,

@@ -11,16 +11,13 @@ import (
 // became untrusted shows as a growing reason, and Prometheus can alert on
 // it. Every reason exists from provision on (at 0), so rate() and absent()
 // work before the first refusal.
-const (
-	refusedFamily     = "metrics_endpoint_refused_total"
-	refusedFamilyHelp = "Requests metrics_endpoint answered with 403, by reason: address (client outside loopback, the private ranges and allow), forwarded (forwarding headers from a peer that is not a trusted proxy), forwarded_chain (a trusted proxy's headers name a client that is not allowed or not an address)."
-)
+// (ownRefused in own_families.go.)
 
 // refusalCounters holds one series per reason, resolved at provision.
 type refusalCounters [numRefusals]*series
 
 func newRefusalCounters(reg *lmRegistry) (*refusalCounters, error) {
-	f, err := reg.registerFamily(kindCounter, refusedFamily, refusedFamilyHelp, []string{"reason"})
+	f, err := ownRefused.register(reg, "")
 	if err != nil {
 		return nil, err
 	}

@@ -11,7 +11,7 @@ import (
 	"go.uber.org/zap/zaptest/observer"
 )
 
-func refusedKey(reason string) string { return key(refusedFamily, "reason", reason) }
+func refusedKey(reason string) string { return key(ownRefused.nameIn(""), "reason", reason) }
 
 // Every reason is exposed from provision on, at 0 before any refusal.
 func TestRefusalCounterPrecreated(t *testing.T) {

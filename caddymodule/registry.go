@@ -1,6 +1,7 @@
 package routemetrics
 
 import (
+	"fmt"
 	"runtime/metrics"
 	"slices"
 	"strconv"
@@ -26,10 +27,33 @@ var global struct {
 }
 
 // sharedRegistry returns the process-wide registry, creating it (and the Go
-// runtime families) on first use.
+// runtime families) with libmetrics' default limits if nothing opened it
+// before.
 func sharedRegistry() (*lmRegistry, error) {
+	return createRegistry(registryLimits{})
+}
+
+// openRegistry returns the process-wide registry, creating it with limits
+// on first use (the routemetrics app, app.go). Its limits are fixed for the
+// life of the process: the registry is never freed, because handlers of a
+// draining configuration may still record into it, so a configuration
+// that asks for other limits than those it was created with is refused,
+// with the reason.
+func openRegistry(limits registryLimits) (*lmRegistry, error) {
+	reg, err := createRegistry(limits)
+	if err != nil {
+		return nil, err
+	}
+	if reg.limits.String() != limits.String() { // defaults spelled out equal defaults left out
+		return nil, fmt.Errorf("routemetrics: the registry was created with %s and this configuration asks for %s; the registry lives as long as the process (handlers of the old configuration may still record into it), so restart Caddy to change its limits",
+			reg.limits, limits)
+	}
+	return reg, nil
+}
+
+func createRegistry(limits registryLimits) (*lmRegistry, error) {
 	global.once.Do(func() {
-		reg, err := newLMRegistry()
+		reg, err := newLMRegistryWith(limits)
 		if err != nil {
 			global.err = err
 			return
@@ -212,8 +236,9 @@ func (ns *namespace) register(reg *lmRegistry, hs histSettings) ([]string, error
 	} else {
 		ns.http.rebind(h.p)
 	}
-	fam, warning, err := registerLatencyHistogram(reg, familySpec{name: prefix + upstreamFamilySuffix,
-		help: upstreamHelp, labelNames: upstreamLabels, bounds: hs.bounds}, want)
+	upstream := ownUpstream.spec(prefix)
+	upstream.bounds = hs.bounds
+	fam, warning, err := registerLatencyHistogram(reg, upstream, want)
 	if err != nil {
 		// Put the duration histogram back on the settings still in force.
 		cur := histSettings{}
@@ -257,8 +282,8 @@ const (
 )
 
 func newGoRuntimeMetrics(reg *lmRegistry) (*goRuntimeMetrics, error) {
-	gauge := func(name, help string) (*int64, error) {
-		f, err := reg.registerFamily(kindGauge, name, help, nil)
+	gauge := func(id ownID) (*int64, error) {
+		f, err := id.register(reg, "")
 		if err != nil {
 			return nil, err
 		}
@@ -278,19 +303,19 @@ func newGoRuntimeMetrics(reg *lmRegistry) (*goRuntimeMetrics, error) {
 		rmGCCycles:     {Name: "/gc/cycles/total:gc-cycles"},
 	}}
 	var err error
-	if m.goroutines, err = gauge("go_goroutines", "Number of goroutines that currently exist."); err != nil {
+	if m.goroutines, err = gauge(ownGoGoroutines); err != nil {
 		return nil, err
 	}
-	if m.threads, err = gauge("go_threads", "Number of OS threads the Go runtime currently uses."); err != nil {
+	if m.threads, err = gauge(ownGoThreads); err != nil {
 		return nil, err
 	}
-	if m.heapAlloc, err = gauge("go_memstats_heap_alloc_bytes", "Bytes of allocated heap objects (MemStats.HeapAlloc)."); err != nil {
+	if m.heapAlloc, err = gauge(ownGoHeapAlloc); err != nil {
 		return nil, err
 	}
-	if m.heapSys, err = gauge("go_memstats_heap_sys_bytes", "Bytes of heap memory obtained from the OS (MemStats.HeapSys)."); err != nil {
+	if m.heapSys, err = gauge(ownGoHeapSys); err != nil {
 		return nil, err
 	}
-	f, err := reg.registerFamily(kindCounter, "go_gc_cycles_total", "Number of completed GC cycles.", nil)
+	f, err := ownGoGCCycles.register(reg, "")
 	if err != nil {
 		return nil, err
 	}

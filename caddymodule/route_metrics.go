@@ -212,7 +212,7 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 	if err := h.Validate(); err != nil {
 		return err
 	}
-	reg, err := sharedRegistry()
+	reg, err := appRegistry(ctx)
 	if err != nil {
 		return err
 	}

@@ -35,10 +35,7 @@ import (
 //	write   the response could not be written: the client went away or
 //	        timed out; aborted
 
-const (
-	scrapeErrorsFamily = "metrics_endpoint_scrape_errors_total"
-	scrapeErrorsHelp   = "metrics_endpoint responses that failed, by reason: start (answered 500), render or write (aborted mid-body)."
-)
+// (ownScrapeErrors in own_families.go.)
 
 type scrapeReason int
 
@@ -62,7 +59,7 @@ type expoCursor interface {
 type scrapeErrors [numScrapeReasons]*series
 
 func newScrapeErrors(reg *lmRegistry) (*scrapeErrors, error) {
-	fam, err := reg.registerFamily(kindCounter, scrapeErrorsFamily, scrapeErrorsHelp, []string{"reason"})
+	fam, err := ownScrapeErrors.register(reg, "")
 	if err != nil {
 		return nil, err
 	}

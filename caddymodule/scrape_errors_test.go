@@ -158,11 +158,11 @@ func TestEndpointAbortsFailedExposition(t *testing.T) {
 	if v := e[reqKey("", "GET", "t_scrape_abort", 500)]; v != 0 {
 		t.Errorf("route_metrics recorded %v aborted scrapes as 500, but the client saw a 200 status line", v)
 	}
-	if v := e[key(scrapeErrorsFamily, "reason", "render")]; v < float64(aborted) {
-		t.Errorf("the exposition shows %s{reason=\"render\"} %v", scrapeErrorsFamily, v)
+	if v := e[key(ownScrapeErrors.nameIn(""), "reason", "render")]; v < float64(aborted) {
+		t.Errorf("the exposition shows %s{reason=\"render\"} %v", ownScrapeErrors.nameIn(""), v)
 	}
 	for _, r := range scrapeReasonNames {
-		if _, ok := e[key(scrapeErrorsFamily, "reason", r)]; !ok {
+		if _, ok := e[key(ownScrapeErrors.nameIn(""), "reason", r)]; !ok {
 			t.Errorf("reason %q not pre-created", r)
 		}
 	}

@@ -239,3 +239,80 @@ func TestReportWriterError(t *testing.T) {
 		}
 	}
 }
+
+// The plugin's own counters (refused and failed scrapes, the Go runtime's)
+// are listed under "Runtime", apart from the application's business
+// counters; its namespace families (upstream, upgraded, aborted) under
+// neither.
+func TestStatusPageSections(t *testing.T) {
+	m := statusEndpoint(t)
+	reg := m.reg
+	refused, err := newRefusalCounters(reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refused[refusedAddress].counterAdd(2)
+	if _, err := newScrapeErrors(reg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := newGoRuntimeMetrics(reg); err != nil {
+		t.Fatal(err)
+	}
+	hf, err := reg.registerHTTP("", nil, httpShape{}, defaultNative())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := registerUpgraded(reg, hf); err != nil {
+		t.Fatal(err)
+	}
+	if err := registerAborted(reg, hf); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.register(ownUpstream.spec("")); err != nil {
+		t.Fatal(err)
+	}
+	orders, err := reg.registerFamily(kindCounter, "orders_total", "Orders placed.", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := orders.series(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.counterAdd(3)
+
+	body := get(t, m, "GET", "/metrics?format=markdown", "", "127.0.0.1:5000").Body.String()
+	sectionOf := func(heading string) string {
+		i := strings.Index(body, "\n"+heading+"\n")
+		if i < 0 {
+			t.Fatalf("no %q section:\n%s", heading, body)
+		}
+		rest := body[i+1:]
+		if j := strings.Index(rest[len(heading):], "\n## "); j >= 0 {
+			return rest[:len(heading)+j]
+		}
+		return rest
+	}
+	md := func(name string) string { return strings.ReplaceAll(name, "_", `\_`) }
+	business, runtime := sectionOf("## Business counters"), sectionOf("## Runtime")
+	if !strings.Contains(business, "### "+md("orders_total")) || !strings.Contains(body, "| 3 |") {
+		t.Errorf("business counters lack orders_total:\n%s", business)
+	}
+	for id := range ownFamilies {
+		name := md(ownID(id).nameIn(""))
+		if strings.Contains(business, name) {
+			t.Errorf("%s listed under business counters:\n%s", name, business)
+		}
+		f := &ownFamilies[id]
+		if listed := strings.Contains(runtime, "### "+name+"\n"); listed != (f.group == groupRuntime && f.kind == kindCounter) {
+			t.Errorf("%s listed under Runtime: %v", name, listed)
+		}
+	}
+	if !strings.Contains(runtime, `| reason="address" | 2 |`) {
+		t.Errorf("Runtime lacks the refusal:\n%s", runtime)
+	}
+	if strings.Index(body, "## Business counters") > strings.Index(body, "## Runtime") ||
+		strings.Index(body, "## Runtime") > strings.Index(body, "## Process") {
+		t.Errorf("sections out of order:\n%s", body)
+	}
+}

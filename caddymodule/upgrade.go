@@ -26,12 +26,7 @@ import (
 //     lifetime (from the upgrade until the handler returns, i.e. until
 //     reverse_proxy closed both sides) with upgradedBounds.
 
-const (
-	upgradedDurationSuffix = "http_upgraded_connection_duration_seconds"
-	upgradedInflightSuffix = "http_upgraded_connections_in_progress"
-	upgradedDurationHelp   = "Lifetime of upgraded connections (WebSocket and other tunnels: 101 Switching Protocols or a 2xx answer to CONNECT), from the upgrade until the tunnel closed, in seconds."
-	upgradedInflightHelp   = "Upgraded connections (WebSocket and other tunnels) currently open, by endpoint."
-)
+// (ownUpgradedDuration and ownUpgradedInflight in own_families.go.)
 
 // upgradedBounds are the lifetime buckets, in seconds: connections live
 // from a second to hours, not milliseconds (1 s .. 1 h, then +Inf).
@@ -40,13 +35,13 @@ var upgradedBounds = []float64{1, 5, 10, 30, 60, 300, 600, 1800, 3600}
 // registerUpgraded registers the upgraded-connection families of h (same
 // shape on every reload, so libmetrics returns the same families).
 func registerUpgraded(reg *lmRegistry, h *httpFamilies) error {
-	d, err := reg.registerHistogram(h.prefix+upgradedDurationSuffix, upgradedDurationHelp,
-		[]string{"endpoint"}, upgradedBounds, false)
+	spec := ownUpgradedDuration.spec(h.prefix)
+	spec.bounds = upgradedBounds
+	d, err := reg.register(spec)
 	if err != nil {
 		return err
 	}
-	g, err := reg.register(familySpec{kind: kindGauge, name: h.prefix + upgradedInflightSuffix,
-		help: upgradedInflightHelp, labelNames: []string{"endpoint"}, maxSeries: familyMaxSeries})
+	g, err := ownUpgradedInflight.register(reg, h.prefix)
 	if err != nil {
 		return err
 	}

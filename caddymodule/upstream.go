@@ -21,14 +21,9 @@ import (
 // The histogram has the namespace's buckets and native histogram settings
 // and follows them across reloads (registry.go).
 
-// upstreamLabels are the upstream histogram's label names.
-var upstreamLabels = []string{"endpoint", "upstream"}
-
 const (
 	// durationFamilySuffix is libmetrics' request latency histogram (lm_http).
 	durationFamilySuffix = "http_request_duration_seconds"
-	upstreamFamilySuffix = "http_upstream_duration_seconds"
-	upstreamHelp         = "Time from sending a proxied request upstream until the upstream's response headers arrived (reverse_proxy), in seconds."
 	replUpstreamLatency  = "http.reverse_proxy.upstream.latency"
 	replUpstreamHostport = "http.reverse_proxy.upstream.hostport"
 

@@ -131,8 +131,11 @@ typedef enum lm_type {
 typedef enum lm_family_kind {
     LM_KIND_BUSINESS = 0,     /* the host's own metrics (the default) */
     LM_KIND_HTTP = 1,         /* set by lm_http_register on its four families */
-    LM_KIND_SERVER_TIMING = 2 /* timings an application reported in Server-Timing
-                                 response headers, and their bookkeeping */
+    LM_KIND_SERVER_TIMING = 2, /* timings an application reported in Server-Timing
+                                  response headers, and their bookkeeping */
+    LM_KIND_RUNTIME = 3        /* the host's own operation, not its traffic: its
+                                  runtime (e.g. a garbage collector) and how its
+                                  metrics are served (refused or failed scrapes) */
 } lm_family_kind;
 
 #define LM_MAX_LABELS 16          /* labels per family */
@@ -320,6 +323,16 @@ LM_API lm_status lm_family_check(const lm_family_options *opts, lm_error *err);
  * (a metric name; a counter's ending in "_total") clashes with nothing. */
 LM_API bool lm_builtin_clash(lm_type type, const char *name, const char *http_prefix,
                              char *builtin, size_t cap);
+
+/* Whether families (ta, a) and (tb, b) would expose a name in common, by the
+ * same rule registration and lm_builtin_clash apply: for a host's own
+ * families that libmetrics does not know, so its configuration check and
+ * its registrations read one table. If so, writes the first name both would
+ * expose into exposed (cap bytes, NUL-terminated, cut to fit; exposed may
+ * be NULL when cap is 0) and returns true. A name that is not valid for its
+ * type clashes with nothing. */
+LM_API bool lm_names_clash(lm_type ta, const char *a, lm_type tb, const char *b, char *exposed,
+                           size_t cap);
 
 /* ------------------------------------------------------------- recording */
 /* All recording calls are wait-free and never allocate after the calling

@@ -30,7 +30,9 @@ extern "C" {
  * "Business counters" (counters of LM_KIND_BUSINESS, except the runtime's
  * own libmetrics_*, process_* and go_* names), "Server-Timing" (families of
  * LM_KIND_SERVER_TIMING: counters with their values, histograms with count
- * and p50/p95/p99; left out when there are none), and process resources.
+ * and p50/p95/p99; left out when there are none), "Runtime" (counters of
+ * LM_KIND_RUNTIME, the host's own; left out when there are none), and
+ * process resources.
  * Everything that came from a request or a configuration (route names,
  * label values, help, the title) is escaped, so it can never become
  * markup. */

@@ -147,10 +147,10 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
     }
 
     if (o->kind != LM_KIND_BUSINESS && o->kind != LM_KIND_HTTP &&
-        o->kind != LM_KIND_SERVER_TIMING) {
+        o->kind != LM_KIND_SERVER_TIMING && o->kind != LM_KIND_RUNTIME) {
         lm__set_error(err, LM_ERR_INVALID,
-                      "family %s: kind %d is not LM_KIND_BUSINESS, LM_KIND_HTTP or "
-                      "LM_KIND_SERVER_TIMING",
+                      "family %s: kind %d is not LM_KIND_BUSINESS, LM_KIND_HTTP, "
+                      "LM_KIND_SERVER_TIMING or LM_KIND_RUNTIME",
                       q, (int)o->kind);
         return -1;
     }
@@ -272,6 +272,8 @@ static const char *kind_name(lm_family_kind k)
         return "LM_KIND_HTTP";
     case LM_KIND_SERVER_TIMING:
         return "LM_KIND_SERVER_TIMING";
+    case LM_KIND_RUNTIME:
+        return "LM_KIND_RUNTIME";
     }
     return "unknown";
 }

@@ -59,12 +59,26 @@ bool lm_valid_label_name(const char *name)
     return lm__valid_label_name(name) && !(name[0] == '_' && name[1] == '_');
 }
 
+/* A name registration would accept for its type. */
+static bool valid_for(lm_type type, const char *name)
+{
+    return lm__valid_metric_name(name) &&
+           (type == LM_GAUGE || type == LM_HISTOGRAM ||
+            (type == LM_COUNTER && lm__valid_counter_suffix(name)));
+}
+
+bool lm_names_clash(lm_type ta, const char *a, lm_type tb, const char *b, char *exposed,
+                    size_t cap)
+{
+    if (!valid_for(ta, a) || !valid_for(tb, b))
+        return false;
+    return lm__names_clash(ta, a, tb, b, exposed, cap);
+}
+
 bool lm_builtin_clash(lm_type type, const char *name, const char *http_prefix, char *builtin,
                       size_t cap)
 {
-    if (!lm__valid_metric_name(name) || (type != LM_COUNTER && type != LM_GAUGE &&
-                                         type != LM_HISTOGRAM) ||
-        (type == LM_COUNTER && !lm__valid_counter_suffix(name)))
+    if (!valid_for(type, name))
         return false;
     return lm__expo_builtin_clash(type, name, builtin, cap) ||
            (http_prefix != NULL && lm__http_builtin_clash(type, name, http_prefix, builtin, cap));

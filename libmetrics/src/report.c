@@ -666,6 +666,24 @@ static bool is_server_timing(const lm_family_info *fi)
     return fi->kind == LM_KIND_SERVER_TIMING && fi->type != LM_GAUGE;
 }
 
+/* Counters only: a gauge's rate since start means nothing. */
+static bool is_runtime(const lm_family_info *fi)
+{
+    return fi->kind == LM_KIND_RUNTIME && fi->type == LM_COUNTER;
+}
+
+/* Whether pick selects any family of fams. */
+static bool any_family(lm_family *const *fams, size_t n, bool (*pick)(const lm_family_info *))
+{
+    for (size_t i = 0; i < n; i++) {
+        lm_family_info fi;
+        lm_family_describe(fams[i], &fi);
+        if (pick(&fi))
+            return true;
+    }
+    return false;
+}
+
 /* Every family of fams that `pick` selects; returns how many. */
 static size_t write_families(lm_outbuf *o, lm_family *const *fams, size_t n,
                              bool (*pick)(const lm_family_info *), double elapsed_s)
@@ -693,13 +711,7 @@ static void write_counters(lm_outbuf *o, lm_family *const *fams, size_t n, doubl
  * Server-Timing families. */
 static void write_server_timing(lm_outbuf *o, lm_family *const *fams, size_t n, double elapsed_s)
 {
-    size_t any = 0;
-    for (size_t i = 0; i < n && !any; i++) {
-        lm_family_info fi;
-        lm_family_describe(fams[i], &fi);
-        any = is_server_timing(&fi);
-    }
-    if (!any)
+    if (!any_family(fams, n, is_server_timing))
         return;
     lm__out_str(o, "## Server-Timing\n\n"
                    "What the application reported in its Server-Timing response headers. "
@@ -707,6 +719,19 @@ static void write_server_timing(lm_outbuf *o, lm_family *const *fams, size_t n, 
                    "Prometheus's `histogram_quantile()` does; \xE2\x89\xA5 marks one in the +Inf "
                    "bucket.\n\n");
     write_families(o, fams, n, is_server_timing, elapsed_s);
+}
+
+/* The host's own counters, after what its traffic did: during an incident
+ * they answer "are the scrapes failing or refused?" (a gap in a dashboard)
+ * without being mistaken for business figures. Only when there are any. */
+static void write_runtime(lm_outbuf *o, lm_family *const *fams, size_t n, double elapsed_s)
+{
+    if (!any_family(fams, n, is_runtime))
+        return;
+    lm__out_str(o, "## Runtime\n\n"
+                   "The host's own counters: its runtime and how its metrics are served "
+                   "(refused or failed scrapes), not its traffic.\n\n");
+    write_families(o, fams, n, is_runtime, elapsed_s);
 }
 
 static void write_process(lm_outbuf *o, const lm_process_stats *ps, double now_s)
@@ -813,6 +838,7 @@ lm_status lm_report_markdown(lm_registry *reg, const lm_report_options *opts, lm
     }
     write_counters(o, fams, nfams, elapsed_s);
     write_server_timing(o, fams, nfams, elapsed_s);
+    write_runtime(o, fams, nfams, elapsed_s);
     write_process(o, &ps, now_s);
     lm__out_flush(o);
 

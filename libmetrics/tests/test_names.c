@@ -70,6 +70,7 @@ static void test_family_check(void)
         {.type = LM_HISTOGRAM, .name = "h", .bounds = bad_bounds, .nbounds = 2},
         {.type = LM_GAUGE, .name = "g", .nlabels = LM_MAX_LABELS + 1, .label_names = dup},
         {.type = LM_GAUGE, .name = "g", .kind = (lm_family_kind)7},
+        {.type = LM_GAUGE, .name = "g", .kind = (lm_family_kind)(LM_KIND_RUNTIME + 1)},
         {.type = (lm_type)9, .name = "g"},
     };
     lm_error err;
@@ -136,6 +137,40 @@ static void test_builtin_clash(void)
     CHECK(!lm_builtin_clash(LM_COUNTER, "process_threads", NULL, b, sizeof b));
     CHECK(!lm_builtin_clash(LM_GAUGE, "9process_threads", "", b, sizeof b));
     CHECK(!lm_builtin_clash(LM_GAUGE, NULL, "", b, sizeof b));
+}
+
+/* The rule lm_builtin_clash applies, for any two families. */
+static void test_names_clash(void)
+{
+    char b[64];
+    /* A counter x_total is family x: it clashes with a gauge x. */
+    CHECK(lm_names_clash(LM_COUNTER, "go_goroutines_total", LM_GAUGE, "go_goroutines", b,
+                         sizeof b));
+    CHECK_STR(b, "go_goroutines");
+    CHECK(lm_names_clash(LM_GAUGE, "go_goroutines", LM_COUNTER, "go_goroutines_total", NULL, 0));
+    /* A histogram's samples: x_bucket, x_count, x_sum. */
+    CHECK(lm_names_clash(LM_GAUGE, "up_seconds_count", LM_HISTOGRAM, "up_seconds", b, sizeof b));
+    CHECK_STR(b, "up_seconds_count");
+    CHECK(lm_names_clash(LM_HISTOGRAM, "up_seconds", LM_HISTOGRAM, "up_seconds", NULL, 0));
+    CHECK(!lm_names_clash(LM_HISTOGRAM, "up_seconds", LM_HISTOGRAM, "down_seconds", b, sizeof b));
+    CHECK(!lm_names_clash(LM_GAUGE, "go_threads", LM_GAUGE, "go_goroutines", b, sizeof b));
+    /* Invalid names clash with nothing. */
+    CHECK(!lm_names_clash(LM_COUNTER, "go_goroutines", LM_GAUGE, "go_goroutines", b, sizeof b));
+    CHECK(!lm_names_clash(LM_GAUGE, "9x", LM_GAUGE, "9x", b, sizeof b));
+    CHECK(!lm_names_clash(LM_GAUGE, NULL, LM_GAUGE, "x", b, sizeof b));
+    CHECK(!lm_names_clash((lm_type)9, "x", LM_GAUGE, "x", b, sizeof b));
+    /* Where it says two names clash, registration refuses the second. */
+    lm_error err;
+    lm_registry *reg = lm_registry_new(NULL, &err);
+    CHECK(reg != NULL);
+    if (!reg)
+        return;
+    lm_family_options g = {.type = LM_GAUGE, .name = "jobs"}, c = {.type = LM_COUNTER,
+                                                                    .name = "jobs_total"};
+    CHECK(lm_names_clash(c.type, c.name, g.type, g.name, NULL, 0));
+    CHECK(lm_family_register(reg, &g, &err) != NULL);
+    CHECK(lm_family_register(reg, &c, &err) == NULL && err.code == LM_ERR_EXISTS);
+    lm_registry_free(reg);
 }
 
 /* Where registration refuses, lm_builtin_clash says so: the folded family
@@ -249,6 +284,7 @@ int main(void)
     test_label_rule_matches_registration();
     test_family_check();
     test_builtin_clash();
+    test_names_clash();
     test_builtin_clash_matches_registration();
     test_defaults();
     TEST_MAIN_END();

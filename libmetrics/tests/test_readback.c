@@ -219,6 +219,16 @@ static void test_kind(void)
     /* The same series under another kind: the family stays (its counts must
      * not be swapped for another family's), its kind changes. */
     CHECK(f2 != NULL && f2 == f && fi.kind == LM_KIND_BUSINESS);
+
+    lm_family_options rt = {.type = LM_COUNTER, .name = "scrape_errors_total", .help = "e",
+                            .kind = LM_KIND_RUNTIME};
+    lm_family *fr = lm_family_register(reg, &rt, &err);
+    CHECK(fr != NULL);
+    lm_family_describe(fr, &fi);
+    CHECK(fi.kind == LM_KIND_RUNTIME);
+    rt.kind = LM_KIND_BUSINESS;
+    CHECK(lm_family_register(reg, &rt, &err) == NULL);
+    CHECK(err.code == LM_ERR_EXISTS && strstr(err.message, "LM_KIND_RUNTIME") != NULL);
     lm_registry_free(reg);
 }
 

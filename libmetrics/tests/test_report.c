@@ -505,8 +505,9 @@ static char *section(const char *md, const char *from)
 }
 
 /* Families of LM_KIND_SERVER_TIMING get their own section, after the
- * business counters; histograms there show count and percentiles. A
- * registry without such families has no such section. */
+ * business counters; histograms there show count and percentiles. Counters
+ * of LM_KIND_RUNTIME (the host's own) get theirs after that, gauges of that
+ * kind none. A registry without such families has no such sections. */
 static void test_sections_by_kind(void)
 {
     lm_error err;
@@ -526,7 +527,20 @@ static void test_sections_by_kind(void)
     lm_counter_add(lm_series_get(orders, NULL, &err), 4);
     CHECK(lm_report_markdown(reg, NULL, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && strstr(s.p, "## Server-Timing") == NULL);
+    CHECK(s.p && strstr(s.p, "## Runtime") == NULL);
     capture_free(&s);
+
+    const char *reason[] = {"reason"};
+    lm_family_options refused = {.type = LM_COUNTER, .name = "endpoint_refused_total",
+                                 .help = "Refused scrapes", .label_names = reason,
+                                 .nlabels = 1, .kind = LM_KIND_RUNTIME};
+    lm_family_options threads = {.type = LM_GAUGE, .name = "host_threads", .help = "Threads",
+                                 .kind = LM_KIND_RUNTIME};
+    lm_family *fr = lm_family_register(reg, &refused, &err);
+    lm_family *ft = lm_family_register(reg, &threads, &err);
+    CHECK(fr && ft);
+    lm_str addr[] = {{"address", 7}};
+    lm_counter_add(lm_series_get(fr, addr, &err), 5);
 
     const char *st_labels[] = {"endpoint", "operation"}, *ep_label[] = {"endpoint"};
     lm_family_options q = {.type = LM_COUNTER, .name = "db_queries_total",
@@ -565,10 +579,19 @@ static void test_sections_by_kind(void)
     CHECK(lm_report_markdown(reg, NULL, capture_write, &s, &err) == LM_OK);
     char *biz_sec = s.p ? section(s.p, "## Business counters") : NULL;
     char *st_sec = s.p ? section(s.p, "## Server-Timing") : NULL;
-    CHECK(biz_sec && st_sec);
-    if (biz_sec && st_sec) {
+    char *rt_sec = s.p ? section(s.p, "## Runtime") : NULL;
+    CHECK(biz_sec && st_sec && rt_sec);
+    if (biz_sec && st_sec && rt_sec) {
         CHECK(strstr(s.p, "## Business counters") < strstr(s.p, "## Server-Timing"));
-        CHECK(strstr(s.p, "## Server-Timing") < strstr(s.p, "## Process"));
+        CHECK(strstr(s.p, "## Server-Timing") < strstr(s.p, "## Runtime"));
+        CHECK(strstr(s.p, "## Runtime") < strstr(s.p, "## Process"));
+        CHECK(strstr(biz_sec, "endpoint\\_refused") == NULL);
+        CHECK(strstr(st_sec, "endpoint\\_refused") == NULL);
+        CHECK(strstr(rt_sec, "### endpoint\\_refused\\_total") != NULL);
+        CHECK(strstr(rt_sec, "| reason=\"address\" | 5 | ") != NULL);
+        CHECK(strstr(s.p, "host\\_threads") == NULL);
+        CHECK(strstr(rt_sec, "orders\\_total") == NULL);
+        CHECK(strstr(rt_sec, "db\\_queries") == NULL);
         CHECK(strstr(biz_sec, "### orders\\_total") != NULL);
         CHECK(strstr(biz_sec, "db\\_queries") == NULL);
         CHECK(strstr(biz_sec, "server\\_timing\\_malformed") == NULL);
@@ -587,11 +610,13 @@ static void test_sections_by_kind(void)
     }
     free(biz_sec);
     free(st_sec);
+    free(rt_sec);
     capture_free(&s);
 
     CHECK(lm_report_html(reg, NULL, capture_write, &s, &err) == LM_OK);
     CHECK(s.p && strstr(s.p, "<h2>Server-Timing</h2>") != NULL);
     CHECK(s.p && strstr(s.p, "<h2>Business counters</h2>") != NULL);
+    CHECK(s.p && strstr(s.p, "<h2>Runtime</h2>") != NULL);
     capture_free(&s);
     lm_registry_free(reg);
 }

@@ -182,6 +182,26 @@ def test_server_timing_has_its_own_section(page):
                                                   "p95 ms", "p99 ms"]
 
 
+RUNTIME_COUNTERS = ("metrics_endpoint_refused_total", "metrics_endpoint_scrape_errors_total",
+                    "go_gc_cycles_total")
+
+
+def test_plugin_counters_have_their_own_section(page):
+    """The plugin's own counters (refused and failed scrapes, the Go
+    runtime's) are listed under "Runtime", after Server-Timing, not among
+    the business counters; its gauges are not listed there."""
+    p = Sections()
+    p.feed(page["dom"])
+    names = list(p.sections)
+    assert "Runtime" in names, names
+    assert names.index("Server-Timing") < names.index("Runtime") < names.index("Process"), names
+    business, runtime = p.sections["Business counters"], p.sections["Runtime"]
+    assert not set(business) & set(RUNTIME_COUNTERS), list(business)
+    assert set(runtime) == set(RUNTIME_COUNTERS), list(runtime)
+    assert {r[0] for r in runtime["metrics_endpoint_scrape_errors_total"][1:]} == {
+        'reason="start"', 'reason="render"', 'reason="write"'}, runtime["metrics_endpoint_scrape_errors_total"]
+
+
 def routes_table(dom: str):
     p = Tables()
     p.feed(dom)
