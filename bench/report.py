@@ -17,8 +17,10 @@ import sys
 OUT = sys.argv[1]
 ANALYSIS = sys.argv[2] if len(sys.argv) > 2 else None
 
-# Targets (issue 5).
+# Targets (issue 5, issue 18).
 TARGET_WRK = 0.98      # route_metrics req/s >= 0.98x plain
+TARGET_OWN_NS = 150    # route_metrics alone: CPU ns per request over the chain
+TARGET_EXTRAS_NS = 400 # route_metrics with every extra: CPU ns per request
 TARGET_RECORD = 0.25   # our per-request cost <= 1/4 of client_golang's
 TARGET_SCRAPE = 5.0    # our scrape >= 5x faster than client_golang
 LINEAR_TOL = 1.5       # ns per series across sizes within this factor
@@ -213,6 +215,109 @@ if rec:
     if bs:
         w(code_block(bs))
     for c in commands("record"):
+        w(f"Reproduce: `{c}`\n")
+
+# ------------------------------------------------------------------ chain
+CHAIN = [  # (config, compared with, what it adds)
+    ("builtin", "bare", "Caddy's built-in metrics (global `metrics`)"),
+    ("single", "bare", "one `route_metrics api` in the `handle` block"),
+    ("nested", "bare", "site-level `route_metrics` + `route_metrics api` (Caddyfile.example's shape)"),
+    ("nested+request_id", "bare", "nested, `request_id` (Caddy's `{http.request.uuid}`)"),
+    ("nested+templates", "bare", "nested, `openapi` with 500 templates"),
+    ("nested+upstream", "bare+upstream", "nested, upstream latency"),
+    ("nested+server_timing", "bare+st", "nested, a `server_timing` block, two entries"),
+    ("nested+all", "bare+st", "every extra of Caddyfile.example"),
+]
+chain = parse_go(read("go_chain.txt"))
+if chain:
+    cg = lambda b, c: chain.get(f"Benchmark{b}/config={c}")
+    w("## 1b. A whole request through Caddy (Go)\n")
+    w("`caddymodule/bench_chain_test.go`. Each configuration is a Caddyfile, adapted and loaded "
+      "by Caddy itself (`caddy.Load`), and the benchmark calls the loaded server's `ServeHTTP`, "
+      "the method net/http calls per request: Caddy's whole request path (replacer, vars "
+      "table, route matching, `handle` subroutes, its built-in metrics when on) for a GET of "
+      "`/api/users/42/orders` answered `respond \"ok\"`, with only the network and net/http's "
+      "connection handling left out. `bare` has no metrics; `+upstream` configurations end "
+      "in a handler that leaves in the replacer what `reverse_proxy` leaves after a round "
+      "trip (no real proxying: its syscalls would drown the differences), `+st` ones also "
+      "send a two-entry `Server-Timing` header. Caddy compiles a route's handler chain per "
+      "request (a closure per handler), so any handler costs allocations of Caddy's own: "
+      "`noop:X` is X with each `route_metrics` replaced by a handler that only calls the next, "
+      "and X minus `noop:X` is what `route_metrics` itself costs.\n")
+    rounds = max((len(d["cpu-ns/op"]) for d in chain.values()), default=0)
+    load = read("go_chain.load.txt") or ""
+    loads = [l.split("loadavg=", 1)[1].split()[0] for l in load.splitlines() if "loadavg=" in l]
+    w(f"{rounds} interleaved rounds (every configuration once per round), pinned to one CPU "
+      f"with GOMAXPROCS 1; load average (1 min) during the rounds: "
+      f"{', '.join(loads) if loads else 'n/a'}.\n")
+    w("**Per configuration** (`BenchmarkChain`, collector on as in production): CPU ns per "
+      "request (process user + system, GC included), wall ns, and the exact allocations.\n")
+    w("| config | median CPU ns/req | min – max | median wall ns/req | B/req | allocs/req |")
+    w("|---|---:|---:|---:|---:|---:|")
+    for name in sorted((n for n in chain if n.startswith("BenchmarkChain/")),
+                       key=lambda n: list(chain).index(n)):
+        d = chain[name]
+        w(f"| {sub(name, 'config')} | {f_num(med(d['cpu-ns/op']))} | "
+          f"{spread(d['cpu-ns/op'], f_num)} | {f_num(med(d['ns/op']))} | "
+          f"{f_num(med(d['B/op']))} | {f_num(med(d['allocs/op']))} |")
+    w("")
+    w("**What route_metrics adds** (`BenchmarkChainOverhead`): a request costs some 10 µs "
+      "here and its run-to-run spread on a shared machine is larger than what is measured, "
+      "so each configuration X runs beside `noop:X` and its bare configuration, loaded "
+      "together, in batches of 64 requests taken in turn (order rotated every round) with "
+      "each batch's process CPU time read from `CLOCK_PROCESS_CPUTIME_ID`, the collector off "
+      "during batches and run between rounds. *Own* = X − `noop:X` (route_metrics' code), "
+      "*total* = X − bare (what adding the directives costs, Caddy's routing included): the "
+      "median of the per-round differences, then the median (min – max) over the runs. "
+      "Allocations are exact, from the table above; with no allocation of its own, "
+      "route_metrics adds nothing for the collector. The last column is the difference of "
+      "the per-configuration medians above (collector on, not paired: noisier, and the only "
+      "figure for `builtin`, whose setting is app-wide and cannot be loaded beside a bare "
+      "server).\n")
+    w("| config | adds | own CPU ns/req | min – max | own allocs | own B | total CPU ns/req "
+      "| min – max | total allocs | total B | total CPU ns/req, collector on |")
+    w("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for cfg, bare, what in CHAIN:
+        x, b = cg("Chain", cfg), cg("Chain", bare)
+        if not (x and b):
+            continue
+        o = cg("ChainOverhead", cfg)
+        noop = {"single": "noop:single", "nested+upstream": "noop:nested+upstream",
+                "nested+server_timing": "noop:nested+st", "nested+all": "noop:nested+st",
+                "builtin": None}.get(cfg, "noop:nested")
+        n = cg("Chain", noop) if noop else None
+        da = med(x["allocs/op"]) - med(b["allocs/op"])
+        dB = med(x["B/op"]) - med(b["B/op"])
+        oa = med(x["allocs/op"]) - med(n["allocs/op"]) if n else float("nan")
+        oB = med(x["B/op"]) - med(n["B/op"]) if n else float("nan")
+        if o:
+            own, tot = o["own-ns/op"], o["total-ns/op"]
+            own_s, own_sp = f_num(med(own)), spread(own, f_num)
+            tot_s, tot_sp = f_num(med(tot)), spread(tot, f_num)
+        else:  # builtin: no paired run (its setting is app-wide)
+            own_s = own_sp = tot_s = tot_sp = "-"
+        gc_tot = med(x["cpu-ns/op"]) - med(b["cpu-ns/op"])
+        w(f"| {cfg} | {what} | {own_s} | {own_sp} | {f_num(oa)} | {f_num(oB)} | {tot_s} | "
+          f"{tot_sp} | {f_num(da)} | {f_num(dB)} | {f_num(gc_tot)} |")
+        if o and cfg in ("single", "nested"):
+            T.append((f"route_metrics alone ({cfg}): <= {TARGET_OWN_NS} ns CPU and 0 allocations "
+                      "per request (own: minus noop twin)",
+                      f"{f_num(med(own))} ns ({own_sp}), {f_num(oa)} allocs, {f_num(oB)} B",
+                      verdict(med(own) <= TARGET_OWN_NS and oa == 0)))
+            T.append((f"(beside it) {cfg} over the bare chain, Caddy's routing of the handlers "
+                      "included", f"{f_num(med(tot))} ns, {f_num(da)} allocs, {f_num(dB)} B",
+                      "measured"))
+        if o and cfg == "nested+all":
+            T.append((f"route_metrics with every extra: <= {TARGET_EXTRAS_NS} ns CPU per request "
+                      "(own)", f"{f_num(med(own))} ns ({own_sp}), {f_num(oa)} allocs",
+                      verdict(med(own) <= TARGET_EXTRAS_NS)))
+    w("")
+    bs = read("go_chain.benchstat.txt")
+    if bs:
+        w("<details><summary>benchstat of the runs</summary>\n")
+        w(code_block(bs))
+        w("</details>\n")
+    for c in commands("chain"):
         w(f"Reproduce: `{c}`\n")
 
 # ------------------------------------------------------------------ wrk
