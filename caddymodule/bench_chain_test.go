@@ -102,8 +102,8 @@ func (benchNoop) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhtt
 
 // benchUpstream (http.handlers.lm_bench_upstream, test binary only) stands
 // in for reverse_proxy after a successful round trip: it sets the
-// replacer values reverse_proxy sets for the upstream (address, hostport,
-// latency) and answers 200 "ok", with a Server-Timing header if
+// values reverse_proxy leaves for the upstream (its vars entry; address,
+// hostport, latency in the replacer) and answers 200 "ok", with a Server-Timing header if
 // configured, as the upstream's response would carry it.
 type benchUpstream struct {
 	ServerTiming string `json:"server_timing,omitempty"`
@@ -135,9 +135,8 @@ var benchOK = []byte("ok")
 func (u *benchUpstream) ServeHTTP(w http.ResponseWriter, r *http.Request, _ caddyhttp.Handler) error {
 	repl := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
 	repl.Set("http.reverse_proxy.upstream.address", "127.0.0.1:8081")
-	repl.Set(replUpstreamHostport, "127.0.0.1:8081")
 	d := 2500 * time.Microsecond
-	repl.Set(replUpstreamLatency, d)
+	leaveUpstream(r, repl, "127.0.0.1:8081", d)
 	repl.Set("http.reverse_proxy.upstream.latency_ms", d.Seconds()*1e3)
 	if u.timing != nil {
 		w.Header()[serverTimingHeader] = u.timing
@@ -158,10 +157,14 @@ type chainConfig struct {
 	site    string // site-level directives
 	api     string // directives inside handle /api/*
 	backend string // the final handler
-	ns      string // route_metrics namespace, for the count check
+	ns      string // route_metrics namespace (chainNS), for the count check
 }
 
 const (
+	// Every configuration records into one namespace (the test binary's
+	// registry is shared and holds few), the only route_metrics activity
+	// while a configuration runs, so its counts are its own.
+	chainNS           = "bch_"
 	chainPath         = "/api/users/42/orders"
 	chainTemplate     = "/api/users/{user_id}/orders"
 	chainBackend      = `respond "ok"`
@@ -178,32 +181,37 @@ const (
 		}`
 )
 
+// chainTemplates is the api handler's template configuration. It names
+// the namespace too: a handler resolves its template routes in its own
+// namespace when the configuration loads, and the default one is shared
+// with the rest of the test binary.
+const chainTemplates = "namespace " + chainNS + "\n\t\t\topenapi {spec}"
+
 // chainConfigs lists the configurations in the order they run; {spec} is
 // replaced by the OpenAPI file's path.
 func chainConfigs() []chainConfig {
 	nested := func(name, siteExtra, apiExtra, backend, bare, noop string) chainConfig {
-		ns := "bch_" + strings.NewReplacer("+", "_").Replace(name) + "_"
-		return chainConfig{name: name, bare: bare, noop: noop, backend: backend, ns: ns,
-			site: "route_metrics {\n\t\tnamespace " + ns + "\n\t\t" + siteExtra + "\n\t}",
+		return chainConfig{name: name, bare: bare, noop: noop, backend: backend, ns: chainNS,
+			site: "route_metrics {\n\t\tnamespace " + chainNS + "\n\t\t" + siteExtra + "\n\t}",
 			api:  "route_metrics api {\n\t\t\t" + apiExtra + "\n\t\t}"}
 	}
 	return []chainConfig{
 		{name: "bare", backend: chainBackend},
 		{name: "builtin", bare: "bare", global: "metrics", backend: chainBackend},
-		{name: "single", bare: "bare", noop: "noop:single", backend: chainBackend, ns: "bch_single_",
-			api: "route_metrics api {\n\t\t\tnamespace bch_single_\n\t\t}"},
+		{name: "single", bare: "bare", noop: "noop:single", backend: chainBackend, ns: chainNS,
+			api: "route_metrics api {\n\t\t\tnamespace " + chainNS + "\n\t\t}"},
 		{name: "noop:single", from: "single"},
 		nested("nested", "", "", chainBackend, "bare", "noop:nested"),
 		{name: "noop:nested", from: "nested"},
 		nested("nested+request_id", "request_id", "", chainBackend, "bare", "noop:nested"),
-		nested("nested+templates", "", "openapi {spec}", chainBackend, "bare", "noop:nested"),
+		nested("nested+templates", "", chainTemplates, chainBackend, "bare", "noop:nested"),
 		{name: "bare+upstream", global: "order lm_bench_upstream last", backend: chainUpstream},
 		withGlobal(nested("nested+upstream", "", "", chainUpstream, "bare+upstream", "noop:nested+upstream")),
 		{name: "noop:nested+upstream", from: "nested+upstream"},
 		{name: "bare+st", global: "order lm_bench_upstream last", backend: chainUpstreamST},
 		withGlobal(nested("nested+server_timing", chainServerTiming, "", chainUpstreamST, "bare+st", "noop:nested+st")),
 		{name: "noop:nested+st", from: "nested+server_timing"},
-		withGlobal(nested("nested+all", "request_id\n\t\t"+chainServerTiming, "openapi {spec}", chainUpstreamST, "bare+st", "noop:nested+st")),
+		withGlobal(nested("nested+all", "request_id\n\t\t"+chainServerTiming, chainTemplates, chainUpstreamST, "bare+st", "noop:nested+st")),
 	}
 }
 
@@ -359,23 +367,16 @@ func loadChains(tb testing.TB, spec string, cs ...chainConfig) []*caddyhttp.Serv
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := caddy.Load(cfgJSON, true); err != nil {
-		tb.Fatalf("loading %v: %v", cs, err)
-	}
-	tb.Cleanup(func() { _ = caddy.Stop() })
-	app, err := caddy.ActiveContext().App("http")
-	if err != nil {
-		tb.Fatal(err)
-	}
+	loaded := loadServers(tb, cfgJSON)
 	out := make([]*caddyhttp.Server, len(cs))
 	for i := range cs {
-		out[i] = app.(*caddyhttp.App).Servers[fmt.Sprintf("lm%d", i)]
+		out[i] = loaded[fmt.Sprintf("lm%d", i)]
 	}
 	return out
 }
 
 // chainWriter is the response writer: it keeps the status and body of the
-// last response and nothing else.
+// last response and nothing else, and accepts deadlines.
 type chainWriter struct {
 	h      http.Header
 	status int
@@ -395,6 +396,11 @@ func (w *chainWriter) Write(p []byte) (int, error) {
 	w.body = append(w.body, p...)
 	return len(p), nil
 }
+
+// SetWriteDeadline and SetReadDeadline succeed, as net/http's writer's do
+// (Caddy sets deadlines through http.ResponseController on every write).
+func (w *chainWriter) SetWriteDeadline(time.Time) error { return nil }
+func (w *chainWriter) SetReadDeadline(time.Time) error  { return nil }
 
 func (w *chainWriter) reset() {
 	clear(w.h)
