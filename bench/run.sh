@@ -20,8 +20,9 @@
 #   scrape  caddymodule BenchmarkScrape: 1k/10k/100k series, lm vs client_golang
 #   memory  caddymodule BenchmarkSeriesMemory: RSS per series, one fresh
 #           process per size and implementation
-#   wrk     bench/wrk.sh: build/caddy plain vs route_metrics vs built-in
-#           metrics, respond and reverse_proxy
+#   wrk     bench/wrk.sh: build/caddy plain vs route_metrics (nested) vs a
+#           single route_metrics vs built-in metrics, respond and
+#           reverse_proxy, two load shapes (wrk -t2 -c32, -t1 -c16)
 # BENCH_PARTS="record scrape" bench/run.sh runs a subset (the report then
 # shows only what bench/out/ holds).
 #
