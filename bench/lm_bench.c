@@ -2,7 +2,9 @@
  * libmetrics micro-benchmark: ns per recording call on one thread, the
  * aggregate on two threads (same series and different series) against the
  * one-thread figure, a plain shared atomic as the reference point, and the
- * time to render 1k / 10k / 100k series with lm_expo_write.
+ * time to render 1k / 10k / 100k series with lm_expo_write. Native
+ * histograms (schema 3, 160 buckets) beside classic ones: observe and
+ * request cost, protobuf against text rendering, memory per series.
  *
  * Every figure is the median of REPS repetitions (min and max beside it),
  * each repetition timing a whole loop with CLOCK_MONOTONIC. Only public API
@@ -78,8 +80,14 @@ typedef struct fixture {
     /* lm_route_record_ex: an upstream latency histogram, a Server-Timing
      * counter and histogram (what the Caddy plugin feeds per request). */
     lm_series *up, *dbq, *dbd;
+    /* The same with native buckets (schema 3, 160): a histogram series
+     * and routes of an lm_http set that has them. */
+    lm_series *nhist;
+    lm_route *nroute[2];
     int64_t dur[NDUR];
 } fixture;
+
+static const lm_native_options k_native = {.schema = 3, .max_buckets = 160};
 
 static void die(const char *what, const lm_error *e)
 {
@@ -109,8 +117,20 @@ static void fixture_init(fixture *f)
         &e);
     lm_family *g = lm_family_register(
         f->reg, &(lm_family_options){.type = LM_GAUGE, .name = "bench_level"}, &e);
-    if (!c || !h || !g)
+    lm_family *nh = lm_family_register(
+        f->reg, &(lm_family_options){.type = LM_HISTOGRAM, .name = "bench_native_seconds",
+                                     .label_names = lbl, .nlabels = 1, .unit_scale = 1e9,
+                                     .native = &k_native},
+        &e);
+    if (!c || !h || !g || !nh)
         die("families", &e);
+    f->nhist = lm_series_get(nh, (lm_str[]){S("a")}, &e);
+    lm_http *nhttp =
+        lm_http_register(f->reg, &(lm_http_options){.prefix = "n_", .native = &k_native}, &e);
+    if (!f->nhist || !nhttp)
+        die("native", &e);
+    f->nroute[0] = lm_http_route(nhttp, S("/api/a"), &e);
+    f->nroute[1] = lm_http_route(nhttp, S("/api/b"), &e);
     f->counter[0] = lm_series_get(c, (lm_str[]){S("a")}, &e);
     f->counter[1] = lm_series_get(c, (lm_str[]){S("b")}, &e);
     f->biz[0] = lm_series_get(c, (lm_str[]){S("biz1")}, &e);
@@ -146,7 +166,10 @@ typedef enum op {
     OP_GAUGE,
     OP_HIST_CONST,
     OP_HIST_VARIED,
+    OP_NHIST_CONST,  /* the same into a histogram with native buckets */
+    OP_NHIST_VARIED,
     OP_ROUTE,
+    OP_NROUTE,       /* lm_route_record into a set with native buckets */
     OP_ROUTE_BIZ2,
     OP_ROUTE_EX,      /* lm_route_record_ex, no extras */
     OP_ROUTE_EX_OBS3, /* + upstream, Server-Timing counter and histogram */
@@ -189,15 +212,22 @@ static void run_range(job *j, long from, long n)
             lm_gauge_add(f->gauge, 1);
         break;
     case OP_HIST_CONST:
+    case OP_NHIST_CONST: {
+        lm_series *s = j->op == OP_NHIST_CONST ? f->nhist : f->hist;
         for (long i = from; i < n; i++)
-            lm_histogram_observe(f->hist, 3000000);
+            lm_histogram_observe(s, 3000000);
         break;
+    }
     case OP_HIST_VARIED:
+    case OP_NHIST_VARIED: {
+        lm_series *s = j->op == OP_NHIST_VARIED ? f->nhist : f->hist;
         for (long i = from; i < n; i++)
-            lm_histogram_observe(f->hist, f->dur[i & (NDUR - 1)]);
+            lm_histogram_observe(s, f->dur[i & (NDUR - 1)]);
         break;
-    case OP_ROUTE: {
-        lm_route *r = f->route[j->which];
+    }
+    case OP_ROUTE:
+    case OP_NROUTE: {
+        lm_route *r = (j->op == OP_NROUTE ? f->nroute : f->route)[j->which];
         for (long i = from; i < n; i++)
             lm_route_record(r, LM_METHOD_GET, 200, f->dur[i & (NDUR - 1)], 512, NULL, 0);
         break;
@@ -356,6 +386,11 @@ static int discard(void *ctx, const char *buf, size_t len)
     return 0;
 }
 
+static const char *fmt_name(lm_format fmt)
+{
+    return fmt == LM_FORMAT_TEXT ? "text" : fmt == LM_FORMAT_OPENMETRICS ? "openmetrics" : "protobuf";
+}
+
 static void time_expo(lm_registry *reg, lm_format fmt, size_t nseries, const char *type)
 {
     lm_error e = {0};
@@ -375,34 +410,65 @@ static void time_expo(lm_registry *reg, lm_format fmt, size_t nseries, const cha
     }
     stats s = summarize(v, reps), cs = summarize(c, reps);
     printf("  %6zu %-9s %-11s %8.2f [%8.2f .. %8.2f] %8.2f %7.0f %8.1f MB\n", nseries, type,
-           fmt == LM_FORMAT_TEXT ? "text" : "openmetrics", cs.med, cs.min, cs.max, s.med,
-           cs.med * 1e6 / (double)nseries, (double)bytes / 1e6);
+           fmt_name(fmt), cs.med, cs.min, cs.max, s.med, cs.med * 1e6 / (double)nseries,
+           (double)bytes / 1e6);
+}
+
+/* A fresh registry with an lm_http set of nroutes routes named
+ * /api/v1/item/<i> (max_series 0: the default cap; native buckets or
+ * not), route i recorded `each` times by GET 200 with latency lat(i, k). */
+static lm_registry *routes_registry(size_t nroutes, size_t max_series, bool native, int each,
+                                    int64_t (*lat)(size_t i, int k))
+{
+    lm_error e = {0};
+    lm_registry *reg = lm_registry_new(NULL, &e);
+    lm_http *http = reg ? lm_http_register(reg,
+                                           &(lm_http_options){.max_routes = nroutes,
+                                                              .max_series = max_series,
+                                                              .native = native ? &k_native : NULL},
+                                           &e)
+                        : NULL;
+    if (!http)
+        die("http registry", &e);
+    for (size_t i = 0; i < nroutes; i++) {
+        char v[48];
+        snprintf(v, sizeof v, "/api/v1/item/%zu", i);
+        lm_route *r = lm_http_route(http, S(v), &e);
+        if (!r)
+            die("route", &e);
+        for (int k = 0; k < each; k++)
+            lm_route_record(r, LM_METHOD_GET, 200, lat(i, k), 512, NULL, 0);
+    }
+    return reg;
+}
+
+static int64_t lat_spread(size_t i, int k)
+{
+    (void)k;
+    return (int64_t)(i * 7919 % 3000000000ULL);
+}
+
+static int64_t lat_1ms(size_t i, int k)
+{
+    (void)i, (void)k;
+    return 1000000;
+}
+
+/* 64 latencies per route, log-uniform over 1 ms .. 10 s (13 powers of
+ * two), shifted per route. */
+static int64_t lat_64(size_t i, int k)
+{
+    return (int64_t)(1e6 * exp((double)(((size_t)k * 37 + i) % 64) / 64.0 * log(1e4)));
 }
 
 /* The shape route_metrics produces: lm_route_record creates a request
  * counter, a latency histogram and a bytes counter series per (route,
  * method, status), three labels each, interleaved in memory. One series
  * here is one such tuple (three series plus the route's in-flight gauge). */
-static void bench_expo_http(size_t ntuples, lm_format fmt)
+static void bench_expo_http(size_t ntuples, lm_format fmt, bool native)
 {
-    lm_error e = {0};
-    lm_registry *reg = lm_registry_new(NULL, &e);
-    if (!reg)
-        die("registry", &e);
-    lm_http *http = lm_http_register(
-        reg, &(lm_http_options){.max_routes = ntuples, .max_series = ntuples}, &e);
-    if (!http)
-        die("http", &e);
-    for (size_t i = 0; i < ntuples; i++) {
-        char v[48];
-        snprintf(v, sizeof v, "/api/v1/item/%zu", i);
-        lm_route *r = lm_http_route(http, S(v), &e);
-        if (!r)
-            die("route", &e);
-        lm_route_record(r, LM_METHOD_GET, 200, (int64_t)(i * 7919 % 3000000000ULL), 512, NULL,
-                        0);
-    }
-    time_expo(reg, fmt, ntuples, "http");
+    lm_registry *reg = routes_registry(ntuples, ntuples, native, 1, lat_spread);
+    time_expo(reg, fmt, ntuples, native ? "http+nat" : "http");
     lm_registry_free(reg);
 }
 
@@ -455,32 +521,27 @@ static long resident_kib(void)
 }
 
 /* Resident memory a default lm_http registry (max_routes raised to nroutes)
- * adds with nroutes routes recorded once each (GET 200), measured in a fresh child process so no
+ * adds with nroutes routes recorded `each` times (GET 200; once at 1 ms, or
+ * 64 latencies spread over 1 ms .. 10 s, with native buckets or not: the
+ * chunks a real route touches), measured in a fresh child process so no
  * earlier benchmark's freed heap hides it. Shards are mmapped and touched
  * lazily, so this counts the pages actually used. */
-static void bench_memory(size_t nroutes)
+static void bench_memory(size_t nroutes, bool native, int each)
 {
     fflush(stdout);
     pid_t pid = fork();
     if (pid == 0) {
         long before = resident_kib();
-        lm_error e = {0};
-        lm_registry *reg = lm_registry_new(NULL, &e);
-        lm_http *http =
-            reg ? lm_http_register(reg, &(lm_http_options){.max_routes = nroutes}, &e) : NULL;
-        if (!http)
-            die("memory registry", &e);
-        for (size_t i = 0; i < nroutes; i++) {
-            char v[48];
-            snprintf(v, sizeof v, "/api/v1/item/%zu", i);
-            lm_route *r = lm_http_route(http, S(v), &e);
-            if (!r)
-                die("memory route", &e);
-            lm_route_record(r, LM_METHOD_GET, 200, 1000000, 512, NULL, 0);
-        }
+        routes_registry(nroutes, 0, native, each, each == 1 ? lat_1ms : lat_64);
         long after = resident_kib();
-        printf("  %6zu routes  %8ld KiB resident added  %7.0f B per route\n", nroutes,
-               after - before, nroutes ? (double)(after - before) * 1024 / (double)nroutes : 0);
+        double per = nroutes ? (double)(after - before) * 1024 / (double)nroutes : 0;
+        if (each == 1 && !native)
+            printf("  %6zu routes  %8ld KiB resident added  %7.0f B per route\n", nroutes,
+                   after - before, per);
+        else
+            printf("  %6zu routes, %d latencies each, %-15s %8ld KiB  %7.0f B per route\n",
+                   nroutes, each, native ? "native schema 3" : "classic only", after - before,
+                   per);
         fflush(stdout);
         _exit(0);
     }
@@ -553,7 +614,7 @@ int main(int argc, char **argv)
     printf("memory: resident KiB a default lm_http registry adds (forked child each)\n");
     size_t routes[] = {0, 100, 1000, 10000};
     for (size_t i = 0; i < 4; i++)
-        bench_memory(routes[i]);
+        bench_memory(routes[i], false, 1);
     printf("\n");
 
     const char *only = getenv("LM_BENCH_ONLY");
@@ -582,8 +643,13 @@ int main(int argc, char **argv)
         {"lm_route_record_ex + 3 observations", OP_ROUTE_EX_OBS3, N / 4},
         {"lm_route_record_ex + 3 obs + exemplar", OP_ROUTE_EX_EXEMPLAR, N / 4},
         {"  same, records 1 us apart (most skip)", OP_ROUTE_EX_EXEMPLAR_HOT, N / 4},
+        /* Native buckets (schema 3) beside the classic ones, to compare
+         * with rows 2, 3 and 4 above. */
+        {"native: lm_histogram_observe, constant", OP_NHIST_CONST, N / 2},
+        {"native: lm_histogram_observe, varied", OP_NHIST_VARIED, N / 2},
+        {"native: lm_route_record, varied", OP_NROUTE, N / 4},
     };
-    result one[11];
+    result one[14];
     for (size_t i = 0; i < sizeof singles / sizeof *singles; i++) {
         one[i] = measure(&f, singles[i].o, 1, true, singles[i].n);
         print_row(singles[i].name, one[i]);
@@ -611,6 +677,8 @@ int main(int argc, char **argv)
         {"record_ex + exemplar, same route", OP_ROUTE_EX_EXEMPLAR, true, N / 4, 9},
         {"record_ex + exemplar, different routes", OP_ROUTE_EX_EXEMPLAR, false, N / 4, 9},
         {"record_ex + exemplar 1 us, same route", OP_ROUTE_EX_EXEMPLAR_HOT, true, N / 4, 10},
+        {"native: lm_histogram_observe, same series", OP_NHIST_VARIED, true, N / 2, 12},
+        {"native: lm_route_record, different routes", OP_NROUTE, false, N / 4, 13},
     };
     result r, atomic_r = {0};
     double min_overlap = 1;
@@ -650,6 +718,16 @@ scrape:
     printf("  (http: one row per (route, GET, 200) of a default lm_http: counter + histogram +\n"
            "   bytes counter + in-flight gauge, three labels; ns per tuple)\n");
     for (size_t i = 0; i < 3; i++)
-        bench_expo_http(sizes[i], LM_FORMAT_TEXT);
+        bench_expo_http(sizes[i], LM_FORMAT_TEXT, false);
+    printf("  (native buckets, schema 3, 160: the same tuples, each route's histogram with native\n"
+           "   buckets; text shows the classic buckets only, protobuf both)\n");
+    for (size_t i = 0; i < 2; i++)
+        for (int f = 0; f < 3; f += 2)
+            bench_expo_http(sizes[i], f ? LM_FORMAT_PROTOBUF : LM_FORMAT_TEXT, true);
+    bench_expo_http(sizes[1], LM_FORMAT_PROTOBUF, false);
+    printf("\nmemory of native buckets: resident KiB added, per series, forked child each\n");
+    for (size_t i = 1; i < 3; i++)
+        for (int nat = 0; nat < 2; nat++)
+            bench_memory(routes[i], nat, 64);
     return 0;
 }

@@ -161,10 +161,12 @@ type chainConfig struct {
 }
 
 const (
-	// Every configuration records into one namespace (the test binary's
-	// registry is shared and holds few), the only route_metrics activity
-	// while a configuration runs, so its counts are its own.
-	chainNS           = "bch_"
+	// Every configuration records into one namespace, the only
+	// route_metrics activity while a configuration runs, so its counts
+	// are its own. The test binary's registry holds at most 16 HTTP
+	// namespaces (libmetrics) and the tests use them all: this one is
+	// shared with extras_test.go.
+	chainNS           = "t_ex_"
 	chainPath         = "/api/users/42/orders"
 	chainTemplate     = "/api/users/{user_id}/orders"
 	chainBackend      = `respond "ok"`

@@ -73,7 +73,7 @@ var lmRecord = sync.OnceValues(func() (*lmRecordFixture, error) {
 	if err != nil {
 		return nil, err
 	}
-	hf, err := reg.registerHTTP("", nil, httpShape{})
+	hf, err := reg.registerHTTP("", nil, httpShape{}, defaultNative())
 	if err != nil {
 		return nil, err
 	}

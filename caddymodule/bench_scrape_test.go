@@ -105,7 +105,7 @@ func buildLM(plan []seriesTuple) (*lmRegistry, error) {
 	}
 	hfs := make([]*httpFamilies, plannedNamespaces(plan))
 	for i := range hfs {
-		if hfs[i], err = reg.registerHTTP(nsPrefix(i), nil, httpShape{}); err != nil {
+		if hfs[i], err = reg.registerHTTP(nsPrefix(i), nil, httpShape{}, defaultNative()); err != nil {
 			return nil, err
 		}
 	}

@@ -18,6 +18,11 @@ import (
 //	route_metrics [<matcher>] [<name>] {
 //	    namespace <prefix>
 //	    buckets   <seconds...>
+//	    native_histograms off          # or:
+//	    native_histograms {
+//	        schema      <-4..8>        # default 3
+//	        max_buckets <1..4096>      # default 160
+//	    }
 //	    counter <name_total> {
 //	        help   <text>
 //	        label  <name> <value>     # repeatable
@@ -106,6 +111,15 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 				return pos, d.Errf("route_metrics: %v", err)
 			}
 			h.Buckets = b
+		case "native_histograms":
+			if seen[sub] {
+				return pos, d.Err("route_metrics: native_histograms given twice")
+			}
+			n, err := parseNativeHistograms(d)
+			if err != nil {
+				return pos, err
+			}
+			h.NativeHistograms = n
 		case "counter":
 			at := declared{file: d.File(), line: d.Line()}
 			c, err := parseCounter(d)
@@ -196,7 +210,7 @@ func (h *RouteMetrics) unmarshal(d *caddyfile.Dispenser) (positions, error) {
 			}
 			pos.shape = declared{file: d.File(), line: d.Line()}
 		default:
-			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, counter, request_id, latency, server_timing, openapi, template, status_classes or latency_labels)", sub)
+			return pos, d.Errf("route_metrics: unknown subdirective %q (expected namespace, buckets, native_histograms, counter, request_id, latency, server_timing, openapi, template, status_classes or latency_labels)", sub)
 		}
 		seen[sub] = true
 	}
@@ -507,6 +521,7 @@ var builtinHTTPFamilies = []string{
 	"http_upstream_duration_seconds",
 	"http_request_size_bytes",
 	"http_upgraded_connection_duration_seconds", "http_upgraded_connections_in_progress",
+	"http_responses_aborted",
 }
 
 // checkReservedName refuses a business counter whose family would clash
@@ -533,6 +548,7 @@ func checkReservedName(name, namespace string) error {
 const (
 	stateRoutes   = "routemetrics.routes"
 	stateBuckets  = "routemetrics.buckets"
+	stateNative   = "routemetrics.native"
 	stateShapes   = "routemetrics.shapes"
 	stateCounters = "routemetrics.counters"
 	// Every namespace any block declares ("" included: a block without
@@ -588,16 +604,17 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 	sig, err := json.Marshal(struct {
 		Namespace string            `json:"namespace"`
 		Buckets   []float64         `json:"buckets"`
+		Native    *NativeHistograms `json:"native"`
 		Counters  []BusinessCounter `json:"counters"`
 		Latency   string            `json:"latency"`
-	}{rm.Namespace, rm.Buckets, rm.Counters, rm.Latency})
+	}{rm.Namespace, rm.Buckets, rm.NativeHistograms, rm.Counters, rm.Latency})
 	if err != nil {
 		return nil, err
 	}
 	routes := stateMap(h, stateRoutes)
 	key := rm.Namespace + "\x00" + rm.routeName()
 	if prev, ok := routes[key]; ok && prev.sig != string(sig) {
-		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets, counters or latency); give one of them another name, at %s:%d",
+		return nil, fmt.Errorf("route_metrics: route %q is already declared at %s with different settings (namespace, buckets, native_histograms, counters or latency); give one of them another name, at %s:%d",
 			rm.routeName(), prev.at(), file, line)
 	} else if !ok {
 		routes[key] = here(string(sig))
@@ -612,6 +629,17 @@ func parseRouteMetricsDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHan
 				rm.Namespace, prev.at(), file, line)
 		} else if !ok {
 			buckets[rm.Namespace] = here(bk)
+		}
+	}
+
+	// ... and one native histogram setting.
+	if nk := rm.NativeHistograms.key(); nk != "" {
+		natives := stateMap(h, stateNative)
+		if prev, ok := natives[rm.Namespace]; ok && prev.sig != nk {
+			return nil, fmt.Errorf("route_metrics: namespace %q already has other native_histograms settings (set at %s); every route_metrics of a namespace must say the same, at %s:%d",
+				rm.Namespace, prev.at(), file, line)
+		} else if !ok {
+			natives[rm.Namespace] = here(nk)
 		}
 	}
 
@@ -673,9 +701,9 @@ func checkServerTimingAcrossBlocks(h httpcaddyfile.Helper, rm *RouteMetrics, pos
 			}
 		}
 		if m.Duration != "" {
-			sig := fmt.Sprintf("help=%q buckets=%s", stDurationHelp(m.Name), bucketsKey(m.Buckets))
+			sig := fmt.Sprintf("help=%q buckets=%s %s", stDurationHelp(m.Name), bucketsKey(m.Buckets), rm.NativeHistograms.spec().key())
 			if prev, ok := histograms[m.Duration]; ok && prev.sig != sig {
-				return fmt.Errorf("route_metrics: server_timing metric %s: histogram %s is already declared at %s with another entry name or other buckets, at %s",
+				return fmt.Errorf("route_metrics: server_timing metric %s: histogram %s is already declared at %s with another entry name, other buckets or other native_histograms, at %s",
 					m.Name, m.Duration, prev.at(), at.at())
 			} else if !ok {
 				histograms[m.Duration] = declared{sig: sig, file: at.file, line: at.line}

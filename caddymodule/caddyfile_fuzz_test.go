@@ -19,7 +19,8 @@ import (
 //     nesting in handle blocks, matchers and the checks across blocks run):
 //     success means every route_metrics and metrics_endpoint in the JSON
 //     validates, and the whole set is one libmetrics would provision (one
-//     bucket list per namespace, one shape per counter name, no counter
+//     bucket list and one native_histograms setting per namespace, one
+//     shape per counter name, no counter
 //     named like a namespace's HTTP family). An error that comes from our
 //     directives names the file and line.
 //
@@ -146,6 +147,7 @@ func walkHandlers(v any, fn func(map[string]any)) {
 // libmetrics makes when they are provisioned into one registry.
 func provisionable(rms []*RouteMetrics) error {
 	buckets := map[string]string{}
+	natives := map[string]string{}
 	shapes := map[string]string{}
 	namespaces := map[string]bool{}
 	for _, rm := range rms {
@@ -155,6 +157,12 @@ func provisionable(rms []*RouteMetrics) error {
 				return &fuzzErr{"namespace " + rm.Namespace + " has two bucket lists"}
 			}
 			buckets[rm.Namespace] = k
+		}
+		if k := rm.NativeHistograms.key(); k != "" {
+			if prev, ok := natives[rm.Namespace]; ok && prev != k {
+				return &fuzzErr{"namespace " + rm.Namespace + " has two native_histograms settings"}
+			}
+			natives[rm.Namespace] = k
 		}
 		for i := range rm.Counters {
 			c := &rm.Counters[i]

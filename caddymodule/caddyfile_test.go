@@ -539,7 +539,7 @@ http://:18080 {
 }
 http://:18081 {
 	route_metrics events
-}`, `route "events" is already declared at Caddyfile:2 with different settings (namespace, buckets, counters or latency)`, "Caddyfile:7"},
+}`, `route "events" is already declared at Caddyfile:2 with different settings (namespace, buckets, native_histograms, counters or latency)`, "Caddyfile:7"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

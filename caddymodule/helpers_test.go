@@ -31,7 +31,15 @@ func scrapeShared(t testing.TB, f expoFormat) (exposition, string) {
 		t.Fatal(err)
 	}
 	refreshGoRuntime()
-	x, err := reg.expoBegin(f, true)
+	body := string(readExposition(t, reg, f, true))
+	return parseExposition(t, body), body
+}
+
+// readExposition reads a whole exposition of reg through libmetrics'
+// cursor, in 4 KiB reads.
+func readExposition(t testing.TB, reg *lmRegistry, f expoFormat, process bool) []byte {
+	t.Helper()
+	x, err := reg.expoBegin(f, process)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -44,11 +52,10 @@ func scrapeShared(t testing.TB, f expoFormat) (exposition, string) {
 			t.Fatal(err)
 		}
 		if n == 0 {
-			break
+			return out.Bytes()
 		}
 		out.Write(buf[:n])
 	}
-	return parseExposition(t, out.String()), out.String()
 }
 
 func parseExposition(t testing.TB, body string) exposition {
@@ -107,6 +114,10 @@ func bytesKey(prefix, method, endpoint string, status int) string {
 
 func inflightKey(prefix, endpoint string) string {
 	return key(prefix+"http_requests_in_progress", "endpoint", endpoint)
+}
+
+func abortedKey(prefix, endpoint string) string {
+	return key(prefix+"http_responses_aborted_total", "endpoint", endpoint)
 }
 
 // requestsMoved sums the moves of every <prefix>http_requests_total series

@@ -142,6 +142,13 @@ func newLMRegistry() (*lmRegistry, error) {
 	return &lmRegistry{p: p}, nil
 }
 
+// free releases a registry nothing uses any more. The process-wide one is
+// never freed (see above); tests free the private ones they make.
+func (r *lmRegistry) free() {
+	C.lm_registry_free(r.p)
+	r.p = nil
+}
+
 // family is a registered metric family.
 type family struct {
 	p    *C.lm_family
@@ -167,13 +174,31 @@ type familySpec struct {
 	kind       familyKind
 	name, help string
 	labelNames []string
-	maxSeries  int       // 0: libmetrics' default cap
-	bounds     []float64 // histograms: nil selects the default latency buckets
-	replace    bool      // lm_family_replace: another shape of the name is retired
+	maxSeries  int         // 0: libmetrics' default cap
+	bounds     []float64   // histograms: nil selects the default latency buckets
+	native     *nativeSpec // histograms: native buckets too; nil: classic only
+	replace    bool        // lm_family_replace: another shape of the name is retired
 	// serverTiming marks the family as Server-Timing (LM_KIND_SERVER_TIMING),
 	// so the status page lists it in its own section, not among business
 	// counters.
 	serverTiming bool
+	// http marks one of a namespace's HTTP families (LM_KIND_HTTP), which
+	// the status page shows in its routes table, not among business
+	// counters.
+	http bool
+}
+
+// cNative copies a nativeSpec into C memory for an options struct (nil
+// stays nil); free it after the call.
+func cNative(n *nativeSpec) *C.lm_native_options {
+	if n == nil {
+		return nil
+	}
+	p := (*C.lm_native_options)(C.calloc(1, C.size_t(unsafe.Sizeof(C.lm_native_options{}))))
+	p.schema = C.int(n.schema)
+	p.max_buckets = C.uint32_t(n.maxBuckets)
+	p.zero_threshold = C.double(n.zeroThreshold)
+	return p
 }
 
 // register registers (or gets back, on reload) the family spec describes.
@@ -191,9 +216,14 @@ func (r *lmRegistry) register(spec familySpec) (*family, error) {
 	opts.max_series = C.size_t(spec.maxSeries)
 	if spec.kind == kindHistogram {
 		opts.unit_scale = 1e9
+		opts.native = cNative(spec.native)
+		defer C.free(unsafe.Pointer(opts.native))
 	}
-	if spec.serverTiming {
+	switch {
+	case spec.serverTiming:
 		opts.kind = C.LM_KIND_SERVER_TIMING
+	case spec.http:
+		opts.kind = C.LM_KIND_HTTP
 	}
 	if len(spec.labelNames) > 0 {
 		// The pointer array lives in C memory so the struct handed to C
@@ -238,10 +268,17 @@ func (r *lmRegistry) registerFamily(kind familyKind, name, help string, labelNam
 // with the familyMaxSeries cap. bounds nil selects libmetrics' default
 // latency buckets. With replace, a family of that name with other bounds is
 // retired and replaced (reloads that change buckets); otherwise a different
-// shape is an error.
+// shape is an error. (Latency histograms with native buckets: native.go.)
 func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, bounds []float64, replace bool) (*family, error) {
 	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
 		maxSeries: familyMaxSeries, bounds: bounds, replace: replace})
+}
+
+// registerHTTPCounter registers a counter of a namespace's HTTP families
+// with the familyMaxSeries cap they have.
+func (r *lmRegistry) registerHTTPCounter(name, help string, labelNames []string) (*family, error) {
+	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
+		maxSeries: familyMaxSeries, http: true})
 }
 
 // registerServerTimingCounter registers a Server-Timing counter (an
@@ -250,14 +287,6 @@ func (r *lmRegistry) registerHistogram(name, help string, labelNames []string, b
 func (r *lmRegistry) registerServerTimingCounter(name, help string, labelNames []string) (*family, error) {
 	return r.register(familySpec{kind: kindCounter, name: name, help: help, labelNames: labelNames,
 		maxSeries: familyMaxSeries, serverTiming: true})
-}
-
-// registerServerTimingHistogram is registerHistogram for a Server-Timing
-// duration; a family of that name with other buckets is replaced (reloads
-// that change them).
-func (r *lmRegistry) registerServerTimingHistogram(name, help string, labelNames []string, bounds []float64) (*family, error) {
-	return r.register(familySpec{kind: kindHistogram, name: name, help: help, labelNames: labelNames,
-		maxSeries: familyMaxSeries, bounds: bounds, replace: true, serverTiming: true})
 }
 
 // familyMaxSeries is the cardinality cap of the families this plugin adds
@@ -317,18 +346,22 @@ type httpFamilies struct {
 	upstream atomic.Pointer[family]
 	// Upgraded connections (upgrade.go): lifetime histogram and gauge.
 	upgradedDuration, upgradedInflight *family
+	// Responses cut off after their header (aborted.go).
+	aborted *family
 }
 
 // registerHTTP registers the four HTTP families under prefix, shaped as
-// shape says. bounds nil selects libmetrics' default latency buckets;
-// different bounds than last time replace the duration histogram and keep
-// the counters.
-func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, shape httpShape) (*httpFamilies, error) {
+// shape says. bounds nil selects libmetrics' default latency buckets,
+// native nil classic buckets only; different ones than last time change the
+// duration histogram in place and keep the counters.
+func (r *lmRegistry) registerHTTP(prefix string, bounds []float64, shape httpShape, native *nativeSpec) (*httpFamilies, error) {
 	var opts C.lm_http_options
 	cprefix := C.CString(prefix)
 	defer C.free(unsafe.Pointer(cprefix))
 	opts.prefix = cprefix
 	opts.flags = C.uint(shape.flags())
+	opts.native = cNative(native)
+	defer C.free(unsafe.Pointer(opts.native))
 	if len(bounds) > 0 {
 		cb := (*C.double)(C.malloc(C.size_t(len(bounds)) * C.size_t(unsafe.Sizeof(C.double(0)))))
 		defer C.free(unsafe.Pointer(cb))
@@ -566,6 +599,7 @@ type expoFormat int
 const (
 	formatText        = expoFormat(C.LM_FORMAT_TEXT)
 	formatOpenMetrics = expoFormat(C.LM_FORMAT_OPENMETRICS)
+	formatProtobuf    = expoFormat(C.LM_FORMAT_PROTOBUF)
 )
 
 func (f expoFormat) contentType() string {

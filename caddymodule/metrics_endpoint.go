@@ -15,10 +15,12 @@ import (
 
 // MetricsEndpoint (http.handlers.metrics_endpoint) serves the process-wide
 // registry: every route_metrics namespace, business counters, process_*
-// and go_* metrics. Prometheus text 0.0.4 by default, OpenMetrics 1.0 when
-// the Accept header asks for application/openmetrics-text, gzip when the
-// client accepts it. The body is streamed from libmetrics' cursor through
-// a fixed 32 KiB buffer and never built in memory.
+// and go_* metrics. Prometheus text 0.0.4 by default; OpenMetrics 1.0 or
+// the Prometheus protobuf format (which carries native histograms) as the
+// Accept header prefers (negotiateFormat); gzip when the client accepts
+// it. Text and OpenMetrics are streamed from libmetrics' cursor through a
+// fixed 32 KiB buffer and never built in memory; protobuf is built one
+// metric family at a time.
 //
 // Secure by default: clients outside loopback and private ranges get 403,
 // and so does a request a proxy forwarded, unless the proxy is one of the
@@ -126,10 +128,12 @@ func (m *MetricsEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request, _ ca
 		f = formatText
 	case "openmetrics":
 		f = formatOpenMetrics
+	case "protobuf":
+		f = formatProtobuf
 	default:
 		// html and markdown never get here: serveStatusPage took them.
 		return plainError(w, http.StatusBadRequest,
-			"400 Bad Request: format must be text, openmetrics, html or markdown, got "+strconv.Quote(q)+"\n")
+			"400 Bad Request: format must be text, openmetrics, protobuf, html or markdown, got "+strconv.Quote(q)+"\n")
 	}
 	return m.serveExposition(w, r, f)
 }
@@ -199,9 +203,11 @@ func plainError(w http.ResponseWriter, code int, body string) error {
 	return nil
 }
 
-// mediaRanges yields (token, q) for each element of an Accept or
+// mediaRanges yields (token, q, params) for each element of an Accept or
 // Accept-Encoding header; a malformed q counts as 0 (not acceptable).
-func mediaRanges(header string, fn func(token string, q float64)) {
+// param(name) is the element's parameter of that name (case-insensitive),
+// unquoted, or "".
+func mediaRanges(header string, fn func(token string, q float64, param func(string) string)) {
 	for elem := range strings.SplitSeq(header, ",") {
 		token, params, _ := strings.Cut(elem, ";")
 		token = strings.ToLower(strings.TrimSpace(token))
@@ -219,23 +225,44 @@ func mediaRanges(header string, fn func(token string, q float64)) {
 				q = parsed
 			}
 		}
-		fn(token, q)
+		fn(token, q, func(name string) string {
+			for p := range strings.SplitSeq(params, ";") {
+				k, v, ok := strings.Cut(strings.TrimSpace(p), "=")
+				if ok && strings.EqualFold(strings.TrimSpace(k), name) {
+					return strings.Trim(strings.TrimSpace(v), `"`)
+				}
+			}
+			return ""
+		})
 	}
 }
 
-// negotiateFormat picks OpenMetrics when the client prefers it at least as
-// much as plain text (Prometheus ranks it first), else text 0.0.4.
+// negotiateFormat follows the Accept header's preferences (q-values) among
+// the Prometheus protobuf format (delimited
+// io.prometheus.client.MetricFamily messages: what Prometheus asks for
+// first when it ingests native histograms), OpenMetrics and text 0.0.4.
+// Protobuf and OpenMetrics are chosen only when named; text/plain, text/*
+// and */* stand for text, the default. At equal preference protobuf wins
+// over OpenMetrics over text, the order Prometheus ranks them in.
 func negotiateFormat(accept string) expoFormat {
-	qOM, qText := -1.0, -1.0
-	mediaRanges(accept, func(t string, q float64) {
+	qPB, qOM, qText := -1.0, -1.0, -1.0
+	mediaRanges(accept, func(t string, q float64, param func(string) string) {
 		switch t {
+		case "application/vnd.google.protobuf":
+			// Other messages or encodings (text, compact-text) are not ours.
+			if param("proto") == "io.prometheus.client.MetricFamily" && strings.EqualFold(param("encoding"), "delimited") {
+				qPB = max(qPB, q)
+			}
 		case "application/openmetrics-text":
 			qOM = max(qOM, q)
 		case "text/plain", "text/*", "*/*":
 			qText = max(qText, q)
 		}
 	})
-	if qOM > 0 && qOM >= qText {
+	switch {
+	case qPB > 0 && qPB >= qOM && qPB >= qText:
+		return formatProtobuf
+	case qOM > 0 && qOM >= qText:
 		return formatOpenMetrics
 	}
 	return formatText
@@ -245,7 +272,7 @@ func negotiateFormat(accept string) expoFormat {
 // "*") and not refused with q=0.
 func acceptsGzip(ae string) bool {
 	qGzip, qStar := -1.0, -1.0
-	mediaRanges(ae, func(t string, q float64) {
+	mediaRanges(ae, func(t string, q float64, _ func(string) string) {
 		switch t {
 		case "gzip", "x-gzip":
 			qGzip = max(qGzip, q)

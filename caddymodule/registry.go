@@ -46,29 +46,44 @@ func sharedRegistry() (*lmRegistry, error) {
 	return global.reg, global.err
 }
 
-// namespace tracks who wants which latency buckets for one lm_http prefix.
-// Handlers of the new config are provisioned before those of the old one
-// are cleaned up, so the wishes are reference counted: the histogram
-// follows explicit buckets while any live handler declares them and goes
-// back to the defaults once the last such handler is cleaned up. When the
-// list in force loses its last handler while others remain, the one
-// declared most recently takes over: the newest config's list wins.
-// (libmetrics keeps every series counting across these changes; only the
-// exposed buckets follow.)
+// namespace tracks who wants which latency histogram settings (buckets,
+// native histograms) for one lm_http prefix. Handlers of the new config
+// are provisioned before those of the old one are cleaned up, so the
+// wishes are reference counted: the histograms follow explicit settings
+// while any live handler declares them and go back to the defaults once
+// the last such handler is cleaned up. When the settings in force lose
+// their last handler while others remain, the ones declared most recently
+// take over: the newest config's settings win. (libmetrics keeps every
+// series counting across these changes; only what is exposed follows.)
 type namespace struct {
 	http     *httpFamilies
-	explicit map[string]*bucketWish // key: bucketsKey(bounds)
-	current  string                 // key of the bounds registered now; "" = defaults
+	explicit map[string]*histWish // key: histSettings.key()
+	current  string               // key of the settings registered now; "" = defaults
 
 	// The families' shape (lm_http_options.flags), fixed when the
 	// namespace was first registered (shape.go).
 	shape httpShape
 }
 
-type bucketWish struct {
+// histSettings are the latency histogram settings one handler declares for
+// its namespace; nil fields have no opinion (the defaults).
+type histSettings struct {
 	bounds []float64
-	refs   int
-	seq    uint64 // global.wishSeq at the latest acquisition that declared it
+	native *NativeHistograms
+}
+
+// key identifies the settings; "" when they state no opinion at all.
+func (s histSettings) key() string {
+	if n := s.native.key(); n != "" {
+		return bucketsKey(s.bounds) + "|" + n
+	}
+	return bucketsKey(s.bounds)
+}
+
+type histWish struct {
+	settings histSettings
+	refs     int
+	seq      uint64 // global.wishSeq at the latest acquisition that declared it
 }
 
 func bucketsKey(b []float64) string {
@@ -84,110 +99,139 @@ func bucketsKey(b []float64) string {
 }
 
 // acquireHTTP returns the HTTP families for prefix and records the
-// caller's bucket wish (nil: no opinion, defaults unless someone else
-// declared buckets). Pair every successful call with releaseHTTP.
-func acquireHTTP(prefix string, bounds []float64, shape *httpShape) (*httpFamilies, error) {
+// caller's histogram settings (zero: no opinion, defaults unless someone
+// else declared settings), with warnings when a histogram cannot show the
+// native resolution asked for until a restart (nativeFor). Pair every
+// successful call with releaseHTTP.
+func acquireHTTP(prefix string, hs histSettings, shape *httpShape) (*httpFamilies, []string, error) {
 	reg, err := sharedRegistry()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	global.mu.Lock()
 	defer global.mu.Unlock()
+	var warnings []string
 	ns := global.namespaces[prefix]
+	key := hs.key()
 	if ns == nil {
-		var sh httpShape
+		ns = &namespace{http: &httpFamilies{prefix: prefix}, explicit: map[string]*histWish{}}
 		if shape != nil {
-			sh = *shape
+			ns.shape = *shape
 		}
-		h, err := reg.registerHTTP(prefix, bounds, sh)
-		if err != nil {
-			return nil, err
+		if warnings, err = ns.register(reg, hs); err != nil {
+			return nil, warnings, err
 		}
-		if err := registerUpstream(reg, h, bounds); err != nil {
-			return nil, err
+		if err := registerUpgraded(reg, ns.http); err != nil {
+			return nil, warnings, err
 		}
-		if err := registerUpgraded(reg, h); err != nil {
-			return nil, err
+		if err := registerAborted(reg, ns.http); err != nil {
+			return nil, warnings, err
 		}
-		ns = &namespace{http: h, explicit: map[string]*bucketWish{}, current: bucketsKey(bounds), shape: sh}
 		global.namespaces[prefix] = ns
 	} else if err := ns.shape.accepts(prefix, shape); err != nil {
-		return nil, err
-	} else if key := bucketsKey(bounds); key != "" && key != ns.current {
-		if err := ns.register(reg, bounds); err != nil {
-			return nil, err
+		return nil, nil, err
+	} else if key != "" && key != ns.current {
+		if warnings, err = ns.register(reg, hs); err != nil {
+			return nil, warnings, err
 		}
 	}
-	if key := bucketsKey(bounds); key != "" {
+	if key != "" {
 		w := ns.explicit[key]
 		if w == nil {
-			w = &bucketWish{bounds: slices.Clone(bounds)}
+			w = &histWish{settings: histSettings{bounds: slices.Clone(hs.bounds), native: hs.native}}
 			ns.explicit[key] = w
 		}
 		w.refs++
 		global.wishSeq++
 		w.seq = global.wishSeq
 	}
-	return ns.http, nil
+	return ns.http, warnings, nil
 }
 
 // releaseHTTP undoes one acquireHTTP. When the last handler that declared
-// the buckets in force goes away, another declared list (if any) or the
+// the settings in force goes away, other declared settings (if any) or the
 // defaults take over.
-func releaseHTTP(prefix string, bounds []float64) error {
-	key := bucketsKey(bounds)
+func releaseHTTP(prefix string, hs histSettings) ([]string, error) {
+	key := hs.key()
 	if key == "" {
-		return nil
+		return nil, nil
 	}
 	global.mu.Lock()
 	defer global.mu.Unlock()
 	ns := global.namespaces[prefix]
 	if ns == nil {
-		return nil
+		return nil, nil
 	}
 	w := ns.explicit[key]
 	if w == nil {
-		return nil
+		return nil, nil
 	}
 	w.refs--
 	if w.refs > 0 {
-		return nil
+		return nil, nil
 	}
 	delete(ns.explicit, key)
 	if ns.current != key {
-		return nil
+		return nil, nil
 	}
-	var next *bucketWish
+	var next *histWish
 	for _, other := range ns.explicit {
 		if next == nil || other.seq > next.seq {
 			next = other
 		}
 	}
 	if next == nil {
-		return ns.register(global.reg, nil)
+		return ns.register(global.reg, histSettings{})
 	}
-	return ns.register(global.reg, next.bounds)
+	return ns.register(global.reg, next.settings)
 }
 
-// register makes bounds the buckets of the namespace's duration and
-// upstream histograms, both or (as far as libmetrics lets it) neither.
-func (ns *namespace) register(reg *lmRegistry, bounds []float64) error {
-	h, err := reg.registerHTTP(ns.http.prefix, bounds, ns.shape)
+// register makes hs the settings of the namespace's duration and upstream
+// histograms, both or (as far as libmetrics lets it) neither; the first
+// call registers the HTTP families.
+func (ns *namespace) register(reg *lmRegistry, hs histSettings) ([]string, error) {
+	prefix := ns.http.prefix
+	var warnings []string
+	want := hs.native.spec()
+	durName := prefix + durationFamilySuffix
+	nativeRecorded.Lock()
+	got, warning := nativeFor(durName, want)
+	h, err := reg.registerHTTP(prefix, hs.bounds, ns.shape, got)
+	if err == nil {
+		noteNative(durName, got)
+	}
+	nativeRecorded.Unlock()
 	if err != nil {
-		return err
+		return nil, err
 	}
-	ns.http.rebind(h.p)
-	if err := registerUpstream(reg, ns.http, bounds); err != nil {
-		// Put the duration histogram back on the buckets still in force.
-		var cur []float64
+	if warning != "" {
+		warnings = append(warnings, warning)
+	}
+	if ns.http.p == nil {
+		ns.http = h
+	} else {
+		ns.http.rebind(h.p)
+	}
+	fam, warning, err := registerLatencyHistogram(reg, familySpec{name: prefix + upstreamFamilySuffix,
+		help: upstreamHelp, labelNames: upstreamLabels, bounds: hs.bounds}, want)
+	if err != nil {
+		// Put the duration histogram back on the settings still in force.
+		cur := histSettings{}
 		if w := ns.explicit[ns.current]; w != nil {
-			cur = w.bounds
+			cur = w.settings
 		}
-		_, _ = reg.registerHTTP(ns.http.prefix, cur, ns.shape)
-		return err
+		nativeRecorded.Lock()
+		back, _ := nativeFor(durName, cur.native.spec())
+		_, _ = reg.registerHTTP(prefix, cur.bounds, ns.shape, back)
+		nativeRecorded.Unlock()
+		return warnings, err
 	}
-	ns.current = bucketsKey(bounds)
-	return nil
+	if warning != "" {
+		warnings = append(warnings, warning)
+	}
+	ns.http.upstream.Store(fam)
+	ns.current = hs.key()
+	return warnings, nil
 }
 
 // goRuntimeMetrics mirrors a few Go runtime figures into the registry,

@@ -38,6 +38,13 @@ type RouteMetrics struct {
 	// the Caddyfile adapter insists on it.
 	Buckets []float64 `json:"buckets,omitempty"`
 
+	// Prometheus native histograms beside the classic buckets of the
+	// latency histograms this block declares: request and upstream latency
+	// of its namespace (which, like its buckets, all the namespace's
+	// handlers should agree on) and its Server-Timing durations. Omitted:
+	// on, schema 3, at most 160 buckets.
+	NativeHistograms *NativeHistograms `json:"native_histograms,omitempty"`
+
 	// Business counters fed by the requests this handler counts.
 	Counters []BusinessCounter `json:"counters,omitempty"`
 
@@ -140,6 +147,9 @@ func (h *RouteMetrics) Validate() error {
 	if err := validateBuckets(h.Buckets); err != nil {
 		return err
 	}
+	if err := h.NativeHistograms.validate(); err != nil {
+		return err
+	}
 	if err := validateLatencyLabels(h.LatencyLabels); err != nil {
 		return err
 	}
@@ -211,7 +221,8 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	hf, err := acquireHTTP(h.Namespace, h.Buckets, h.shape())
+	hf, warnings, err := acquireHTTP(h.Namespace, h.histSettings(), h.shape())
+	h.warn(warnings)
 	if err != nil {
 		return err
 	}
@@ -234,11 +245,24 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 		h.rules = append(h.rules, rule)
 	}
 	if h.ServerTiming != nil {
-		if h.st, err = h.ServerTiming.provision(reg); err != nil {
+		h.st, warnings, err = h.ServerTiming.provision(reg, h.NativeHistograms.spec())
+		h.warn(warnings)
+		if err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+func (h *RouteMetrics) histSettings() histSettings {
+	return histSettings{bounds: h.Buckets, native: h.NativeHistograms}
+}
+
+// warn logs why a histogram shows less native resolution than configured.
+func (h *RouteMetrics) warn(warnings []string) {
+	for _, w := range warnings {
+		h.logger.Warn("route_metrics: native_histograms: " + w)
+	}
 }
 
 // Cleanup drops this handler's bucket wish; metrics themselves stay.
@@ -247,7 +271,9 @@ func (h *RouteMetrics) Cleanup() error {
 		return nil
 	}
 	h.acquired = false
-	return releaseHTTP(h.Namespace, h.Buckets)
+	warnings, err := releaseHTTP(h.Namespace, h.histSettings())
+	h.warn(warnings)
+	return err
 }
 
 // inheritedRoute is a handler's route in a namespace it inherits.
@@ -331,14 +357,17 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, va
 		// Reached without finishing only while a panic unwinds (or on
 		// runtime.Goexit); the panic continues. Record what the client
 		// saw: the status already sent if the final header went out
-		// (the client got that status and a cut body), else a 500. The
-		// tracker is not reused: the unwinding may still reach it.
+		// (the client got that status and a cut body: aborted.go), else a
+		// 500. The tracker is not reused: the unwinding may still reach it.
 		if !finished {
 			status := http.StatusInternalServerError
 			if t.rec.wroteHeader {
 				status = t.rec.status
 			}
 			t.end(status)
+			if t.rec.wroteHeader {
+				t.countAborted()
+			}
 		}
 	}()
 	err := next.ServeHTTP(&t.rec, r)
@@ -354,6 +383,10 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, va
 		status = http.StatusOK
 	}
 	t.end(status)
+	if err != nil && t.rec.wroteHeader {
+		// The status went out, then the chain failed: a cut response.
+		t.countAborted()
+	}
 	t.release()
 	return err
 }

@@ -218,7 +218,40 @@ func TestPanicRecordsWhatTheClientSaw(t *testing.T) {
 			if v := after[inflightKey("", "t_panic")]; v != 0 {
 				t.Errorf("in-flight after a panic: %v, want 0", v)
 			}
+			// A panic after the final header cut the response: counted
+			// once as aborted; before it, the 500 is the answer.
+			wantAborted := 0.0
+			if c.status != 500 {
+				wantAborted = 1
+			}
+			if d := got[abortedKey("", "t_panic")]; d != wantAborted {
+				t.Errorf("aborted responses moved by %v, want %v (moves %v)", d, wantAborted, got)
+			}
 		})
+	}
+}
+
+// An error returned after the final header went out cut the response too.
+func TestErrorAfterHeaderCountsAborted(t *testing.T) {
+	site := routeMetrics(t, `{}`)
+	inner := routeMetrics(t, `{"name":"t_cut"}`)
+	before, _ := scrapeShared(t, formatText)
+	err := chain(func(w http.ResponseWriter, r *http.Request) error {
+		w.WriteHeader(200)
+		_, _ = w.Write([]byte("part"))
+		return errors.New("copying the body failed")
+	}, site, inner).ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/"))
+	if err == nil {
+		t.Fatal("the error was swallowed")
+	}
+	_ = chain(respond(200, "whole"), site, inner).ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/"))
+	after, _ := scrapeShared(t, formatText)
+	got := delta(before, after)
+	if d := got[reqKey("", "GET", "t_cut", 200)]; d != 2 {
+		t.Errorf("requests with status 200: %v, want 2 (moves %v)", d, got)
+	}
+	if d := got[abortedKey("", "t_cut")]; d != 1 {
+		t.Errorf("aborted responses moved by %v, want 1 (moves %v)", d, got)
 	}
 }
 

@@ -271,14 +271,18 @@ type stRouteSeries struct {
 	dyn    atomic.Pointer[map[string]stPair]
 }
 
-func (st *ServerTiming) provision(reg *lmRegistry) (*stConfig, error) {
+// provision registers the families; duration histograms get native
+// buckets as native asks (nil: classic only), with warnings when one
+// cannot show that resolution until a restart (nativeFor).
+func (st *ServerTiming) provision(reg *lmRegistry, native *nativeSpec) (*stConfig, []string, error) {
 	c := &stConfig{strip: st.Strip, maxEntries: st.MaxEntries}
 	if c.maxEntries == 0 {
 		c.maxEntries = defaultMaxEntries
 	}
 	var err error
+	var warnings []string
 	if c.malformed, err = reg.registerServerTimingCounter(malformedFamily, malformedFamilyHelp, []string{serverTimingLabelEndp}); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	labels := serverTimingLabels
 	for i := range st.Metrics {
@@ -289,17 +293,23 @@ func (st *ServerTiming) provision(reg *lmRegistry) (*stConfig, error) {
 		}
 		if m.Queries != "" {
 			if sm.queries, err = reg.registerServerTimingCounter(m.Queries, stQueriesHelp(m.Name), labels); err != nil {
-				return nil, err
+				return nil, warnings, err
 			}
 		}
 		if m.Duration != "" {
-			if sm.duration, err = reg.registerServerTimingHistogram(m.Duration, stDurationHelp(m.Name), labels, m.Buckets); err != nil {
-				return nil, err
+			// Changed in place when a reload changes the buckets.
+			var w string
+			if sm.duration, w, err = registerLatencyHistogram(reg, familySpec{name: m.Duration,
+				help: stDurationHelp(m.Name), labelNames: labels, bounds: m.Buckets, serverTiming: true}, native); err != nil {
+				return nil, warnings, err
+			}
+			if w != "" {
+				warnings = append(warnings, w)
 			}
 		}
 		c.metrics = append(c.metrics, sm)
 	}
-	return c, nil
+	return c, warnings, nil
 }
 
 // serverTimingLabels are the label names of the Server-Timing families.

@@ -43,7 +43,7 @@ func statusPageFormat(query url.Values, accept string) (f reportFormat, ok bool)
 		return 0, false
 	}
 	qHTML, qMarkdown, qProm := -1.0, -1.0, -1.0
-	mediaRanges(accept, func(t string, q float64) {
+	mediaRanges(accept, func(t string, q float64, _ func(string) string) {
 		switch t {
 		case "text/html":
 			qHTML = max(qHTML, q)

@@ -73,7 +73,7 @@ func statusEndpoint(t *testing.T) *MetricsEndpoint {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hf, err := reg.registerHTTP("", nil, httpShape{})
+	hf, err := reg.registerHTTP("", nil, httpShape{}, defaultNative())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,11 +215,11 @@ func TestScrapersUnaffected(t *testing.T) {
 				t.Errorf("Accept %q: %s %q, exposition alone %q", accept, hname, got, want)
 			}
 		}
-		body := w.Body.String()
+		body := exposedText(t, w.Header(), w.Body.Bytes())
 		if strings.Contains(body, "<html") || !strings.Contains(body, "\nhttp_requests_total{") {
 			t.Errorf("Accept %q: not the exposition:\n%.300s", accept, body)
 		}
-		if got, want := httpLines(body), httpLines(ref.Body.String()); got != want {
+		if got, want := httpLines(body), httpLines(exposedText(t, ref.Header(), ref.Body.Bytes())); got != want {
 			t.Errorf("Accept %q: exposition differs from the exposition alone:\n%s\n---\n%s", accept, got, want)
 		}
 	}

@@ -18,10 +18,15 @@ import (
 // (http.reverse_proxy.upstream.latency, a time.Duration, set after each
 // successful round trip, so a retried request reports its last attempt)
 // next to the upstream's address (http.reverse_proxy.upstream.hostport).
-// The histogram has the namespace's buckets and follows them across
-// reloads.
+// The histogram has the namespace's buckets and native histogram settings
+// and follows them across reloads (registry.go).
+
+// upstreamLabels are the upstream histogram's label names.
+var upstreamLabels = []string{"endpoint", "upstream"}
 
 const (
+	// durationFamilySuffix is libmetrics' request latency histogram (lm_http).
+	durationFamilySuffix = "http_request_duration_seconds"
 	upstreamFamilySuffix = "http_upstream_duration_seconds"
 	upstreamHelp         = "Time from sending a proxied request upstream until the upstream's response headers arrived (reverse_proxy), in seconds."
 	replUpstreamLatency  = "http.reverse_proxy.upstream.latency"
@@ -42,6 +47,7 @@ type routeExt struct {
 	upstream  atomic.Pointer[upstreamCache]
 	malformed atomic.Pointer[series] // server_timing_malformed_total{endpoint}
 	upgraded  atomic.Pointer[upgradedSeries]
+	aborted   atomic.Pointer[series] // http_responses_aborted_total{endpoint}
 }
 
 // upstreamCache maps an upstream's host:port to its series for one route.
@@ -52,18 +58,6 @@ type routeExt struct {
 type upstreamCache struct {
 	fam *family
 	m   map[string]*series
-}
-
-// registerUpstream registers (or, when the namespace's buckets changed,
-// replaces) the upstream histogram of h with those buckets.
-func registerUpstream(reg *lmRegistry, h *httpFamilies, bounds []float64) error {
-	fam, err := reg.registerHistogram(h.prefix+upstreamFamilySuffix, upstreamHelp,
-		[]string{"endpoint", "upstream"}, bounds, true)
-	if err != nil {
-		return err
-	}
-	h.upstream.Store(fam)
-	return nil
 }
 
 // proxyPreparedVar is the vars table entry reverse_proxy (Caddy v2.11)

@@ -3,7 +3,9 @@
 # Builds libmetrics with the same function ./xcaddy.sh uses (into
 # build/libmetrics-prefix and build/lib), then in caddymodule/: gofmt must
 # list nothing, go vet must pass, and go test -race runs every test with the
-# race detector. Extra arguments go to go test, e.g. tests/go.sh -v -run Caddyfile.
+# race detector; then the native histogram differential check is fuzzed for
+# FUZZ_SECONDS (default 30). Extra arguments go to go test (and skip the
+# fuzzing), e.g. tests/go.sh -v -run Caddyfile.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../xcaddy.sh
@@ -31,5 +33,14 @@ echo "go vet: clean"
 echo "--- go test -race -count=1${*:+ $*} ./..."
 go test -race -count=1 "$@" ./...
 rc=$?
+if [ $rc -eq 0 ] && [ $# -eq 0 ]; then
+  # The native histogram differential check against client_golang, fuzzed
+  # for a bounded time beyond its seeds (native_diff_test.go).
+  FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+  echo "--- go test -fuzz FuzzNativeDifferential -fuzztime ${FUZZ_SECONDS}s"
+  timeout --kill-after=30 $((FUZZ_SECONDS + 600)) \
+    go test -run '^$' -fuzz '^FuzzNativeDifferential$' -fuzztime "${FUZZ_SECONDS}s" -parallel 2 .
+  rc=$?
+fi
 [ $rc -eq 0 ] && echo "go: all Go checks passed" || echo "go: go test failed (rc=$rc)"
 exit $rc

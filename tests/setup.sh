@@ -14,7 +14,7 @@ source ./xcaddy.sh
 
 # KIND:WHAT:DEBIAN-PACKAGE (see lm_requirement_met in xcaddy.sh).
 REQUIREMENTS=(
-  "${LM_BUILD_REQUIREMENTS[@]}"                     # build libmetrics: cmake cc make pkg-config libcmark
+  "${LM_BUILD_REQUIREMENTS[@]}"                     # build libmetrics: cmake cc make pkg-config libcmark libprotobuf-c protoc-c
   cmd:clang:clang libfuzzer:libfuzzer:libclang-rt-14-dev  # libFuzzer, sanitizer runtimes
   cmd:valgrind:valgrind                             # memcheck of the C tests
   cmd:promtool:prometheus cmd:prometheus:prometheus # promtool and end-to-end Prometheus

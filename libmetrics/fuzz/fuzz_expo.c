@@ -1,20 +1,25 @@
 /* libFuzzer target for the exposition: the input is cut into registry
  * limits, families (type, name, help, label names, bucket bounds, unit
- * scale), series (raw label values: any bytes, NUL and invalid UTF-8
- * included), recordings and an HTTP block; whatever registers (errors are
- * fine, crashes are not) is rendered in BOTH formats with lm_expo_write and
- * must pass the shared structure checker (libmetrics/tests/expo_check.c).
- * Without process metrics, reading through lm_expo_read with a small
- * buffer must give the very same bytes. The registry is freed after every
- * input, so leak detection reports only real leaks.
+ * scale, native histogram options), series (raw label values: any bytes,
+ * NUL and invalid UTF-8 included), recordings and an HTTP block; whatever
+ * registers (errors are fine, crashes are not) is rendered in all three
+ * formats with lm_expo_write. Text and OpenMetrics must pass the shared
+ * structure checker (libmetrics/tests/expo_check.c); protobuf must decode
+ * (protobuf-c) into the same families in the same order, every native
+ * histogram's zero count plus buckets equal to its count, no classic
+ * cumulative count above it. Without process metrics, reading through
+ * lm_expo_read with a small buffer must give the very same bytes. The
+ * registry is freed after every input, so leak detection reports only real
+ * leaks.
  *
  * Input layout (a byte reader that yields zeros once exhausted):
  *   limits: max_label_value_len, max_series
  *   nfam, then per family:
- *     ctl (type, replace?), name, help, nlabels + label names,
- *     nbounds + bounds, unit scale, nseries + per series label values and
- *     up to 7 recordings
- *   http?: prefix, 2 route names, records
+ *     ctl (type, replace?, native?), name, help, nlabels + label names,
+ *     nbounds + bounds, unit scale, [native: schema, max_buckets, zero
+ *     threshold], nseries + per series label values and up to 7
+ *     recordings
+ *   http?: prefix, [native], 2 route names, records
  *   render flags, read buffer size
  * Names are either picked from a dictionary of valid and nearly valid
  * names (so registrations succeed often enough to reach the renderer) or
@@ -23,6 +28,7 @@
 #include "fuzz_input.h"
 #include "libmetrics.h"
 #include "lm_capture.h"
+#include "pb_check.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -82,6 +88,19 @@ static int64_t value(rd *r)
     return sel < 160 ? table[sel % (sizeof table / sizeof table[0])] : (int64_t)u64(r);
 }
 
+/* Native options: mostly valid, sometimes not (schema out of range, a
+ * threshold that is not finite). */
+static lm_native_options native(rd *r)
+{
+    static const uint32_t limits[] = {0, 1, 2, 3, 10, 160, 4096, UINT32_MAX};
+    static const double zeros[] = {0, -1, 1e-9, 0.001, 1e300, INFINITY, NAN, -0.0};
+    lm_native_options o;
+    o.schema = (int)(u8(r) % 15) - 5;
+    o.max_buckets = limits[u8(r) % 8];
+    o.zero_threshold = zeros[u8(r) % 8];
+    return o;
+}
+
 static void record(rd *r, lm_series *s, lm_type t)
 {
     int nrec = u8(r) % 8;
@@ -96,10 +115,68 @@ static void record(rd *r, lm_series *s, lm_type t)
     }
 }
 
+/* The family names of a text body's TYPE lines, in order, "\n"-joined. */
+static char *type_names(const char *body, size_t len)
+{
+    char *out = calloc(1, len + 1);
+    size_t n = 0;
+    for (const char *l = body; l && l < body + len; l = memchr(l, '\n', (size_t)(body + len - l))) {
+        if (*l == '\n')
+            l++;
+        if (l + 7 <= body + len && memcmp(l, "# TYPE ", 7) == 0) {
+            const char *e = memchr(l + 7, ' ', (size_t)(body + len - l - 7));
+            memcpy(out + n, l + 7, (size_t)(e - l - 7));
+            n += (size_t)(e - l - 7);
+            out[n++] = '\n';
+        }
+    }
+    out[n] = '\0';
+    return out;
+}
+
+/* Decodes a protobuf body: every message whole, native histograms whole;
+ * returns its family names like type_names. */
+static char *check_protobuf(const char *body, size_t len)
+{
+    pb_families d = pb_decode(body, len);
+    if (!d.whole) {
+        fprintf(stderr, "protobuf body does not decode after %zu families\n", d.n);
+        abort();
+    }
+    char *out = calloc(1, len + 1);
+    size_t n = 0;
+    for (size_t i = 0; i < d.n; i++) {
+        const pb_family *f = d.f[i];
+        if (f->name == NULL || f->n_metric == 0)
+            abort();
+        for (size_t k = 0; k < f->n_metric; k++) {
+            const pb_histogram *h = f->metric[k]->histogram;
+            if (h == NULL)
+                continue;
+            for (size_t b = 0; b < h->n_bucket; b++)
+                if (h->bucket[b]->cumulative_count > h->sample_count)
+                    abort();
+            if (h->has_schema && (h->schema < -4 || h->schema > 8 ||
+                                  pb_native_total(h) != h->sample_count)) {
+                fprintf(stderr, "%s: native histogram not whole\n", f->name);
+                abort();
+            }
+        }
+        size_t nl = strlen(f->name);
+        memcpy(out + n, f->name, nl);
+        n += nl;
+        out[n++] = '\n';
+    }
+    out[n] = '\0';
+    pb_families_free(&d);
+    return out;
+}
+
 static void render_and_check(lm_registry *reg, unsigned flags, size_t readcap)
 {
-    for (int f = 0; f < 2; f++) {
-        lm_format fmt = f ? LM_FORMAT_OPENMETRICS : LM_FORMAT_TEXT;
+    char *text_names = NULL;
+    for (int f = 0; f < 3; f++) {
+        lm_format fmt = f == 0 ? LM_FORMAT_TEXT : f == 1 ? LM_FORMAT_OPENMETRICS : LM_FORMAT_PROTOBUF;
         capture o = {0};
         lm_error err;
         if (lm_expo_write(reg, fmt, flags, capture_write, &o, &err) != LM_OK) {
@@ -110,7 +187,16 @@ static void render_and_check(lm_registry *reg, unsigned flags, size_t readcap)
             fprintf(stderr, "---- %s\n%.*s", f ? "OpenMetrics" : "text", (int)o.len,
                     o.p ? o.p : "");
         char msg[512];
-        if (expo_check(o.p ? o.p : "", o.len, fmt, NULL, NULL, NULL, msg, sizeof msg) != 0) {
+        if (fmt == LM_FORMAT_TEXT) {
+            text_names = type_names(o.p ? o.p : "", o.len);
+        } else if (fmt == LM_FORMAT_PROTOBUF) {
+            char *names = check_protobuf(o.p ? o.p : "", o.len);
+            if (strcmp(names, text_names) != 0) {
+                fprintf(stderr, "protobuf families\n%s\ntext families\n%s\n", names, text_names);
+                abort();
+            }
+            free(names);
+        } else if (expo_check(o.p ? o.p : "", o.len, fmt, NULL, NULL, NULL, msg, sizeof msg) != 0) {
             fprintf(stderr, "invalid %s exposition: %s\n----\n%.*s\n----\n",
                     f ? "OpenMetrics" : "text", msg, (int)(o.len > 20000 ? 20000 : o.len),
                     o.p ? o.p : "");
@@ -138,6 +224,7 @@ static void render_and_check(lm_registry *reg, unsigned flags, size_t readcap)
         }
         capture_free(&o);
     }
+    free(text_names);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -146,7 +233,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     lm_registry_options ro = {.max_families = 16,
                               .slot_capacity = 1u << 12,
                               .max_shards = 1,
-                              .max_label_value_len = 1 + u8(&r) % 48};
+                              .max_label_value_len = 1 + u8(&r) % 48,
+                              .native_capacity = 1u << 12}; /* small: the fallback gets reached */
     size_t max_series = 1 + u8(&r) % 5;
     lm_registry *reg = lm_registry_new(&ro, NULL);
     if (!reg)
@@ -179,6 +267,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                                .bounds = nb ? bounds : NULL,
                                .nbounds = nb,
                                .unit_scale = scale(&r)};
+        lm_native_options no;
+        if (ctl & 0x40) {
+            no = native(&r);
+            o.native = &no;
+        }
         lm_family *f = (ctl & 0x80) ? lm_family_replace(reg, &o, NULL)
                                     : lm_family_register(reg, &o, NULL);
         int nser = u8(&r) % 7;
@@ -207,6 +300,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                               .nbounds = nhb,
                               .max_routes = 1 + u8(&r) % 3,
                               .max_series = max_series};
+        lm_native_options hno;
+        if (u8(&r) & 1) {
+            hno = native(&r);
+            ho.native = &hno;
+        }
         lm_http *h = lm_http_register(reg, &ho, NULL);
         for (int k = 0; h && k < 2; k++) {
             lm_route *rt = lm_http_route(h, (lm_str){rn[k], raw(&r, rn[k], sizeof rn[k])}, NULL);

@@ -43,6 +43,9 @@ extern "C" {
 /* 2.0.0: lm_request_record gained request_bytes (its layout changed, so
  * the ABI of lm_route_record_ex did; soname libmetrics.so.2). New:
  * lm_route_record_sized and <prefix>http_request_size_bytes_total.
+ * Native histograms (lm_native_options; lm_family_options.native,
+ * lm_http_options.native, lm_registry_options.native_capacity appended)
+ * and LM_FORMAT_PROTOBUF, in the same soname.
  * 1.1.0 added lm_expo_status. */
 #define LM_VERSION_MAJOR 2
 #define LM_VERSION_MINOR 0
@@ -91,6 +94,7 @@ typedef struct lm_registry lm_registry;
 #define LM_DEFAULT_SLOT_CAPACITY ((size_t)1 << 21)
 #define LM_DEFAULT_MAX_SHARDS 64
 #define LM_DEFAULT_MAX_LABEL_VALUE_LEN 256
+#define LM_DEFAULT_NATIVE_CAPACITY ((size_t)1 << 22)
 
 typedef struct lm_registry_options {
     size_t max_families;        /* 0: LM_DEFAULT_MAX_FAMILIES */
@@ -99,6 +103,10 @@ typedef struct lm_registry_options {
                                    lazily. */
     unsigned max_shards;        /* exclusive per-thread shards, 0: LM_DEFAULT_MAX_SHARDS */
     size_t max_label_value_len; /* bytes after sanitising, 0: LM_DEFAULT_MAX_LABEL_VALUE_LEN */
+    size_t native_capacity;     /* 64-bit cells per shard for native histogram
+                                   buckets (lm_native_options), 0:
+                                   LM_DEFAULT_NATIVE_CAPACITY. Reserved address
+                                   space like slot_capacity. */
 } lm_registry_options;
 
 /* opts may be NULL for all defaults. */
@@ -149,14 +157,88 @@ typedef struct lm_family_options {
     size_t nbounds;
     double unit_scale;
     lm_family_kind kind;            /* 0: LM_KIND_BUSINESS */
+    /* Histograms only: also keep Prometheus native buckets (see
+     * lm_native_options below); NULL: classic buckets only. */
+    const struct lm_native_options *native;
 } lm_family_options;
+
+/* ------------------------------------------------- native histograms */
+/* A histogram family may keep, beside its classic buckets, the buckets of a
+ * Prometheus native histogram: exponential buckets whose boundaries are the
+ * powers of 2^(2^-schema) (schema 3: each bucket 2^(1/8) ~ 1.09 times
+ * wider than the one before, 8 per power of two), a zero bucket for
+ * |value| <= zero_threshold, negative buckets for negative values, only the
+ * populated buckets stored and exposed. Every observation then counts in
+ * both: the text and OpenMetrics expositions show the classic buckets
+ * exactly as without native ones, LM_FORMAT_PROTOBUF shows both in one
+ * Histogram message (what Prometheus negotiates for native histograms).
+ *
+ * The bucket of an observation v (recorded units, an int64) is the one
+ * prometheus/client_golang computes for the float64 x = (double)v /
+ * unit_scale (one IEEE conversion, one IEEE division, round to nearest):
+ * the same math.Frexp decomposition, the same bounds tables (copied into
+ * native_bounds.c) and the same search, so both agree bit for bit. An int64
+ * is never NaN or infinite; unit_scale is limited so that x is always a
+ * finite normal double (or zero). Counts are exact for every int64: the
+ * buckets live in fixed-size chunks carved lazily from the registry's
+ * native arena (native_capacity cells per shard, shared offsets like series
+ * slots); should the arena run out, a series counts what no chunk can take
+ * at schema -4 and is exposed at schema -4 from then on (exact, coarse).
+ *
+ * Bucket limit (max_buckets): client_golang halves the resolution (schema -
+ * 1) whenever an observation leaves more than max_buckets populated
+ * buckets, one step per observation, so its schema depends on the order of
+ * the observations. libmetrics records at the configured schema and picks
+ * the exposed schema when it renders: the largest sigma <= schema whose
+ * populated bucket count (positive and negative, not the zero bucket) is
+ * <= max_buckets, or -4 if none is. Relation to client_golang (zero
+ * threshold fixed, no reset or zero-bucket widening configured there), for
+ * the same observations S in any order:
+ *   Let B_s(S) be S's populated buckets at schema s. Halving maps bucket i
+ *   to ceil(i/2), so B_{s-1}(S) is the image of B_s(S): |B_{s-1}(S)| <=
+ *   |B_s(S)|, and "fits" (|B_s(S)| <= max_buckets) holds for every schema
+ *   below one that fits. client_golang's state after any prefix P of S is
+ *   exactly P's histogram at its current schema c (a halving turns B_c(P)
+ *   into B_{c-1}(P); later observations land at c-1). It halves c only when
+ *   |B_c(P)| > max_buckets, and B_c(P) is a subset of B_c(S), so only from a
+ *   schema that does not fit S; hence its final schema c_f >= sigma.
+ *   (a) If client_golang ends with at most max_buckets buckets, c_f fits,
+ *       so c_f <= sigma, so c_f == sigma: both expose S at sigma, identical
+ *       spans, deltas, zero count and count.
+ *   (b) Otherwise (sparse streams: a halving may not reduce the count, and
+ *       each observation halves at most once) c_f does not fit. If some
+ *       schema fits, sigma does and c_f > sigma: libmetrics exposes
+ *       client_golang's histogram halved further, down to sigma, within
+ *       the limit. If none fits (not even -4), sigma = -4 = c_f (neither
+ *       goes below -4): both expose S at -4, identical, over the limit.
+ * The differential test (caddymodule/native_diff_test.go) asserts exactly
+ * this split on random streams. Both keep the zero count and the total
+ * count exactly; the sum here is an exact integer of recorded units
+ * (client_golang's a float64 running sum).
+ *
+ * The recording schema and zero threshold are fixed when the family is
+ * created; lm_family_replace may change what is exposed (max_buckets, a
+ * schema at or below the recording one, native buckets shown or not: NULL
+ * hides them, recording goes on) but refuses a finer schema, another zero
+ * threshold or native buckets for a family created without them
+ * (LM_ERR_EXISTS: the past observations cannot be split finer). */
+#define LM_NATIVE_SCHEMA_MIN (-4)
+#define LM_NATIVE_SCHEMA_MAX 8
+
+typedef struct lm_native_options {
+    int schema;            /* LM_NATIVE_SCHEMA_MIN..LM_NATIVE_SCHEMA_MAX */
+    uint32_t max_buckets;  /* populated buckets exposed at most; 0: no limit */
+    double zero_threshold; /* exposed units, finite: |x| <= it counts in the
+                              zero bucket. 0: 2^-128 (client_golang's
+                              default); < 0: exactly 0 */
+} lm_native_options;
 
 /* Web latency buckets in seconds: 1ms .. 10s, 14 bounds. */
 LM_API const double *lm_default_latency_bounds(size_t *nbounds);
 
 /* Registers a family, or returns the existing one if a family of that name
- * has exactly the same type, help, labels, cap and bounds (so a host that
- * reloads its configuration gets its counters back). Another shape under the
+ * has exactly the same type, help, labels, cap, bounds and native options
+ * (so a host that reloads its configuration gets its counters back). Another shape under the
  * same name fails with LM_ERR_EXISTS. */
 LM_API lm_family *lm_family_register(lm_registry *reg, const lm_family_options *opts,
                                      lm_error *err);
@@ -293,6 +375,9 @@ typedef struct lm_http_options {
     size_t max_routes;      /* 0: LM_DEFAULT_MAX_ROUTES */
     size_t max_series;      /* cap per family, 0: LM_DEFAULT_HTTP_MAX_SERIES */
     unsigned flags;         /* LM_HTTP_* below, 0: the shape shown below */
+    /* The duration histogram's native buckets (lm_native_options); NULL:
+     * classic only. Changed like the bounds on a later call. */
+    const struct lm_native_options *native;
 } lm_http_options;
 
 /* lm_http_options.flags: cardinality levers. Each route costs up to
@@ -481,8 +566,14 @@ LM_API size_t lm_matcher_match(const lm_matcher *m, lm_str path);
 /* ---------------------------------------------------------- exposition */
 
 typedef enum lm_format {
-    LM_FORMAT_TEXT = 0,       /* Prometheus text 0.0.4 */
-    LM_FORMAT_OPENMETRICS = 1 /* OpenMetrics 1.0.0, ends with "# EOF" */
+    LM_FORMAT_TEXT = 0,        /* Prometheus text 0.0.4 */
+    LM_FORMAT_OPENMETRICS = 1, /* OpenMetrics 1.0.0, ends with "# EOF" */
+    /* Prometheus protobuf: io.prometheus.client.MetricFamily messages
+     * (client_model's metrics.proto), each preceded by its length as a
+     * varint. Histograms carry their classic and native buckets together;
+     * exemplars ride on counters and classic buckets, and on native
+     * histograms as Histogram.exemplars. */
+    LM_FORMAT_PROTOBUF = 2
 } lm_format;
 
 /* Content-Type header values for each format. */
@@ -494,14 +585,19 @@ typedef struct lm_expo lm_expo;
 
 /* A resumable cursor over one consistent pass of the registry: families in
  * registration order, series in creation order. Each histogram series is
- * read once, so its +Inf bucket always equals its _count. Returns NULL
+ * read once, so its +Inf bucket always equals its _count (protobuf: its
+ * native buckets sum to its sample_count, and every classic cumulative
+ * count is at most that). Text and OpenMetrics are rendered a line at a
+ * time; LM_FORMAT_PROTOBUF a family at a time, so the cursor holds the
+ * largest family's encoded message. Returns NULL
  * (err filled) when the cursor cannot start: out of memory, or
  * LM_EXPO_PROCESS was asked and /proc/self could not be read (LM_ERR_IO; a
  * system without /proc at all simply has no process_* metrics). */
 LM_API lm_expo *lm_expo_begin(lm_registry *reg, lm_format fmt, unsigned flags, lm_error *err);
 /* Copies up to cap bytes of exposition into buf; returns the number copied.
  * cap must be >= 1. The bytes returned are always whole lines of a valid
- * exposition so far.
+ * exposition so far (LM_FORMAT_PROTOBUF: whole length-prefixed messages;
+ * a unit larger than cap continues in the next read).
  *
  * 0 means the exposition is complete OR that it failed: ask
  * lm_expo_status. A failure (out of memory mid-stream, or a line longer

@@ -7,6 +7,7 @@
 #define LM_CORE_H
 
 #include "internal.h"
+#include "native.h"
 
 #define LM_LIKELY(x) __builtin_expect(!!(x), 1)
 #define LM_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -65,7 +66,9 @@ static inline size_t lm__bucket_index(const int64_t *ub, size_t n, int64_t v)
 /* One observation into histogram cells c of shard sh: its bucket +1 and
  * the 128-bit sum (lo, hi) += v. The high word moves only when the low word
  * wraps (or for negative v that does not wrap it), so in practice it is a
- * bucket store and a sum store. */
+ * bucket store and a sum store. The bucket store releases the series'
+ * native cells written just before (native.h); on x86 that is still a
+ * plain store. */
 static inline void lm__hcells_add(const lm_shard *sh, const lm_hcells *c, int64_t v)
 {
     size_t nb = c->nb;
@@ -79,7 +82,7 @@ static inline void lm__hcells_add(const lm_shard *sh, const lm_hcells *c, int64_
 
     if (LM_LIKELY(sh->exclusive)) {
         atomic_store_explicit(bucket, atomic_load_explicit(bucket, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+                              memory_order_release);
         uint64_t old = atomic_load_explicit(lo, memory_order_relaxed);
         uint64_t nlo = old + u;
         atomic_store_explicit(lo, nlo, memory_order_relaxed);
@@ -88,7 +91,7 @@ static inline void lm__hcells_add(const lm_shard *sh, const lm_hcells *c, int64_
             atomic_store_explicit(hi, atomic_load_explicit(hi, memory_order_relaxed) + dh,
                                   memory_order_relaxed);
     } else {
-        atomic_fetch_add_explicit(bucket, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(bucket, 1, memory_order_release);
         uint64_t old = atomic_fetch_add_explicit(lo, u, memory_order_relaxed);
         uint64_t dh = sign + (old + u < old);
         if (dh != 0)
@@ -105,6 +108,7 @@ static inline const lm_hcells *lm__hcells(const lm_series *s)
 
 static inline void lm__histogram_add(const lm_shard *sh, const lm_series *s, int64_t v)
 {
+    lm__native_add(sh, s, v); /* before the classic bucket's release */
     lm__hcells_add(sh, lm__hcells(s), v);
 }
 

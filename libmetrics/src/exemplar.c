@@ -243,6 +243,25 @@ bool lm__exemplar_load(lm_exemplar_home h, size_t idx, lm_exemplar_copy *out)
     return false; /* written to continuously: show none this time */
 }
 
+bool lm__exemplar_bucket(const lm_hcells *c, const lm_hproj *p, size_t k, size_t *uj,
+                         lm_exemplar_copy *best)
+{
+    lm_exemplar_home h = {(_Atomic(struct lm_exemplars *) *)&c->exemplars, (size_t)c->nb + 1};
+    if (c->ub != p->lay_ub || c->nb != p->lay_n ||
+        atomic_load_explicit(h.slots, memory_order_relaxed) == NULL)
+        return false;
+    lm_exemplar_copy cand;
+    bool have = false;
+    for (; *uj <= c->nb && p->map[*uj] == k; (*uj)++) {
+        if (lm__exemplar_load(h, *uj, have ? &cand : best)) {
+            if (have && cand.unix_ns > best->unix_ns)
+                *best = cand;
+            have = true;
+        }
+    }
+    return have;
+}
+
 /* ------------------------------------------------------------- rendering */
 
 size_t lm__exemplar_render(char *dst, const lm_exemplar_copy *c, double unit_scale)

@@ -101,6 +101,14 @@ LM_HIDDEN void lm__exemplar_store(lm_exemplar_home h, size_t idx, const lm_exemp
  * it kept changing while being copied. */
 LM_HIDDEN bool lm__exemplar_load(lm_exemplar_home h, size_t idx, lm_exemplar_copy *out);
 
+/* The newest exemplar among the union buckets of histogram cells c that
+ * exposed bucket k of projection p adds up (each within k's range), into
+ * *best; false if none. *uj is the next union bucket to look at: start at
+ * 0 and call for k = 0, 1, ... in order. Cells of another layout than p's
+ * (a growth raced the scrape) show none this time. */
+LM_HIDDEN bool lm__exemplar_bucket(const lm_hcells *c, const lm_hproj *p, size_t k, size_t *uj,
+                                   lm_exemplar_copy *best);
+
 /* Renders " # {name=\"value\"} v ts" (OpenMetrics) into dst, which holds
  * LM_EXEMPLAR_RENDER_MAX bytes; returns the length. unit_scale: recorded
  * units per exposed unit for histogram values, 0 for counters (integer). */

@@ -24,9 +24,16 @@
  * ones and ones without series), then libmetrics_series_folded_total with
  * one sample per family exposed above, then process_* (LM_EXPO_PROCESS),
  * then "# EOF" for OpenMetrics.
+ *
+ * LM_FORMAT_PROTOBUF walks the same phases, but a unit is a whole family:
+ * one length-prefixed MetricFamily message (expo_pb.c), packed into the
+ * staging buffer behind 10 bytes of room for the varint prefix, which is
+ * written right-aligned there once the length is known (the unit then
+ * starts at `off`). The buffer grows to the largest family's message.
  */
 #include "internal.h"
 #include "exemplar.h"
+#include "expo_pb.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -110,6 +117,8 @@ struct lm_expo {
     char *buf;              /* staging buffer: one unit */
     size_t cap, len, off;
 
+    lm_pb *pb;              /* LM_FORMAT_PROTOBUF: message scratch */
+
     /* The current series' escaped label pairs (`a="x",b="y"`, no braces),
      * rendered once when the series starts and copied into each of its
      * lines: a histogram has nbounds + 3 of them, and re-reading and
@@ -125,6 +134,9 @@ const char *lm_format_content_type(lm_format fmt)
         return "text/plain; version=0.0.4; charset=utf-8";
     case LM_FORMAT_OPENMETRICS:
         return "application/openmetrics-text; version=1.0.0; charset=utf-8";
+    case LM_FORMAT_PROTOBUF:
+        return "application/vnd.google.protobuf; proto=io.prometheus.client.MetricFamily; "
+               "encoding=delimited";
     }
     return NULL; /* not a format: the caller passed a value outside the enum */
 }
@@ -141,6 +153,12 @@ static void *expo_realloc(const lm_registry *reg, void *p, size_t n)
 static void *expo_calloc(const lm_registry *reg, size_t n, size_t size)
 {
     return lm__fault(reg, LM__FAULT_ALLOC) ? NULL : calloc(n, size);
+}
+
+/* expo_realloc for the protobuf scratch (lm_pb_alloc). */
+static void *pb_alloc(void *reg, void *p, size_t n)
+{
+    return expo_realloc(reg, p, n);
 }
 
 /* Cuts the stream: the unit being rendered is dropped and every later
@@ -246,22 +264,8 @@ static void put_counter_exemplar(lm_expo *e, const lm_series *s)
  * growth raced this scrape) show none this time. */
 static void put_bucket_exemplar(lm_expo *e, size_t k)
 {
-    const lm_hcells *c = e->hc;
-    const lm_hproj *p = e->proj;
-    lm_exemplar_home h = {(_Atomic(struct lm_exemplars *) *)&c->exemplars, (size_t)c->nb + 1};
-    if (e->fmt != LM_FORMAT_OPENMETRICS || c->ub != p->lay_ub || c->nb != p->lay_n ||
-        atomic_load_explicit(h.slots, memory_order_relaxed) == NULL)
-        return;
-    lm_exemplar_copy best, cand;
-    bool have = false;
-    for (; e->uj <= c->nb && p->map[e->uj] == k; e->uj++) {
-        if (lm__exemplar_load(h, e->uj, have ? &cand : &best)) {
-            if (have && cand.unix_ns > best.unix_ns)
-                best = cand;
-            have = true;
-        }
-    }
-    if (have)
+    lm_exemplar_copy best;
+    if (e->fmt == LM_FORMAT_OPENMETRICS && lm__exemplar_bucket(e->hc, e->proj, k, &e->uj, &best))
         put_exemplar_copy(e, &best, e->fam->unit_scale);
 }
 
@@ -511,6 +515,63 @@ static double process_value(const lm_process_stats *p, unsigned i)
     return p->threads;
 }
 
+/* ------------------------------------------------------------ protobuf */
+
+static bool is_pb(const lm_expo *e)
+{
+    return e->fmt == LM_FORMAT_PROTOBUF;
+}
+
+/* Varint room in front of a protobuf unit (any length fits in 10). */
+#define PB_PREFIX 10
+
+static uint8_t *pb_reserve(void *ctx, size_t n)
+{
+    lm_expo *e = ctx;
+    ensure(e, e->len + n);
+    if (e->failed || n > e->cap - e->len)
+        return NULL;
+    uint8_t *p = (uint8_t *)e->buf + e->len;
+    e->len += n;
+    return p;
+}
+
+/* What a protobuf unit renders. */
+enum pb_unit { PB_FAMILY, PB_FOLDED, PB_PROCESS };
+
+/* One length-prefixed MetricFamily as the current unit. */
+static void pb_unit(lm_expo *e, enum pb_unit what)
+{
+    ensure(e, PB_PREFIX);
+    if (e->failed)
+        return;
+    e->len = PB_PREFIX;
+    lm_pbout out = {e, pb_reserve};
+    int rc;
+    switch (what) {
+    case PB_FAMILY:
+        rc = lm__pb_family(e->pb, e->fam, e->nseries, e->proj, out);
+        break;
+    case PB_FOLDED:
+        rc = lm__pb_folded(e->pb, FOLDED_NAME, FOLDED_HELP, e->reg, e->famstate, FAM_EXPOSED,
+                           e->nfam, out);
+        break;
+    case PB_PROCESS:
+    default:
+        rc = lm__pb_single(e->pb, k_process[e->pi].name, k_process[e->pi].type,
+                           k_process[e->pi].help, process_value(&e->proc, e->pi), out);
+        break;
+    }
+    if (rc != 0) {
+        fail(e, LM_ERR_NOMEM);
+        return;
+    }
+    uint8_t prefix[PB_PREFIX];
+    size_t n = lm__pb_varint(e->len - PB_PREFIX, prefix);
+    memcpy(e->buf + PB_PREFIX - n, prefix, n);
+    e->off = PB_PREFIX - n;
+}
+
 /* Renders the next unit into the staging buffer; false when the
  * exposition is complete or failed (then nothing of the unit is kept).
  * Steps that render nothing (an empty HELP, a family without series) just
@@ -539,9 +600,14 @@ static bool render_unit(lm_expo *e)
                 e->cur = NULL;
                 e->step = 0;
                 e->phase = PH_FAMILY_META;
+                if (is_pb(e)) { /* the whole family is this unit */
+                    pb_unit(e, PB_FAMILY);
+                    e->fi++;
+                    e->phase = PH_FAMILY;
+                }
                 break;
             }
-            if (e->phase == PH_FAMILY) {
+            if (e->phase == PH_FAMILY && e->fi >= e->nfam) {
                 e->phase = PH_FOLDED_META;
                 e->step = 0;
             }
@@ -563,7 +629,13 @@ static bool render_unit(lm_expo *e)
             }
             break;
         case PH_FOLDED_META:
-            if (e->nexposed == 0 || e->step >= 2) {
+            if (is_pb(e)) {
+                if (e->nexposed)
+                    pb_unit(e, PB_FOLDED);
+                e->phase = PH_PROCESS;
+                e->pi = 0;
+                e->step = 0;
+            } else if (e->nexposed == 0 || e->step >= 2) {
                 e->phase = e->nexposed ? PH_FOLDED : PH_PROCESS;
                 e->fi = 0;
                 e->pi = 0;
@@ -597,6 +669,11 @@ static bool render_unit(lm_expo *e)
                 e->pi++;
             if (e->pi == P_COUNT) {
                 e->phase = PH_EOF;
+                break;
+            }
+            if (is_pb(e)) {
+                pb_unit(e, PB_PROCESS);
+                e->pi++;
                 break;
             }
             {
@@ -712,10 +789,10 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
         lm__set_error(err, LM_ERR_INVALID, "registry is NULL");
         return LM_ERR_INVALID;
     }
-    if (fmt != LM_FORMAT_TEXT && fmt != LM_FORMAT_OPENMETRICS) {
+    if (fmt != LM_FORMAT_TEXT && fmt != LM_FORMAT_OPENMETRICS && fmt != LM_FORMAT_PROTOBUF) {
         lm__set_error(err, LM_ERR_INVALID,
-                      "exposition format %d is neither LM_FORMAT_TEXT (0) nor "
-                      "LM_FORMAT_OPENMETRICS (1)",
+                      "exposition format %d is not LM_FORMAT_TEXT (0), LM_FORMAT_OPENMETRICS (1) "
+                      "or LM_FORMAT_PROTOBUF (2)",
                       (int)fmt);
         return LM_ERR_INVALID;
     }
@@ -788,6 +865,11 @@ static lm_status expo_open(lm_registry *reg, lm_format fmt, unsigned flags, lm_e
     e->buf = e->famstate ? expo_realloc(reg, NULL, cap) : NULL;
     e->labels_cap = lcap;
     e->labels = e->buf ? expo_realloc(reg, NULL, lcap) : NULL;
+    if (e->labels != NULL && fmt == LM_FORMAT_PROTOBUF &&
+        (e->pb = lm__pb_new(pb_alloc, reg)) == NULL) {
+        free(e->labels);
+        e->labels = NULL;
+    }
     if (e->labels == NULL) {
         lm__set_error(err, LM_ERR_NOMEM, "out of memory allocating a %zu-byte exposition buffer",
                       cap + lcap);
@@ -844,6 +926,7 @@ void lm_expo_end(lm_expo *e)
     free(e->buf);
     free(e->labels);
     free(e->famstate);
+    lm__pb_free(e->pb);
     free(e);
 }
 

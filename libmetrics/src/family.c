@@ -55,6 +55,9 @@ typedef struct shape {
     size_t nbounds;
     double unit_scale;
     int64_t ubounds[LM_MAX_BOUNDS];
+    bool has_native;            /* native buckets asked for (lm_native_options) */
+    lm_native_view native;      /* ... and how they are to be exposed */
+    double native_zt;           /* resolved zero threshold */
 } shape;
 
 /* floor(bound * scale), except that a product within a few ulps of an
@@ -167,10 +170,10 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
     sh->max_series = max_series;
 
     if (o->type != LM_HISTOGRAM) {
-        if (o->bounds != NULL || o->nbounds != 0 || o->unit_scale != 0) {
+        if (o->bounds != NULL || o->nbounds != 0 || o->unit_scale != 0 || o->native != NULL) {
             lm__set_error(err, LM_ERR_INVALID,
-                          "family %s is a %s; bounds, nbounds and unit_scale apply to histograms "
-                          "only and must be zero",
+                          "family %s is a %s; bounds, nbounds, unit_scale and native apply to "
+                          "histograms only and must be zero",
                           q, lm__type_name(o->type));
             return -1;
         }
@@ -231,6 +234,12 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
         sh->bounds = b;
         sh->nbounds = nb;
         sh->unit_scale = scale;
+        if (o->native != NULL) {
+            if (lm__native_validate(o->native, scale, q, &sh->native_zt, err) != 0)
+                return -1;
+            sh->has_native = true;
+            sh->native = (lm_native_view){true, o->native->schema, o->native->max_buckets};
+        }
     }
 
     const char *help = o->help ? o->help : "";
@@ -268,6 +277,7 @@ static const char *kind_name(lm_family_kind k)
 }
 
 static bool bounds_differ(const lm_family *f, const shape *sh, char *msg, size_t cap);
+static bool native_differs(const lm_family *f, const shape *sh, char *msg, size_t cap);
 
 /* Describes the first difference between an existing family and a new
  * shape into msg; returns false if there is none. */
@@ -312,6 +322,34 @@ static bool shape_differs(const lm_family *f, const shape *sh, char *msg, size_t
     if (f->type == LM_HISTOGRAM && f->unit_scale != sh->unit_scale) {
         snprintf(msg, cap, "its unit_scale is %g, this call asks for %g", f->unit_scale,
                  sh->unit_scale);
+        return true;
+    }
+    if (f->type == LM_HISTOGRAM && native_differs(f, sh, msg, cap))
+        return true;
+    return false;
+}
+
+/* Whether histogram f's native buckets (recorded and exposed) differ from
+ * what sh asks for (described into msg). */
+static bool native_differs(const lm_family *f, const shape *sh, char *msg, size_t cap)
+{
+    lm_native_view v = lm__native_view_unpack(
+        atomic_load_explicit(&((lm_family *)f)->native_view, memory_order_relaxed));
+    bool shown = f->native != NULL && v.on;
+    if (shown != sh->has_native) {
+        snprintf(msg, cap, "it has %snative buckets, this call asks for %s", shown ? "" : "no ",
+                 sh->has_native ? "some" : "none");
+        return true;
+    }
+    if (!shown)
+        return false;
+    if (v.schema != sh->native.schema || v.max_buckets != sh->native.max_buckets ||
+        f->native->zero_threshold != sh->native_zt) {
+        snprintf(msg, cap,
+                 "its native buckets have schema %d, max_buckets %u, zero threshold %g; this "
+                 "call asks for %d, %u, %g",
+                 v.schema, v.max_buckets, f->native->zero_threshold, sh->native.schema,
+                 sh->native.max_buckets, sh->native_zt);
         return true;
     }
     return false;
@@ -446,9 +484,17 @@ static lm_series *series_alloc(lm_family *fam, size_t nvalues)
     atomic_init(&s->gauge, 0);
     atomic_init(&s->hc, &s->hc0);
     atomic_init(&s->hc0.exemplars, NULL);
+    if (fam->native != NULL) {
+        s->nat = fam->native;
+        if ((s->ndir = lm__native_dir_new(fam->native)) == NULL) {
+            free(s);
+            return NULL;
+        }
+    }
     if (nvalues > 0) {
         s->values = calloc(nvalues, sizeof *s->values);
         if (s->values == NULL) {
+            free((void *)s->ndir);
             free(s);
             return NULL;
         }
@@ -466,6 +512,7 @@ static void series_free(lm_series *s, size_t nvalues)
     free(s->values);
     lm__exemplars_free(&s->exemplars);
     lm__exemplars_free(&s->hc0.exemplars);
+    free((void *)s->ndir);
     free(s);
 }
 
@@ -519,6 +566,7 @@ void lm__family_free(lm_family *f)
         o = p->next;
         free(p);
     }
+    lm__native_free(f->native);
     free(f->series);
     free(f->index);
     free(f);
@@ -654,7 +702,9 @@ static int hist_grow_locked(lm_family *f, const int64_t *u, size_t nu, const cha
     uint64_t first = reg->slots_used;
     reg->slots_used += need;
     f->layout = lay;
-    f->width = (uint32_t)width;
+    /* Series created from now on: the new layout's cells, then their
+     * native fixed cells (existing series keep theirs after hc0). */
+    f->width = (uint32_t)width + lm__native_fixed_cells(f->native);
     f->growing = true;
     pthread_mutex_unlock(&reg->lock);
 
@@ -784,6 +834,14 @@ static lm_family *family_build(lm_registry *reg, shape *sh)
         proj_fill(p, sh, f->layout, NULL);
         atomic_init(&f->proj, p);
         f->projs = p;
+        atomic_init(&f->native_view, 0);
+        if (sh->has_native) {
+            f->native = lm__native_new(reg, sh->native.schema, sh->native_zt, sh->unit_scale);
+            if (f->native == NULL)
+                goto fail;
+            atomic_init(&f->native_view, lm__native_view_pack(sh->native));
+            f->width += lm__native_fixed_cells(f->native);
+        }
     }
 
     f->overflow_spare = series_alloc(f, sh->nlabels);
@@ -849,6 +907,44 @@ static lm_family *find_retired(lm_registry *reg, const shape *sh)
     return NULL;
 }
 
+/* What histogram f exposes of its native buckets when sh replaces its
+ * shape, packed into *view: any max_buckets, a schema down to -4, or none;
+ * but not finer or other buckets than it has recorded since it was made
+ * (LM_ERR_EXISTS: past observations cannot be split). */
+static int native_view_for(const lm_family *f, const shape *sh, const char *q, uint64_t *view,
+                           lm_error *err)
+{
+    if (!sh->has_native) {
+        lm_native_view v = lm__native_view_unpack(
+            atomic_load_explicit(&((lm_family *)f)->native_view, memory_order_relaxed));
+        v.on = false; /* recording goes on; shown again by a later replace */
+        *view = f->native != NULL ? lm__native_view_pack(v) : 0;
+        return 0;
+    }
+    const char *why = NULL;
+    char buf[128];
+    if (f->native == NULL) {
+        why = "it was created without native buckets";
+    } else if (sh->native.schema > f->native->schema) {
+        snprintf(buf, sizeof buf, "it records native buckets at schema %d, not finer",
+                 f->native->schema);
+        why = buf;
+    } else if (sh->native_zt != f->native->zero_threshold) {
+        snprintf(buf, sizeof buf, "its native zero threshold is %g", f->native->zero_threshold);
+        why = buf;
+    }
+    if (why != NULL) {
+        lm__set_error(err, LM_ERR_EXISTS,
+                      "histogram %s cannot change to native schema %d with zero threshold %g: "
+                      "%s, and the observations made so far cannot be split finer (restart the "
+                      "process to change it)",
+                      q, sh->native.schema, sh->native_zt, why);
+        return -1;
+    }
+    *view = lm__native_view_pack(sh->native);
+    return 0;
+}
+
 /* Gives f (same identity as sh) sh's help text and buckets. The series
  * stay the same series: a histogram keeps counting every observation
  * across any sequence of bucket changes (hist_rebucket_locked). Takes
@@ -870,11 +966,18 @@ static int update_in_place(lm_family *f, shape *sh, const char *q, lm_error *err
         }
     }
     char why[160];
+    uint64_t view = 0;
+    if (f->type == LM_HISTOGRAM && native_view_for(f, sh, q, &view, err) != 0) {
+        free(nh);
+        return -1;
+    }
     if (f->type == LM_HISTOGRAM && bounds_differ(f, sh, why, sizeof why) &&
         hist_rebucket_locked(f, sh, q, err) != 0) {
         free(nh);
         return -1;
     }
+    if (f->type == LM_HISTOGRAM)
+        atomic_store_explicit(&f->native_view, view, memory_order_release);
     if (nh != NULL) {
         nh->text = sh->help;
         sh->help = (lm_text){0};
@@ -1003,16 +1106,17 @@ lm_family *lm__family_register_locked(lm_registry *reg, const lm_family_options 
                       q, reg->opts.max_families);
         goto fail;
     }
-    uint32_t width = family_width(&sh);
+    lm_family *f = family_build(reg, &sh);
+    if (f == NULL) {
+        lm__set_error(err, LM_ERR_NOMEM, "out of memory registering family %s", q);
+        goto fail;
+    }
+    uint32_t width = f->width; /* family_width and the native fixed cells */
     if (reg->opts.slot_capacity - reg->slots_used < width) {
         lm__set_error(err, LM_ERR_LIMIT,
                       "cannot register family %s: slot_capacity (%zu cells) is exhausted", q,
                       reg->opts.slot_capacity);
-        goto fail;
-    }
-    lm_family *f = family_build(reg, &sh);
-    if (f == NULL) {
-        lm__set_error(err, LM_ERR_NOMEM, "out of memory registering family %s", q);
+        lm__family_free(f);
         goto fail;
     }
     series_place(f->overflow_spare, f, (uint32_t)reg->slots_used);

@@ -108,7 +108,8 @@ static lm_family_options counter_opts(const char *name, const char *help, size_t
 }
 
 static lm_family_options duration_opts(const char *name, const double *bounds, size_t nbounds,
-                                       size_t max_series, unsigned flags)
+                                       size_t max_series, unsigned flags,
+                                       const lm_native_options *native)
 {
     return (lm_family_options){
         .type = LM_HISTOGRAM,
@@ -121,18 +122,8 @@ static lm_family_options duration_opts(const char *name, const double *bounds, s
         .nbounds = nbounds,
         /* Observations are nanoseconds: sums stay exact integers. */
         .unit_scale = 1e9,
-        .kind = LM_KIND_HTTP};
-}
-
-static bool bounds_equal(const lm_family *f, const double *b, size_t nb)
-{
-    const lm_hproj *p = lm__family_proj(f);
-    if (p->n != nb)
-        return false;
-    for (size_t i = 0; i < nb; i++)
-        if (p->bounds[i] != b[i])
-            return false;
-    return true;
+        .kind = LM_KIND_HTTP,
+        .native = native};
 }
 
 lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err)
@@ -202,10 +193,12 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
                           o.flags & LM_HTTP_STATUS_CLASSES ? "classes" : "codes",
                           o.flags & LM_HTTP_DURATION_NO_STATUS ? "without" : "with");
             h = NULL;
-        } else if (!bounds_equal(dur, bounds, nb)) {
-            /* The same family with other exposed buckets: routes keep their
-             * series, which keep counting (lm_family_replace). */
-            lm_family_options d = duration_opts(names.duration, bounds, nb, max_series, h->flags);
+        } else {
+            /* The same family, maybe with other exposed buckets (classic or
+             * native): routes keep their series, which keep counting
+             * (lm_family_replace; the same shape returns it unchanged). */
+            lm_family_options d =
+                duration_opts(names.duration, bounds, nb, max_series, h->flags, o.native);
             if (lm__family_register_locked(reg, &d, true, err) != dur)
                 h = NULL;
         }
@@ -221,7 +214,8 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
     }
     lm_family_options ro = counter_opts(
         names.requests, "HTTP requests completed, by method, endpoint and status.", max_series);
-    lm_family_options dopt = duration_opts(names.duration, bounds, nb, max_series, o.flags);
+    lm_family_options dopt =
+        duration_opts(names.duration, bounds, nb, max_series, o.flags, o.native);
     lm_family_options bo = counter_opts(
         names.bytes, "Bytes of HTTP response bodies sent, by method, endpoint and status.",
         max_series);
@@ -462,7 +456,12 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
         plain_add(&cells[rq], 1);
         plain_add(&cells[by], response_bytes);
         plain_add(&cells[qb], request_bytes);
-        plain_add(&c[lm__bucket_index(hc->ub, nb, (int64_t)u)], 1);
+        lm__native_add(sh, slot->duration, (int64_t)u);
+        lm_cell *b = &c[lm__bucket_index(hc->ub, nb, (int64_t)u)];
+        /* Release: the native cells above are visible before this bucket
+         * (native.h); still a plain store on x86. */
+        atomic_store_explicit(b, atomic_load_explicit(b, memory_order_relaxed) + 1,
+                              memory_order_release);
         uint64_t old = atomic_load_explicit(&c[nb + 1], memory_order_relaxed);
         atomic_store_explicit(&c[nb + 1], old + u, memory_order_relaxed);
         if (LM_UNLIKELY(old + u < old))
@@ -471,6 +470,7 @@ static inline void record_request(const lm_shard *sh, const lm_route_slot *slot,
         lm__cell_add(sh, rq, 1);
         lm__cell_add(sh, by, response_bytes);
         lm__cell_add(sh, qb, request_bytes);
+        lm__native_add(sh, slot->duration, (int64_t)u);
         lm__hcells_add(sh, hc, (int64_t)u);
     }
 }

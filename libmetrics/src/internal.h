@@ -41,6 +41,7 @@
 typedef _Atomic uint64_t lm_cell;
 
 struct lm_exemplars; /* exemplar.h */
+struct lm_native;    /* native.h */
 
 typedef struct lm_shard {
     lm_cell *cells;     /* slot_capacity cells; NULL until first claimed */
@@ -87,6 +88,11 @@ struct lm_series {
      * family's bound union grows and a growth publishes new cells here. */
     _Atomic(const lm_hcells *) hc;
     lm_hcells hc0;
+    /* Histograms with native buckets (native.h), else NULL: the family's
+     * native parameters and this series' chunk directory, on the same line
+     * as hc so a record reads one line of its series. */
+    const struct lm_native *nat;
+    _Atomic uint32_t *ndir;
 };
 
 /* A histogram name counts into the union of every bound list ever
@@ -146,8 +152,12 @@ struct lm_family {
     _Atomic(lm_hproj *) proj;
     lm_hproj *projs;       /* every projection made, newest first; under reg->lock */
     bool growing;          /* a growth is publishing new cells (hist_grow_locked) */
+    /* Native buckets (native.h): recording parameters fixed at creation,
+     * NULL for none; what the exposition shows, replaced in place. */
+    struct lm_native *native;
+    _Atomic uint64_t native_view;
     uint32_t width;        /* cells of a new series: counter 1, gauge 0,
-                              histogram layout->n + 3 */
+                              histogram layout->n + 3 (+ lm__native_fixed_cells) */
     atomic_bool retired;   /* replaced by lm_family_replace: not exposed */
     lm_series **series;    /* max_series slots, filled in creation order */
     _Atomic size_t nseries;             /* published with release */
@@ -203,6 +213,9 @@ struct lm_registry {
     lm_shard shared;          /* overflow shard for extra threads */
     _Atomic unsigned shards_used; /* high-water mark of shards ever claimed */
     size_t slots_used;        /* bump allocator, under lock */
+    /* Native histogram chunks: cells [slot_capacity, slot_capacity +
+     * native_capacity) of every shard, carved without the lock (native.c). */
+    _Atomic uint32_t native_used;
     lm_family **families;     /* opts.max_families */
     _Atomic size_t nfamilies; /* published with release */
     /* Sequence around changes of families' retired flags (odd while a

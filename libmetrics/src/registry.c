@@ -3,6 +3,7 @@
  * family and HTTP set, and frees them all at once.
  */
 #include "core.h"
+#include "native.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -52,18 +53,23 @@ static int resolve_options(const lm_registry_options *in, lm_registry_options *o
         o.max_shards = LM_DEFAULT_MAX_SHARDS;
     if (o.max_label_value_len == 0)
         o.max_label_value_len = LM_DEFAULT_MAX_LABEL_VALUE_LEN;
+    if (o.native_capacity == 0)
+        o.native_capacity = LM_DEFAULT_NATIVE_CAPACITY;
 
-    if (o.slot_capacity > UINT32_MAX) {
-        lm__set_error(err, LM_ERR_INVALID, "slot_capacity %zu exceeds the maximum of %u cells",
-                      o.slot_capacity, (unsigned)UINT32_MAX);
+    /* Cell indices are uint32_t over both regions of a shard. */
+    if (o.slot_capacity > UINT32_MAX || o.native_capacity > UINT32_MAX - o.slot_capacity) {
+        lm__set_error(err, LM_ERR_INVALID,
+                      "slot_capacity %zu + native_capacity %zu exceeds the maximum of %u cells",
+                      o.slot_capacity, o.native_capacity, (unsigned)UINT32_MAX);
         return -1;
     }
-    if ((uint64_t)o.slot_capacity * sizeof(lm_cell) * ((uint64_t)o.max_shards + 1) >
+    if ((uint64_t)(o.slot_capacity + o.native_capacity) * sizeof(lm_cell) *
+            ((uint64_t)o.max_shards + 1) >
         LM_MAX_RESERVATION) {
         lm__set_error(err, LM_ERR_INVALID,
-                      "slot_capacity %zu x (max_shards %u + 1) x 8 bytes exceeds the %llu GiB "
-                      "address space budget",
-                      o.slot_capacity, o.max_shards,
+                      "(slot_capacity %zu + native_capacity %zu) x (max_shards %u + 1) x 8 "
+                      "bytes exceeds the %llu GiB address space budget",
+                      o.slot_capacity, o.native_capacity, o.max_shards,
                       (unsigned long long)(LM_MAX_RESERVATION >> 30));
         return -1;
     }
@@ -122,6 +128,7 @@ lm_registry *lm_registry_new(const lm_registry_options *opts, lm_error *err)
         free(reg);
         return NULL;
     }
+    atomic_init(&reg->native_used, LM_NATIVE_ARENA_RESERVED);
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     reg->created_mono_ns = (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;

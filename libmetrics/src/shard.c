@@ -47,10 +47,11 @@ int lm__shards_init(lm_registry *reg, lm_error *err)
     reg->shared.exclusive = false;
     reg->shared.reg = reg;
     atomic_init(&reg->shared.owned, false);
-    reg->shared.cells = map_cells(reg->opts.slot_capacity);
+    reg->shared.cells = map_cells(reg->opts.slot_capacity + reg->opts.native_capacity);
     if (reg->shared.cells == NULL) {
         lm__set_error(err, LM_ERR_NOMEM, "cannot reserve %zu bytes for the shared shard (%s)",
-                      reg->opts.slot_capacity * sizeof(lm_cell), strerror(errno));
+                      (reg->opts.slot_capacity + reg->opts.native_capacity) * sizeof(lm_cell),
+                      strerror(errno));
         free(reg->shards);
         return -1;
     }
@@ -59,7 +60,8 @@ int lm__shards_init(lm_registry *reg, lm_error *err)
     if (rc != 0) {
         lm__set_error(err, LM_ERR_LIMIT, "cannot create the per-thread shard key (%s)",
                       strerror(rc));
-        munmap(reg->shared.cells, reg->opts.slot_capacity * sizeof(lm_cell));
+        munmap(reg->shared.cells,
+               (reg->opts.slot_capacity + reg->opts.native_capacity) * sizeof(lm_cell));
         free(reg->shards);
         return -1;
     }
@@ -69,7 +71,7 @@ int lm__shards_init(lm_registry *reg, lm_error *err)
 void lm__shards_free(lm_registry *reg)
 {
     pthread_key_delete(reg->key);
-    size_t bytes = reg->opts.slot_capacity * sizeof(lm_cell);
+    size_t bytes = (reg->opts.slot_capacity + reg->opts.native_capacity) * sizeof(lm_cell);
     unsigned used = atomic_load_explicit(&reg->shards_used, memory_order_relaxed);
     for (unsigned i = 0; i < used; i++)
         if (reg->shards[i].cells != NULL)
@@ -93,7 +95,7 @@ lm_shard *lm__shard_claim(lm_registry *reg)
                                                      memory_order_acquire, memory_order_relaxed))
             continue;
         if (i >= used) { /* i == used: the lowest never-used shard */
-            lm_cell *cells = map_cells(reg->opts.slot_capacity);
+            lm_cell *cells = map_cells(reg->opts.slot_capacity + reg->opts.native_capacity);
             if (cells == NULL) {
                 atomic_store_explicit(&reg->shards[i].owned, false, memory_order_relaxed);
                 break; /* out of address space: fall back to the shared shard */
@@ -132,8 +134,11 @@ static void add_shard(const lm_cell *ccells, uint32_t base, size_t nb, uint64_t 
                       uint64_t *lo, uint64_t *hi)
 {
     lm_cell *cells = (lm_cell *)ccells;
+    /* Acquire: pairs with the record's release store of its bucket, so
+     * the native cells read after this count at least what these do
+     * (native.h). */
     for (size_t j = 0; j <= nb; j++)
-        buckets[j] += atomic_load_explicit(&cells[base + j], memory_order_relaxed);
+        buckets[j] += atomic_load_explicit(&cells[base + j], memory_order_acquire);
     uint64_t slo = atomic_load_explicit(&cells[base + nb + 1], memory_order_relaxed);
     uint64_t shi = atomic_load_explicit(&cells[base + nb + 2], memory_order_relaxed);
     uint64_t nlo = *lo + slo;

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What the shipped libraries are, checked on the built files:
 #  - the core, libmetrics.so, does not link libcmark (nor any library beyond
-#    libc, libm and libpthread); libmetrics_report.so links libcmark and
-#    libmetrics.so.N;
+#    libc, libm, libpthread and libprotobuf-c, which encodes the protobuf
+#    exposition); libmetrics_report.so links libcmark and libmetrics.so.N;
 #  - each exports exactly the functions its header declares with LM_API
 #    (every one starts with lm_, none with the internal lm__ prefix), so
 #    nothing hidden leaks and nothing declared is missing;
@@ -30,9 +30,9 @@ echo "libmetrics_report.so.$MAJOR: $(echo $report_needed)"
 grep -q cmark <<<"$core_needed" && fail "libmetrics.so.$MAJOR links libcmark"
 while read -r lib; do
   case $lib in
-    libc.so.* | libm.so.* | libpthread.so.* | ld-linux*) ;;
+    libc.so.* | libm.so.* | libpthread.so.* | ld-linux* | libprotobuf-c.so.*) ;;
     lib[amt]san.so.* | libubsan.so.* | libgcc_s.so.* | libstdc++.so.*) ;; # sanitizer builds
-    *) fail "libmetrics.so.$MAJOR needs $lib beyond libc, libm and libpthread" ;;
+    *) fail "libmetrics.so.$MAJOR needs $lib beyond libc, libm, libpthread and libprotobuf-c" ;;
   esac
 done <<<"$core_needed"
 grep -q '^libcmark' <<<"$report_needed" || fail "libmetrics_report.so.$MAJOR does not link libcmark"
@@ -71,11 +71,13 @@ echo "test_expo loads libmetrics.so.$MAJOR from the build tree and no libcmark"
 
 echo "--- pkg-config files"
 export PKG_CONFIG_PATH=$BUILD
-[ -z "$(pkg-config --print-requires --print-requires-private libmetrics)" ] ||
-  fail "libmetrics.pc requires $(pkg-config --print-requires --print-requires-private libmetrics)"
+[ -z "$(pkg-config --print-requires libmetrics)" ] ||
+  fail "libmetrics.pc requires $(pkg-config --print-requires libmetrics)"
+[ "$(pkg-config --print-requires-private libmetrics)" = libprotobuf-c ] ||
+  fail "libmetrics.pc requires privately $(pkg-config --print-requires-private libmetrics), not libprotobuf-c"
 pkg-config --print-requires libmetrics-report | grep -q '^libmetrics' || fail "libmetrics-report.pc does not require libmetrics"
 pkg-config --print-requires-private libmetrics-report | grep -q '^libcmark' || fail "libmetrics-report.pc does not require libcmark"
 libs=$(pkg-config --libs libmetrics)
 grep -qw -- -lmetrics <<<"$libs" && ! grep -q cmark <<<"$libs" || fail "pkg-config --libs libmetrics: $libs"
-echo "libmetrics.pc: no requirements; libmetrics-report.pc: libmetrics, libcmark (private)"
+echo "libmetrics.pc: libprotobuf-c (private); libmetrics-report.pc: libmetrics, libcmark (private)"
 echo "linkage: ok"

@@ -43,3 +43,17 @@ void capture_free(capture *c)
     free(c->p);
     memset(c, 0, sizeof *c);
 }
+
+char *capture_drain(lm_expo *x, size_t step, size_t *len)
+{
+    size_t cap = 1 << 16, n = 0, k;
+    char *out = malloc(cap);
+    while ((k = lm_expo_read(x, out + n, step)) > 0) {
+        n += k;
+        if (cap - n < step + 1)
+            out = realloc(out, cap *= 2);
+    }
+    out[n] = '\0';
+    *len = n;
+    return out;
+}

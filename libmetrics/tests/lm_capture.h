@@ -30,4 +30,9 @@ void capture_clear(capture *c);
 /* Frees the buffer and zeroes everything, fail_after and full included. */
 void capture_free(capture *c);
 
+/* Reads cursor x to its end in reads of `step` bytes (so units span
+ * reads); returns the bytes (NUL-terminated, caller frees) and their
+ * number in *len. */
+char *capture_drain(lm_expo *x, size_t step, size_t *len);
+
 #endif /* LM_CAPTURE_H */

@@ -66,21 +66,6 @@ static lm_registry *build(void)
     return r;
 }
 
-/* Reads the whole cursor in small pieces (so lines span reads). */
-static char *drain(lm_expo *x, size_t *len)
-{
-    size_t cap = 1 << 16, n = 0, k;
-    char *out = malloc(cap);
-    while ((k = lm_expo_read(x, out + n, 7)) > 0) {
-        n += k;
-        if (cap - n < 8)
-            out = realloc(out, cap *= 2);
-    }
-    out[n] = '\0';
-    *len = n;
-    return out;
-}
-
 static void check_cut(const char *full, size_t full_len, const char *got, size_t n,
                       lm_expo *x, const char *what, long k)
 {
@@ -109,7 +94,7 @@ static void test_every_unit(lm_format fmt)
 
     lm_expo *x = lm_expo_begin(r, fmt, 0, &e);
     size_t full_len;
-    char *full = drain(x, &full_len);
+    char *full = capture_drain(x, 7, &full_len);
     CHECK(lm_expo_status(x, &e) == LM_OK && full_len > 1000);
     lm_expo_end(x);
     long units = f.calls;
@@ -119,7 +104,7 @@ static void test_every_unit(lm_format fmt)
         f = (fault){.site = LM__FAULT_UNIT, .at = k};
         x = lm_expo_begin(r, fmt, 0, &e);
         size_t n;
-        char *got = drain(x, &n);
+        char *got = capture_drain(x, 7, &n);
         check_cut(full, full_len, got, n, x, "unit", k);
         free(got);
         lm_expo_end(x);
@@ -147,7 +132,7 @@ static void test_every_alloc(void)
     r->fault_ctx = &f;
     lm_expo *x = lm_expo_begin(r, LM_FORMAT_TEXT, 0, &e);
     size_t len;
-    free(drain(x, &len));
+    free(capture_drain(x, 7, &len));
     lm_expo_end(x);
     long allocs = f.calls;
     CHECK(allocs >= 4);
@@ -182,7 +167,7 @@ static void test_every_alloc(void)
         CHECK(lm_family_replace(r, &o, &e) != NULL);
         f = (fault){.site = LM__FAULT_ALLOC, .at = 1};
         r->fault = fail_it ? fault_fn : NULL;
-        char *rest = drain(x, &len);
+        char *rest = capture_drain(x, 7, &len);
         if (fail_it) {
             CHECK(lm_expo_status(x, &e) == LM_ERR_NOMEM && strstr(rest, "# HELP f_temp") == NULL);
             CHECK(len > 0 && rest[len - 1] == '\n');
@@ -216,7 +201,7 @@ static void test_proc(void)
     f = (fault){.site = LM__FAULT_PROC, .at = 0};
     lm_expo *x = lm_expo_begin(r, LM_FORMAT_TEXT, LM_EXPO_PROCESS, &e);
     size_t len;
-    char *body = drain(x, &len);
+    char *body = capture_drain(x, 7, &len);
     CHECK(lm_expo_status(x, &e) == LM_OK && strstr(body, "process_open_fds "));
     free(body);
     lm_expo_end(x);

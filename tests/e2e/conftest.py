@@ -13,6 +13,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import helpers  # noqa: E402
+import promserver  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -68,3 +69,17 @@ def example_caddy(request, caddy_binary) -> helpers.Caddy:
     free ones with E2E_FREE_PORTS=1), every site bound to 127.0.0.1 only."""
     ports = helpers.suite_ports()
     return run_caddy(request, helpers.example_text(ports), ports=ports)
+
+
+@pytest.fixture(scope="module", params=promserver.VERSION_IDS, ids=lambda v: "prometheus%s" % v)
+def prom_version(request) -> promserver.PromVersion:
+    """Each Prometheus version the project runs against (Debian's 2.42 and
+    the 3.x tests/tools/prometheus3.sh builds): a test or fixture taking it
+    runs once per version, all of one version's tests before the next.
+    A missing binary fails the test and says how to get it."""
+    error = None
+    try:
+        return promserver.resolve(request.param)
+    except promserver.PrometheusMissing as e:
+        error = str(e)
+    pytest.fail(error, pytrace=False)

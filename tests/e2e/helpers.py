@@ -197,6 +197,16 @@ def raw_status(response: bytes) -> int | None:
     return int(m.group(1)) if m else None
 
 
+def serve_http(handler_class):
+    """A ThreadingHTTPServer on a free loopback port, serving handler_class
+    from a daemon thread; call .shutdown() and .server_close() to stop it."""
+    from http.server import ThreadingHTTPServer
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
 def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
     deadline = time.monotonic() + timeout
     while True:
@@ -217,8 +227,24 @@ class CaddyError(AssertionError):
     pass
 
 
+class LogFile:
+    """log_text() and log_tail() for a process whose output goes to
+    self.log_path (Caddy here, Prometheus in promserver.py)."""
+
+    log_path: Path
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def log_tail(self, n: int = 40) -> str:
+        return "\n".join(self.log_text().splitlines()[-n:])
+
+
 @dataclass
-class Caddy:
+class Caddy(LogFile):
     """A running build/caddy. Files live in OUT/<name>/: Caddyfile, caddy.log
     (stdout+stderr), and the HOME/XDG dirs so autosave and storage never touch
     the user's."""
@@ -265,15 +291,6 @@ class Caddy:
 
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
-
-    def log_text(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except OSError:
-            return ""
-
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log_text().splitlines()[-n:])
 
     def stop(self, timeout: float = 15.0) -> int | None:
         """Graceful stop (SIGTERM), SIGKILL after timeout. Returns the exit
@@ -656,6 +673,7 @@ class Load(threading.Thread):
         self.answered: Counter = Counter()  # (method, path, status) -> n
         self.body_bytes: Counter = Counter()  # (method, path, status) -> bytes
         self.failures: list[tuple[str, str, str]] = []
+        self.failure_times: list[float] = []  # time.monotonic() of each failure, in step with failures
         self.sent = 0
         self._stop_event = threading.Event()
 
@@ -677,6 +695,7 @@ class Load(threading.Thread):
                 self.body_bytes[(method, path, r.status)] += len(r.body)
             except Exception as e:
                 self.failures.append((method, path, "%s: %s" % (type(e).__name__, e)))
+                self.failure_times.append(time.monotonic())
 
 
 def json_dumps(obj) -> str:

@@ -1,7 +1,8 @@
 """deploy/ against real tools: promtool on the rules and their unit tests,
 then a real Prometheus scraping two build/caddy instances through file-based
 discovery, with the deploy rules loaded and the Grafana dashboard's queries
-run against it.
+run against it. Everything that runs promtool or Prometheus runs once per
+version (`prom_version`: Debian's 2.42 and 3.x, see promserver.py).
 
 Instance A runs Caddyfile.example on its own ports and is scraped at the
 address deploy/prometheus/prometheus.yml names; instance B runs the same file
@@ -17,17 +18,15 @@ import math
 import os
 import re
 import shutil
-import signal
-import subprocess
 import time
 import urllib.parse
-import urllib.request
 from pathlib import Path
 
 import pytest
 import yaml
 
 import helpers
+import promserver
 
 DEPLOY = helpers.ROOT / "deploy"
 PROM_DIR = DEPLOY / "prometheus"
@@ -39,8 +38,6 @@ FLEET_TARGETS = PROM_DIR / "targets" / "caddy.json"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "routemetrics.json"
 GRAFANA_DS = DEPLOY / "grafana" / "provisioning" / "datasources" / "prometheus.yml"
 GRAFANA_DASH_PROV = DEPLOY / "grafana" / "provisioning" / "dashboards" / "routemetrics.yml"
-PROMETHEUS = "/usr/bin/prometheus"
-PROMTOOL = "/usr/bin/promtool"
 
 SCRAPE_INTERVAL = 1.0  # seconds, for scrapes and rule evaluation
 # Grafana's $__rate_interval is max($__interval + scrape interval, 4 x scrape
@@ -53,11 +50,6 @@ API_REQUESTS = {"caddy-a": 60, "caddy-b": 36}
 
 
 # ------------------------------------------------------------ small helpers
-
-
-def run(cmd, timeout=180):
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
-    return p.returncode, p.stdout + p.stderr
 
 
 def load_rules():
@@ -151,18 +143,18 @@ def finite(v: str) -> bool:
 # ------------------------------------------------------------ static checks
 
 
-def test_promtool_check_rules_and_configs():
-    rc, out = run([PROMTOOL, "check", "rules", *map(str, RULES)])
+def test_promtool_check_rules_and_configs(prom_version):
+    rc, out = prom_version.run_promtool("check", "rules", *map(str, RULES))
     assert rc == 0, out
     assert len(RULES) >= 3 and out.count("SUCCESS") == len(RULES), out
     for cfg in (SINGLE, FLEET):
-        rc, out = run([PROMTOOL, "check", "config", str(cfg)])
+        rc, out = prom_version.run_promtool("check", "config", str(cfg))
         assert rc == 0, "%s:\n%s" % (cfg, out)
 
 
-def test_promtool_unit_tests():
+def test_promtool_unit_tests(prom_version):
     assert len(RULE_TESTS) >= 4, RULE_TESTS
-    rc, out = run([PROMTOOL, "test", "rules", *map(str, RULE_TESTS)], timeout=300)
+    rc, out = prom_version.run_promtool("test", "rules", *map(str, RULE_TESTS))
     assert rc == 0, out
     assert "FAILED" not in out and out.count("SUCCESS") == len(RULE_TESTS), out
 
@@ -259,67 +251,6 @@ def test_dashboard_and_provisioning_agree():
 # ------------------------------------------------------------ live fleet
 
 
-class Prometheus:
-    def __init__(self, workdir: Path, config: dict, binary: str = PROMETHEUS):
-        self.workdir = workdir
-        self.port = helpers.free_port()
-        self.base = "http://127.0.0.1:%d" % self.port
-        self.config_path = workdir / "prometheus.yml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False))
-        self.log_path = workdir / "prometheus.log"
-        self._log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(
-            [binary, "--config.file=%s" % self.config_path,
-             "--storage.tsdb.path=%s" % (workdir / "data"),
-             "--web.listen-address=127.0.0.1:%d" % self.port,
-             "--log.level=warn"],
-            stdout=self._log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, cwd=str(workdir))
-        ok = helpers.wait_until(lambda: self._get("/-/ready", raw=True) == 200, timeout=30, interval=0.2)
-        if not ok:
-            self.stop()
-            raise AssertionError("Prometheus not ready after 30 s; log:\n%s" % self.log_tail())
-
-    def log_tail(self, n=40):
-        return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-n:])
-
-    def _get(self, path, params=None, raw=False):
-        url = self.base + path + ("?" + urllib.parse.urlencode(params, doseq=True) if params else "")
-        with urllib.request.urlopen(url, timeout=10) as r:
-            if raw:
-                return r.status
-            body = json.loads(r.read())
-        assert body["status"] == "success", body
-        return body["data"]
-
-    def query(self, expr, at=None):
-        params = {"query": expr}
-        if at is not None:
-            params["time"] = "%.3f" % at
-        return self._get("/api/v1/query", params)
-
-    def vector(self, expr, at=None) -> dict[tuple, float]:
-        data = self.query(expr, at)
-        assert data["resultType"] == "vector", data
-        return {tuple(sorted(s["metric"].items())): float(s["value"][1]) for s in data["result"]}
-
-    def query_range(self, expr, start, end, step):
-        return self._get("/api/v1/query_range",
-                         {"query": expr, "start": "%.3f" % start, "end": "%.3f" % end, "step": step})
-
-    def label_values(self, selector, label):
-        return self._get("/api/v1/label/%s/values" % label, {"match[]": selector})
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self._log.close()
-
-
 def wait_ports_free(ports, timeout=30.0):
     """Instance A needs Caddyfile.example's own ports; give a neighbour's
     test a moment to release them instead of failing at once."""
@@ -348,7 +279,7 @@ def api_counts(caddy) -> float:
 
 
 @pytest.fixture(scope="module")
-def fleet(caddy_binary, tmp_path_factory):
+def fleet(prom_version, caddy_binary, tmp_path_factory):
     single = yaml.safe_load(SINGLE.read_text())
     a_target = single["scrape_configs"][0]["static_configs"][0]["targets"][0]
     a_host, a_port = a_target.rsplit(":", 1)
@@ -373,7 +304,7 @@ def fleet(caddy_binary, tmp_path_factory):
         b = start_instance("prometheus-b", b_ports)
         started.append(b)
 
-        work = tmp_path_factory.mktemp("prometheus")
+        work = tmp_path_factory.mktemp("prometheus%s" % prom_version.id)
         (work / "targets").mkdir()
         example_labels = json.loads(FLEET_TARGETS.read_text())[0]["labels"]
         groups = [{"targets": [a_target], "labels": dict(example_labels, instance="caddy-a", cluster="e2e")},
@@ -387,14 +318,14 @@ def fleet(caddy_binary, tmp_path_factory):
         job = [j for j in cfg["scrape_configs"] if j["job_name"] == "caddy"][0]
         for sd in job["file_sd_configs"]:
             sd["files"] = [str(work / f) for f in sd["files"]]
-        prom = Prometheus(work, cfg)
+        prom = promserver.Prometheus(prom_version, work, cfg)
 
         def both_up():
-            t = prom._get("/api/v1/targets")["activeTargets"]
+            t = prom.get("/api/v1/targets")["activeTargets"]
             return sorted((x["labels"]["instance"], x["health"]) for x in t) == [
                 ("caddy-a", "up"), ("caddy-b", "up")]
         assert helpers.wait_until(both_up, timeout=20, interval=0.25), (
-            prom._get("/api/v1/targets"), prom.log_tail())
+            prom.get("/api/v1/targets"), prom.log_tail())
 
         inst = {"caddy-a": a, "caddy-b": b}
         # Warm-up: create every series (a counter series appears with its first
@@ -434,7 +365,7 @@ def fleet(caddy_binary, tmp_path_factory):
         time.sleep(2.5)  # let every rule evaluate on the final samples
         t_q = time.time()
 
-        yield {"prom": prom, "a": a, "b": b, "a_target": a_target, "t0": t0, "t_q": t_q, "t_start": t0 - 10,
+        yield {"version": prom_version.id, "prom": prom, "a": a, "b": b, "a_target": a_target, "t0": t0, "t_q": t_q, "t_start": t0 - 10,
                "base": base, "final": final, "contact_posts": contact_posts}
     finally:
         if prom:
@@ -451,13 +382,13 @@ def fleet(caddy_binary, tmp_path_factory):
         if prom:
             # Keep the log next to the Caddy logs for post-mortems.
             helpers.OUT.mkdir(parents=True, exist_ok=True)
-            shutil.copy(prom.log_path, helpers.OUT / "prometheus-e2e.log")
+            shutil.copy(prom.log_path, helpers.OUT / ("prometheus%s-e2e.log" % prom_version.id))
         assert not problems, "\n".join(problems)
 
 
 def test_both_targets_up_with_fleet_labels(fleet):
     prom = fleet["prom"]
-    targets = prom._get("/api/v1/targets")["activeTargets"]
+    targets = prom.get("/api/v1/targets")["activeTargets"]
     by_inst = {t["labels"]["instance"]: t for t in targets}
     assert set(by_inst) == {"caddy-a", "caddy-b"}
     for t in targets:
@@ -474,7 +405,7 @@ def test_both_targets_up_with_fleet_labels(fleet):
 
 def test_every_rule_evaluates_and_every_recording_returns_data(fleet):
     prom = fleet["prom"]
-    groups = prom._get("/api/v1/rules")["groups"]
+    groups = prom.get("/api/v1/rules")["groups"]
     loaded = {r["name"] for g in groups for r in g["rules"]}
     expected = {r.get("record") or r.get("alert") for _, r in load_rules()}
     assert expected <= loaded, expected - loaded
@@ -512,7 +443,7 @@ def test_every_rule_evaluates_and_every_recording_returns_data(fleet):
 
 
 def test_no_alert_fires_on_a_healthy_fleet(fleet):
-    alerts = fleet["prom"]._get("/api/v1/alerts")["alerts"]
+    alerts = fleet["prom"].get("/api/v1/alerts")["alerts"]
     assert alerts == [], alerts
 
 
@@ -587,7 +518,7 @@ def test_fleet_api_request_count_matches_traffic(fleet):
     got = list(total.values())[0]
     upper = n * w / (w - 2 * 1.1 * SCRAPE_INTERVAL)
     helpers.OUT.mkdir(parents=True, exist_ok=True)
-    (helpers.OUT / "prometheus-e2e-increase.json").write_text(json.dumps(
+    (helpers.OUT / ("prometheus%s-e2e-increase.json" % fleet["version"])).write_text(json.dumps(
         {"sent": API_REQUESTS, "window_s": w, "increase_sum": got, "allowed": [n, upper],
          "increase_by_instance": {dict(k)["instance"]: v for k, v in per_inst.items()}}, indent=1))
     assert n - 1e-9 <= got <= upper, "increase=%g, sent %d, allowed [%d, %.2f] for W=%.1fs; per instance %s" % (

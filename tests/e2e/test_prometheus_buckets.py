@@ -1,10 +1,10 @@
 """Bucket changes as Prometheus sees them. build/caddy runs Caddyfile.example
-on free ports, scraped every second by a real Prometheus; known traffic goes
-to /api/x between reloads that flip the site's latency buckets between the
-defaults and another list and back, several times (A -> B -> A -> B), then to
-a list with a bound the histogram never had (its bound union grows), then
-back. This is the sequence that made a revived histogram's _count jump from
-10 to 67 (issue 13).
+on free ports, scraped every second by a real Prometheus (once per version,
+see promserver.py); known traffic goes to /api/x between reloads that flip
+the site's latency buckets between the defaults and another list and back,
+several times (A -> B -> A -> B), then to a list with a bound the histogram
+never had (its bound union grows), then back. This is the sequence that made
+a revived histogram's _count jump from 10 to 67 (issue 13).
 
 For every sample the lists share -- _count, _sum, the +Inf bucket, and the
 buckets le=0.1 and le=1 -- over the whole window Prometheus stored:
@@ -20,7 +20,8 @@ import time
 import pytest
 
 import helpers as h
-from test_prometheus import PROMETHEUS, SCRAPE_INTERVAL, Prometheus
+import promserver
+from test_prometheus import SCRAPE_INTERVAL
 from test_reload import _api_histogram, _with_buckets
 
 B = ("0.01", "0.1", "1")  # a subset of the defaults: only the exposed buckets change
@@ -28,11 +29,6 @@ C = ("0.003", "0.1", "1")  # 0.003 is new to the union: it grows
 # (buckets, requests sent to /api/x while that config is live)
 PLAN = [(None, 60), (B, 10), (None, 7), (B, 5), (None, 9), (C, 6), (None, 4)]
 SHARED = [("count",), ("sum",), ("bucket", float("inf")), ("bucket", 0.1), ("bucket", 1.0)]
-
-
-def prometheus_binary() -> str:
-    """The Prometheus this test runs (one place, to parametrise later)."""
-    return PROMETHEUS
 
 
 def _selector(key) -> str:
@@ -52,17 +48,17 @@ def _wait_scraped(prom, key, value, timeout=20.0):
 
 
 @pytest.fixture(scope="module")
-def flips(tmp_path_factory):
+def flips(prom_version, tmp_path_factory):
     ports = {role: h.free_port() for role in h.DEFAULT_PORTS}
     original = h.example_text(ports)
     c = h.start_caddy(original, name="prometheus-buckets", ports=ports)
     prom = None
     try:
-        workdir = tmp_path_factory.mktemp("prometheus-buckets")
+        workdir = tmp_path_factory.mktemp("prometheus%s-buckets" % prom_version.id)
         cfg = {"global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
                "scrape_configs": [{"job_name": "caddy", "scrape_interval": "1s", "scrape_timeout": "900ms",
                                    "static_configs": [{"targets": ["127.0.0.1:%d" % ports["internal"]]}]}]}
-        prom = Prometheus(workdir, cfg, binary=prometheus_binary())
+        prom = promserver.Prometheus(prom_version, workdir, cfg)
         # A first request creates the series; Prometheus must hold it before t0.
         assert h.request("GET", c.url("site", "/api/x")).status == 200
         first = _api_histogram(h.settled_scrape(c.internal_metrics_url,
@@ -97,7 +93,7 @@ def flips(tmp_path_factory):
         if prom:
             prom.stop()
             h.OUT.mkdir(parents=True, exist_ok=True)
-            (h.OUT / "prometheus-buckets.log").write_text(prom.log_path.read_text(errors="replace"))
+            (h.OUT / ("prometheus%s-buckets.log" % prom_version.id)).write_text(prom.log_text())
         alive = c.alive()
         c.stop()
         assert alive, "Caddy died:\n%s" % c.log_tail()

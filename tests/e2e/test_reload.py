@@ -48,7 +48,7 @@ def reload_run(example_caddy):
     load = h.Load(c.site, LOAD_PLAN, max_requests=30000, max_seconds=150)
     load.start()
     assert h.wait_until(lambda: load.sent > 50, 10), "load did not start"
-    reloads, scrapes, problems = [], [], []
+    reloads, windows, scrapes, problems = [], [], [], []
     prev = before
     try:
         for i in range(RELOADS):
@@ -56,9 +56,11 @@ def reload_run(example_caddy):
             if i % 2 == 0:
                 p = c.reload_cli()
                 reloads.append(("cli", p.returncode, p.stderr[-500:], time.monotonic() - t0))
+                windows.append((t0, time.monotonic()))
             else:
                 r = c.reload_admin(adapted)
                 reloads.append(("admin", r.status, r.body[-500:].decode(errors="replace"), time.monotonic() - t0))
+                windows.append((t0, time.monotonic()))
             fmt = "openmetrics" if i % 2 else "text"
             s = h.scrape(c.internal_metrics_url, fmt=fmt)
             samples = s.samples()
@@ -89,7 +91,8 @@ def reload_run(example_caddy):
     (h.OUT / "reload-summary.json").write_text(h.json_dumps({
         "sent": load.sent, "answered": {"%s %s %d" % k: n for k, n in load.answered.items()},
         "failures": load.failures, "reloads": reloads, "problems": problems}))
-    return dict(before=before, final=final, load=load, reloads=reloads, problems=problems, scrapes=scrapes,
+    return dict(before=before, final=final, load=load, reloads=reloads, windows=windows, problems=problems,
+                scrapes=scrapes,
                 final_scrape=final_scrape, caddy=c)
 
 
@@ -100,10 +103,16 @@ def test_every_reload_succeeded(reload_run):
 
 
 # A connection the old server closes during its graceful stop fails on the
-# client side with one of these; stock Caddy 2.11.9 (no metrics module)
-# shows the same few per twenty reloads. Refused or timed-out requests
-# would mean Caddy was not listening or hung: those are never allowed.
+# client side with one of these; stock Caddy 2.11.9 (no metrics module) shows
+# the same, about one per reload (tests/stress reload_baseline measures both
+# side by side). Refused or timed-out requests would mean Caddy was not
+# listening or hung, and a failure away from any reload would mean something
+# other than the swap dropped it: those are never allowed.
 CLOSED_BY_SERVER = ("RemoteDisconnected", "ConnectionResetError", "BrokenPipeError")
+# How long after a reload call returns the old server may still be closing
+# the connections it had (its graceful stop runs on after the new config is
+# live).
+SWAP_TAIL_S = 2.0
 
 
 def test_load_fully_answered(reload_run):
@@ -112,8 +121,14 @@ def test_load_fully_answered(reload_run):
     assert sum(load.answered.values()) + len(load.failures) == load.sent
     bad = [f for f in load.failures if not f[2].startswith(CLOSED_BY_SERVER)]
     assert not bad, "requests failed other than by a server-side close: %s" % bad[:10]
-    assert len(load.failures) <= max(5, load.sent // 100), "%d of %d requests failed: %s" % (
-        len(load.failures), load.sent, load.failures[:10])
+    windows = reload_run["windows"]
+    stray = [f for f, t in zip(load.failures, load.failure_times)
+             if not any(t0 <= t <= t1 + SWAP_TAIL_S for t0, t1 in windows)]
+    assert not stray, "requests failed away from any reload: %s" % stray[:10]
+    # One client, one request at a time: a swap can cut the request in
+    # flight and the next one or two that meet the closing listener.
+    assert len(load.failures) <= 3 * RELOADS, "%d of %d requests failed over %d reloads: %s" % (
+        len(load.failures), load.sent, RELOADS, load.failures[:10])
     assert reload_run["caddy"].alive()
     statuses = Counter(st for (_m, _p, st) in load.answered.elements())
     # 502: the demo upstream is part of the reloaded config; a proxied

@@ -62,7 +62,8 @@ ASSERTS = {
     "fault_slow_reader": "a scrape read 1 byte per 10 ms holds its handler (in-flight gauge == 1) while scrapes, "
                          "requests, requests creating new series and a reload adding a route keep normal latency",
     "fault_upstream": "upstream sleeping past response_header_timeout (504), RST (502), close (502), truncated "
-                      "body (aborted: recorded 500), nothing listening (502): recorded exactly what was "
+                      "body (recorded with the 200 the client saw, and once in http_responses_aborted_total), "
+                      "nothing listening (502): recorded exactly what was "
                       "answered, Caddy keeps serving",
     "caddyfile_fuzz": "go test -fuzz FuzzCaddyfile: both directives alone and through the real adapter; any "
                       "input is an error (ours naming file:line) or a config that validates and would provision",
