@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -206,6 +207,22 @@ func loadServer(tb testing.TB, cfgJSON []byte) *caddyhttp.Server {
 		return s
 	}
 	return nil
+}
+
+// concurrently runs do(i, j) for j in [0, each) on each of workers
+// goroutines (i is the goroutine's index) and waits for them all.
+func concurrently(workers, each int, do func(i, j int)) {
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				do(i, j)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // chain nests middleware handlers around final, outermost first.

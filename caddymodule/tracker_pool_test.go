@@ -33,20 +33,11 @@ func init() {
 // goroutines, so recycled trackers are taken and returned meanwhile.
 func serveMany(t *testing.T, h caddyhttp.Handler, n int) {
 	t.Helper()
-	var wg sync.WaitGroup
-	for range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for range n / 4 {
-				if err := h.ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/other")); err != nil {
-					t.Error(err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(4, n/4, func(_, _ int) {
+		if err := h.ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/other")); err != nil {
+			t.Error(err)
+		}
+	})
 }
 
 // A request that failed leaves recordedTracker in its vars table, not the
@@ -219,29 +210,21 @@ func TestPooledTrackersUnderConcurrency(t *testing.T) {
 	h := chain(final, site, api)
 	before, _ := scrapeShared(t, formatText)
 	const workers, each = 8, 150
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range each {
-				id := fmt.Sprintf("w%d-r%d", i, j)
-				var r *http.Request
-				if j%3 == 0 {
-					r = caddyRequest("DELETE", "/api/x")
-				} else {
-					r = caddyRequestBody("POST", "0123456789", 10)
-				}
-				r.Header.Set("X-Request-ID", id)
-				w := httptest.NewRecorder()
-				_ = h.ServeHTTP(w, r)
-				if got := w.Header().Values("X-Request-ID"); len(got) != 1 || got[0] != id {
-					t.Errorf("response X-Request-ID %q, want [%s]", got, id)
-				}
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(workers, each, func(i, j int) {
+		id := fmt.Sprintf("w%d-r%d", i, j)
+		var r *http.Request
+		if j%3 == 0 {
+			r = caddyRequest("DELETE", "/api/x")
+		} else {
+			r = caddyRequestBody("POST", "0123456789", 10)
+		}
+		r.Header.Set("X-Request-ID", id)
+		w := httptest.NewRecorder()
+		_ = h.ServeHTTP(w, r)
+		if got := w.Header().Values("X-Request-ID"); len(got) != 1 || got[0] != id {
+			t.Errorf("response X-Request-ID %q, want [%s]", got, id)
+		}
+	})
 	after, _ := scrapeShared(t, formatText)
 	got := delta(before, after)
 	deletes := float64(workers * ((each + 2) / 3))
