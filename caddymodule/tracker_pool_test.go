@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -332,4 +333,104 @@ func (gateProbeHandler) ServeHTTP(w http.ResponseWriter, r *http.Request, next c
 		gateProbe(r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any))
 	}
 	return err
+}
+
+// The same with Caddy's real reverse_proxy: an upstream that answers
+// before reading the request body leaves Go's transport writing the body
+// (reading it through the counting reader) from its own goroutine after
+// the response came back, the handler returned and the tracker went back
+// to the pool, while other requests on the server take the recycled
+// trackers. Under -race, any access of the late reader to a pooled
+// tracker shows; the counts stay exact.
+func TestProxiedBodyReadAfterTheRecordWithRealReverseProxy(t *testing.T) {
+	upstream := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Connection", "close") // nothing drains the body for the next request
+		_, _ = io.WriteString(w, "early")
+	}))
+	defer upstream.Close()
+	cfg, err := adapt(fmt.Sprintf(`{
+	admin off
+	auto_https off
+	persist_config off
+	log default {
+		output discard
+	}
+}
+http://127.0.0.1:0 {
+	route_metrics {
+		namespace t_up_
+	}
+	handle /proxied/* {
+		route_metrics t_late_proxied
+		reverse_proxy %s
+	}
+	handle {
+		route_metrics t_late_local
+		respond "here"
+	}
+}`, strings.TrimPrefix(upstream.URL, "http://")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := loadServer(t, cfg)
+	const bodySize = 4 << 20
+	const posts, gets = 20, 400
+	before, _ := scrapeShared(t, formatText)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		concurrently(4, gets/4, func(_, _ int) {
+			w := httptest.NewRecorder()
+			srv.ServeHTTP(w, httptest.NewRequest("GET", "http://127.0.0.1/here", nil))
+			if w.Code != 200 {
+				t.Errorf("local: %d", w.Code)
+			}
+		})
+	}()
+	var late atomic.Int64 // body reads after ServeHTTP returned
+	for range posts {
+		w := httptest.NewRecorder()
+		body := &watchedBody{Reader: strings.NewReader(strings.Repeat("x", bodySize)), late: &late}
+		r := httptest.NewRequest("POST", "http://127.0.0.1/proxied/x", body)
+		r.ContentLength = bodySize
+		srv.ServeHTTP(w, r)
+		body.returned.Store(true)
+		if w.Code != 200 || w.Body.String() != "early" {
+			t.Fatalf("proxied: %d %q", w.Code, w.Body.String())
+		}
+	}
+	wg.Wait()
+	upstream.CloseClientConnections()
+	upstream.Close() // waits for the connections, so the transport's writes ended
+	if late.Load() == 0 {
+		t.Fatal("no body read after a request was recorded: the test proves nothing")
+	}
+	t.Logf("%d body reads after their request was recorded", late.Load())
+	after, _ := scrapeShared(t, formatText)
+	got := delta(before, after)
+	if got[reqKey("t_up_", "POST", "t_late_proxied", 200)] != posts || got[reqKey("t_up_", "GET", "t_late_local", 200)] != gets ||
+		requestsMoved(got, "t_up_") != posts+gets {
+		t.Errorf("moves %v; want %d proxied POSTs and %d local GETs", got, posts, gets)
+	}
+	if sz := got[reqSizeKey("t_up_", "POST", "t_late_proxied", 200)]; sz > posts*bodySize {
+		t.Errorf("request bytes %v, more than the %d sent", sz, posts*bodySize)
+	}
+	if after[inflightKey("t_up_", "t_late_proxied")] != 0 || after[inflightKey("t_up_", "t_late_local")] != 0 {
+		t.Error("in-flight not back to 0")
+	}
+}
+
+// watchedBody counts the reads made after returned was set.
+type watchedBody struct {
+	io.Reader
+	returned atomic.Bool
+	late     *atomic.Int64
+}
+
+func (b *watchedBody) Read(p []byte) (int, error) {
+	if b.returned.Load() {
+		b.late.Add(1)
+	}
+	return b.Reader.Read(p)
 }
