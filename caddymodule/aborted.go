@@ -9,12 +9,14 @@ package routemetrics
 //
 //	<namespace>http_responses_aborted_total{endpoint}
 //
-// and an availability objective can count it as the failure it was.
+// so an availability objective can count it as the failure it was:
+// failed = 5xx + aborted, exactly, because a response whose status was
+// already a 5xx is not counted again here (it failed by its status).
 // Upgraded requests are not counted here: their response was the upgrade.
 
 const (
 	abortedSuffix = "http_responses_aborted_total"
-	abortedHelp   = "HTTP responses cut off after their status line was sent (the handler chain failed mid-response, e.g. the upstream died mid-body), by endpoint; also counted in http_requests_total with that status."
+	abortedHelp   = "HTTP responses with a status below 500 cut off after their status line was sent (the handler chain failed mid-response, e.g. the upstream died mid-body), by endpoint; also counted in http_requests_total with that status. Failed requests = 5xx + this."
 )
 
 // registerAborted registers the aborted-response counter of h (same shape
@@ -51,10 +53,11 @@ func (rt *route) abortedIn(h *httpFamilies) *series {
 	return s
 }
 
-// countAborted counts the request's response as aborted, under the route
-// and namespace it was recorded in. A rare path: one extra crossing.
-func (t *tracker) countAborted() {
-	if t.upgraded {
+// countAborted counts the request's response, sent with status, as
+// aborted, under the route and namespace it was recorded in, unless the
+// status itself already said it failed. A rare path: one extra crossing.
+func (t *tracker) countAborted(status int) {
+	if t.upgraded || status >= 500 {
 		return
 	}
 	if s := t.recordRoute().abortedIn(t.http); s != nil {

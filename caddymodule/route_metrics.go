@@ -366,7 +366,7 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, va
 			}
 			t.end(status)
 			if t.rec.wroteHeader {
-				t.countAborted()
+				t.countAborted(status)
 			}
 		}
 	}()
@@ -385,7 +385,7 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, va
 	t.end(status)
 	if err != nil && t.rec.wroteHeader {
 		// The status went out, then the chain failed: a cut response.
-		t.countAborted()
+		t.countAborted(status)
 	}
 	t.release()
 	return err

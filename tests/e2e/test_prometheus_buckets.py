@@ -22,7 +22,7 @@ import pytest
 import helpers as h
 import promserver
 from test_prometheus import SCRAPE_INTERVAL
-from test_reload import _api_histogram, _with_buckets
+from test_reload import _api_histogram, _send_api, _with_buckets
 
 B = ("0.01", "0.1", "1")  # a subset of the defaults: only the exposed buckets change
 C = ("0.003", "0.1", "1")  # 0.003 is new to the union: it grows
@@ -74,8 +74,7 @@ def flips(prom_version, tmp_path_factory):
                 p = c.reload_cli(_with_buckets(original, bounds) if bounds else original)
                 reloads.append((bounds, p.returncode, p.stderr[-800:]))
                 assert p.returncode == 0, p.stderr[-1500:]
-            for _ in range(n):
-                assert h.request("GET", c.url("site", "/api/x")).status == 200
+            _send_api(c, n)
             sent += n
             now = _api_histogram(h.settled_scrape(
                 c.internal_metrics_url, lambda v: _api_histogram(v).get(("count",), 0) >= start[("count",)] + sent

@@ -227,8 +227,24 @@ def _le_sets(values: dict) -> set:
 
 
 def _send_api(c, n: int) -> None:
-    for _ in range(n):
-        assert h.request("GET", c.url("site", "/api/x")).status == 200
+    """Sends GET /api/x until n were answered 200. Caddyfile.example's demo
+    upstream is a server of the reloaded config itself: right after a
+    reload, reverse_proxy may reuse a kept-alive connection that the old
+    demo server's graceful stop is closing, and answers 502 (EOF; stock
+    Caddy does the same, no retries are configured). That is recorded under
+    status="502", outside the GET 200 series this test follows). Those are
+    retried, but only before the first 200 after the reload and at most a
+    few: a 502 later on, or any other status, fails the test."""
+    ok, swap = 0, 0
+    while ok < n:
+        status = h.request("GET", c.url("site", "/api/x")).status
+        if status == 200:
+            ok += 1
+            continue
+        assert status == 502 and ok == 0 and swap < 40, (
+            "GET /api/x answered %d after %d answers of 200 (%d 502s at the swap)" % (status, ok, swap))
+        swap += 1
+        time.sleep(0.05)
 
 
 def _api_counts(values: dict) -> tuple[float, float, float]:
