@@ -13,11 +13,16 @@
 #           changes a namespace's buckets, 1,000 routes
 #   record  caddymodule BenchmarkRecord: per-request recording, our path vs
 #           client_golang (and Caddy's own calls), serial and parallel
+#   chain   caddymodule BenchmarkChain and BenchmarkChainOverhead: a whole
+#           request through a real Caddy server with and without
+#           route_metrics (and its extras, and Caddy's built-in metrics),
+#           interleaved rounds pinned to one CPU
 #   scrape  caddymodule BenchmarkScrape: 1k/10k/100k series, lm vs client_golang
 #   memory  caddymodule BenchmarkSeriesMemory: RSS per series, one fresh
 #           process per size and implementation
-#   wrk     bench/wrk.sh: build/caddy plain vs route_metrics vs built-in
-#           metrics, respond and reverse_proxy
+#   wrk     bench/wrk.sh: build/caddy plain vs route_metrics (nested) vs a
+#           single route_metrics vs built-in metrics, respond and
+#           reverse_proxy, two load shapes (wrk -t2 -c32, -t1 -c16)
 # BENCH_PARTS="record scrape" bench/run.sh runs a subset (the report then
 # shows only what bench/out/ holds).
 #
@@ -30,10 +35,10 @@ QUICK=0
 case ${1:-} in
   --quick) QUICK=1 ;;
   "") ;;
-  -h | --help) sed -n '2,23p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
   *) echo "usage: bench/run.sh [--quick]" >&2; exit 2 ;;
 esac
-PARTS=${BENCH_PARTS:-c reload record scrape memory wrk}
+PARTS=${BENCH_PARTS:-c reload record chain scrape memory wrk}
 OUT=$ROOT/bench/out
 if [ $QUICK = 1 ]; then OUT=$ROOT/bench/out/quick; fi
 BUILD=$ROOT/build/bench
@@ -98,7 +103,7 @@ if has_part c || has_part reload; then
 fi
 
 GO_PARTS=0
-for p in record scrape memory; do has_part $p && GO_PARTS=1; done
+for p in record chain scrape memory; do has_part $p && GO_PARTS=1; done
 TESTBIN=$BUILD/caddymodule.test
 if [ $GO_PARTS = 1 ]; then
   say "building the caddymodule test binary (cgo, libmetrics from build/lib)"
@@ -161,6 +166,28 @@ if has_part record; then
   cmd record "$TESTBIN" -test.run '^$' -test.bench '^BenchmarkRecord$' -test.benchmem \
     -test.count "$GO_COUNT" -test.benchtime "$GO_TIME" >"$OUT/go_record.txt"
   cmd record "$BENCHSTAT" -col /impl "$OUT/go_record.txt" >"$OUT/go_record.benchstat.txt"
+fi
+if has_part chain; then
+  # One CPU (the last), GOMAXPROCS 1: the collector and the request share
+  # it, as on a busy server, and other jobs on the other CPU disturb less.
+  # Rounds interleave the configurations (each round runs them all once),
+  # so a change in the machine's load hits them alike.
+  CHAIN_CPU=$(($(nproc) - 1))
+  if [ $QUICK = 1 ]; then CHAIN_ROUNDS=2; CHAIN_TIME=200ms; else CHAIN_ROUNDS=10; CHAIN_TIME=1s; fi
+  say "BenchmarkChain, BenchmarkChainOverhead: $CHAIN_ROUNDS interleaved rounds on CPU $CHAIN_CPU"
+  : >"$OUT/go_chain.txt"
+  : >"$OUT/go_chain.load.txt"
+  for round in $(seq "$CHAIN_ROUNDS"); do
+    echo "round=$round loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/go_chain.load.txt"
+    run=cmd
+    [ "$round" = 1 ] || run=""
+    $run ${run:+chain} taskset -c "$CHAIN_CPU" "$TESTBIN" -test.run '^$' \
+      -test.bench '^BenchmarkChain(Overhead)?$' -test.benchmem -test.cpu 1 -test.count 1 \
+      -test.benchtime "$CHAIN_TIME" >>"$OUT/go_chain.txt" 2>>"$OUT/go_chain.err" ||
+      { tail -20 "$OUT/go_chain.err"; say "BenchmarkChain failed"; exit 1; }
+  done
+  echo "round=end loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/go_chain.load.txt"
+  (cd "$OUT" && cmd chain "$BENCHSTAT" go_chain.txt >go_chain.benchstat.txt)
 fi
 if has_part scrape; then
   say "BenchmarkScrape x$SCRAPE_COUNT"

@@ -75,8 +75,7 @@ func (u *upstreamSim) handler(repl *caddy.Replacer) func(http.ResponseWriter, *h
 			w.Header().Add("Server-Timing", v)
 		}
 		if u.hostport != "" {
-			repl.Set(replUpstreamHostport, u.hostport)
-			repl.Set(replUpstreamLatency, u.latency)
+			leaveUpstream(r, repl, u.hostport, u.latency)
 		}
 		status := u.status
 		if status == 0 {

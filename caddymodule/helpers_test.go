@@ -10,10 +10,13 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
 
 // exposition is one scrape parsed into sample key -> value, where the key
@@ -165,6 +168,61 @@ func caddyRequest(method, target string) *http.Request {
 	r := httptest.NewRequest(method, target, nil)
 	ctx := context.WithValue(r.Context(), caddyhttp.VarsCtxKey, map[string]any{})
 	return r.WithContext(ctx)
+}
+
+// leaveUpstream leaves on r what reverse_proxy leaves for a request it
+// proxied: its vars entry (set when it prepares the request, see
+// proxyPreparedVar) and, after the round trip, the upstream's address and
+// latency in the replacer.
+func leaveUpstream(r *http.Request, repl *caddy.Replacer, hostport string, latency time.Duration) {
+	caddyhttp.SetVar(r.Context(), proxyPreparedVar, reverseproxy.ProxyProtocolInfo{})
+	repl.Set(replUpstreamHostport, hostport)
+	repl.Set(replUpstreamLatency, latency)
+}
+
+// loadServers loads a configuration as Caddy does (caddy.Load: provision,
+// start) and returns its HTTP servers; it is stopped with tb. A test
+// calls a server's ServeHTTP, the method net/http calls per request.
+func loadServers(tb testing.TB, cfgJSON []byte) map[string]*caddyhttp.Server {
+	tb.Helper()
+	if err := caddy.Load(cfgJSON, true); err != nil {
+		tb.Fatalf("loading the configuration: %v", err)
+	}
+	tb.Cleanup(func() { _ = caddy.Stop() })
+	app, err := caddy.ActiveContext().App("http")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return app.(*caddyhttp.App).Servers
+}
+
+// loadServer is loadServers for a configuration of one server.
+func loadServer(tb testing.TB, cfgJSON []byte) *caddyhttp.Server {
+	tb.Helper()
+	servers := loadServers(tb, cfgJSON)
+	if len(servers) != 1 {
+		tb.Fatalf("%d servers, want 1", len(servers))
+	}
+	for _, s := range servers {
+		return s
+	}
+	return nil
+}
+
+// concurrently runs do(i, j) for j in [0, each) on each of workers
+// goroutines (i is the goroutine's index) and waits for them all.
+func concurrently(workers, each int, do func(i, j int)) {
+	var wg sync.WaitGroup
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range each {
+				do(i, j)
+			}
+		}()
+	}
+	wg.Wait()
 }
 
 // chain nests middleware handlers around final, outermost first.

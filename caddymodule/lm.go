@@ -14,8 +14,10 @@ package routemetrics
 #cgo pkg-config: libmetrics libmetrics-report
 #cgo noescape lm_route_record_sized
 #cgo nocallback lm_route_record_sized
-#cgo noescape lm_route_record_ex
-#cgo nocallback lm_route_record_ex
+#cgo noescape lmgo_route_record
+#cgo nocallback lmgo_route_record
+#cgo noescape lmgo_route_record_ex
+#cgo nocallback lmgo_route_record_ex
 #cgo noescape lm_expo_read
 #cgo nocallback lm_expo_read
 #cgo nocallback lm_counter_add
@@ -40,6 +42,18 @@ typedef struct lmgo_record {
 	char name[LMGO_MAX_NAME];
 	char id[LMGO_MAX_ID];
 } lmgo_record;
+// lm_route_record_sized without business counters, the common request:
+// no argument can hold a Go pointer, so cgo checks nothing.
+static inline void lmgo_route_record(lm_route *r, lm_method m, int status, int64_t d,
+                                     uint64_t req, uint64_t resp) {
+	lm_route_record_sized(r, m, status, d, req, resp, NULL, 0);
+}
+// lm_route_record_ex on a record in C memory (an lmgo_record), passed as
+// an integer: cgo would otherwise check on every call that the pointer
+// does not point into Go memory, which it never does.
+static inline void lmgo_route_record_ex(lm_route *r, uintptr_t rec) {
+	lm_route_record_ex(r, (const lm_request_record *)rec);
+}
 // The status page's writer callback, exported below (a declaration only:
 // a file with //export may not define C functions in its preamble).
 extern int lmGoReportWrite(void *ctx, char *buf, size_t len);
@@ -458,14 +472,13 @@ func (b *counterBatch) add(s *series) bool {
 // record is the per-request crossing: counts, latency, request and
 // response bytes and the batched business counters in one call.
 func (rt *route) record(m methodIndex, status int, d time.Duration, reqBytes, bytes uint64, b *counterBatch) {
-	var counters **C.lm_series
-	var n C.size_t
-	if b != nil && b.n > 0 {
-		counters = &b.s[0]
-		n = C.size_t(b.n)
+	if b == nil || b.n == 0 {
+		C.lmgo_route_record(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(reqBytes),
+			C.uint64_t(bytes))
+		return
 	}
 	C.lm_route_record_sized(rt.p, C.lm_method(m), C.int(status), C.int64_t(d), C.uint64_t(reqBytes),
-		C.uint64_t(bytes), counters, n)
+		C.uint64_t(bytes), &b.s[0], C.size_t(b.n))
 }
 
 // Capacities of one requestRecord (the LMGO_ constants above).
@@ -588,7 +601,7 @@ func (rt *route) recordEx(m methodIndex, status int, d time.Duration, reqBytes, 
 	if rr.hasExemplar {
 		r.exemplar = &rr.c.ex
 	}
-	C.lm_route_record_ex(rt.p, r)
+	C.lmgo_route_record_ex(rt.p, C.uintptr_t(uintptr(unsafe.Pointer(r))))
 }
 
 // expoFormat selects the exposition format.

@@ -28,22 +28,42 @@ const (
 )
 
 // setRequestID gives the request its ID (the client's, or a new one) in
-// header name, on the request (for the upstream) and on the response.
+// header name (canonical), on the request (for the upstream) and on the
+// response. The response's value is a slice of its own (or the request's
+// own, when the client sent the ID), so onHeader can put it back without
+// allocating.
 func (t *tracker) setRequestID(name string, w http.ResponseWriter, r *http.Request) {
-	id := r.Header.Get(name)
-	if id == "" {
-		if t.repl != nil {
-			if v, ok := t.repl.Get(replRequestUUID); ok {
+	var id string
+	if v := r.Header[name]; len(v) > 0 && v[0] != "" {
+		id = v[0]
+		t.reqIDValue = v[:1:1]
+	} else {
+		if repl := t.replacer(); repl != nil {
+			if v, ok := repl.Get(replRequestUUID); ok {
 				id, _ = v.(string)
 			}
 		}
 		if id == "" { // outside a Caddy server (no replacer)
 			id = newUUID()
 		}
-		r.Header.Set(name, id)
+		// One allocation for both headers; capacity 1 each, so an append
+		// to one never writes into the other.
+		vals := []string{id, id}
+		r.Header[name] = vals[0:1:1]
+		t.reqIDValue = vals[1:2:2]
 	}
-	w.Header().Set(name, id)
+	w.Header()[name] = t.reqIDValue
 	t.reqIDHeader, t.reqID = name, id
+}
+
+// setResponseID makes the request ID the response header's only value,
+// overriding a copy the upstream echoed.
+func (t *tracker) setResponseID(h http.Header) {
+	if v := h[t.reqIDHeader]; len(v) == 1 && v[0] == t.reqID {
+		return
+	}
+	t.reqIDValue[0] = t.reqID
+	h[t.reqIDHeader] = t.reqIDValue
 }
 
 // exemplarID reports whether id may become an exemplar. libmetrics itself

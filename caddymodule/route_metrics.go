@@ -3,7 +3,7 @@ package routemetrics
 import (
 	"fmt"
 	"net/http"
-	"time"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -108,6 +108,11 @@ type RouteMetrics struct {
 	st       *stConfig
 	acquired bool
 	logger   *zap.Logger
+	// RequestID in canonical form, the header map's key.
+	reqIDKey string
+	// This handler's route in the namespace it last inherited (routeIn);
+	// a pointer, so the struct stays comparable in tests.
+	inherited *atomic.Pointer[inheritedRoute]
 
 	// Templates compiled at provision, and their routes in h.http
 	// (index-aligned).
@@ -223,6 +228,8 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 	}
 	h.http, h.acquired = hf, true
 	h.latency, _ = parseLatencyMode(h.Latency) // validated above
+	h.reqIDKey = http.CanonicalHeaderKey(h.RequestID)
+	h.inherited = new(atomic.Pointer[inheritedRoute])
 	if h.route, err = hf.route(h.routeName()); err != nil {
 		return err
 	}
@@ -269,11 +276,20 @@ func (h *RouteMetrics) Cleanup() error {
 	return err
 }
 
+// inheritedRoute is a handler's route in a namespace it inherits.
+type inheritedRoute struct {
+	hf *httpFamilies
+	rt *route
+}
+
 // routeIn finds this handler's route in the namespace the request is
 // being recorded in.
 func (h *RouteMetrics) routeIn(hf *httpFamilies) *route {
 	if hf == h.http || h.Namespace != "" {
 		return h.route
+	}
+	if in := h.inherited.Load(); in != nil && in.hf == hf {
+		return in.rt
 	}
 	rt, err := hf.route(h.routeName())
 	if err != nil {
@@ -282,51 +298,58 @@ func (h *RouteMetrics) routeIn(hf *httpFamilies) *route {
 		h.logger.Error("route_metrics: cannot resolve route", zap.String("route", h.routeName()), zap.Error(err))
 		return nil
 	}
+	h.inherited.Store(&inheritedRoute{hf: hf, rt: rt})
 	return rt
 }
 
 // ServeHTTP implements caddyhttp.MiddlewareHandler.
 func (h *RouteMetrics) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	if t := trackerOf(r); t != nil {
-		if !t.done {
-			hf := t.http
-			if h.Namespace != "" {
-				hf = h.http // its own namespace; without one it inherits
-			}
-			rt := h.routeIn(hf)
-			if h.tpl != nil {
-				rt = t.matchTemplates(h, hf, rt, r.URL)
-			} else {
-				t.tplH = nil // the innermost route_metrics decides
-			}
-			if rt != nil {
-				t.retarget(hf, rt)
-			}
-			t.addHandler(h)
-			if h.RequestID != "" && t.reqIDHeader == "" {
-				t.setRequestID(h.RequestID, w, r)
-			}
-		}
-		return next.ServeHTTP(w, r)
+	// An enclosing route_metrics' tracker: through the response writer
+	// when it is that handler's own (nothing in between wrapped it), else
+	// in the vars table (the exact way, taken also by the outermost one).
+	if rec, ok := w.(*recorder); ok && rec.t != nil {
+		return h.serveNested(rec.t, w, r, next)
 	}
-	return h.serveOutermost(w, r, next)
+	vars, _ := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any)
+	if t := trackerIn(vars, r); t != nil {
+		return h.serveNested(t, w, r, next)
+	}
+	return h.serveOutermost(w, r, vars, next)
 }
 
-func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	t := &tracker{http: h.http, start: time.Now(), method: r.Method}
-	t.rec.ResponseWriter = w
-	t.rec.t = t
-	t.repl, _ = r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+func (h *RouteMetrics) serveNested(t *tracker, w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	if !t.done {
+		hf := t.http
+		if h.Namespace != "" {
+			hf = h.http // its own namespace; without one it inherits
+		}
+		rt := h.routeIn(hf)
+		if h.tpl != nil {
+			rt = t.matchTemplates(h, hf, rt, r.URL)
+		} else {
+			t.tplH = nil // the innermost route_metrics decides
+		}
+		if rt != nil {
+			t.retarget(hf, rt)
+		}
+		t.addHandler(h)
+		if h.reqIDKey != "" && t.reqIDHeader == "" {
+			t.setRequestID(h.reqIDKey, w, r)
+		}
+	}
+	return next.ServeHTTP(w, r)
+}
+
+func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, vars map[string]any, next caddyhttp.Handler) error {
+	t, r := startTracker(h.http, w, r, vars)
 	if h.tpl != nil {
 		t.enter(t.matchTemplates(h, t.http, h.route, r.URL))
 	} else {
 		t.enter(h.route)
 	}
 	t.addHandler(h)
-	r = t.attach(r)
-	t.body.wrap(r)
-	if h.RequestID != "" {
-		t.setRequestID(h.RequestID, w, r)
+	if h.reqIDKey != "" {
+		t.setRequestID(h.reqIDKey, w, r)
 	}
 
 	finished := false
@@ -335,13 +358,13 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 		// runtime.Goexit); the panic continues. Record what the client
 		// saw: the status already sent if the final header went out
 		// (the client got that status and a cut body: aborted.go), else a
-		// 500.
+		// 500. The tracker is not reused: the unwinding may still reach it.
 		if !finished {
 			status := http.StatusInternalServerError
 			if t.rec.wroteHeader {
 				status = t.rec.status
 			}
-			t.end(status, time.Now())
+			t.end(status)
 			if t.rec.wroteHeader {
 				t.countAborted(status)
 			}
@@ -359,11 +382,12 @@ func (h *RouteMetrics) serveOutermost(w http.ResponseWriter, r *http.Request, ne
 		// Nothing written: net/http sends an empty 200.
 		status = http.StatusOK
 	}
-	t.end(status, time.Now())
+	t.end(status)
 	if err != nil && t.rec.wroteHeader {
 		// The status went out, then the chain failed: a cut response.
 		t.countAborted(status)
 	}
+	t.release()
 	return err
 }
 

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -368,21 +367,13 @@ func TestConcurrentRequestsExactCounts(t *testing.T) {
 	b := routeMetrics(t, `{"name":"t_conc_b"}`)
 	before, _ := scrapeShared(t, formatText)
 	const workers, each = 8, 200
-	var wg sync.WaitGroup
-	for i := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range each {
-				inner, method := a, "POST"
-				if (i+j)%2 == 1 {
-					inner, method = b, "GET"
-				}
-				_ = chain(respond(200, "ab"), site, inner).ServeHTTP(httptest.NewRecorder(), caddyRequest(method, "/"))
-			}
-		}()
-	}
-	wg.Wait()
+	concurrently(workers, each, func(i, j int) {
+		inner, method := a, "POST"
+		if (i+j)%2 == 1 {
+			inner, method = b, "GET"
+		}
+		_ = chain(respond(200, "ab"), site, inner).ServeHTTP(httptest.NewRecorder(), caddyRequest(method, "/"))
+	})
 	after, _ := scrapeShared(t, formatText)
 	got := delta(before, after)
 	half := float64(workers * each / 2)

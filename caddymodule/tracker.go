@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -15,17 +16,39 @@ import (
 )
 
 // A request is counted exactly once, under the innermost route_metrics it
-// passed through. The outermost handler creates a tracker, wraps the
+// passed through. The outermost handler takes a tracker, wraps the
 // response writer and records when the chain returns (or panics); handlers
 // nested inside only retarget the tracker, moving the in-flight count from
 // the previous route's cell to theirs, and add their business counters.
+//
+// Trackers are pooled, so a request allocates nothing for its own
+// accounting. A tracker goes back to the pool only when nothing can reach
+// it any more: the request's vars table then holds recordedTracker instead
+// (a route_metrics reached afterwards, in handle_errors, must still see
+// the request as recorded), the wrapped response writer is dead once the
+// handler has returned (net/http forbids using it afterwards), and the
+// request body counter, which reverse_proxy's transport may still read
+// from another goroutine, is allocated apart and never reused. Requests
+// outside a Caddy server (no vars table) and requests whose handler
+// panicked keep a tracker of their own.
 
 // trackerVar is the key of the tracker in Caddy's per-request vars table.
 // That table is a mutable map already in the request context, so attaching
 // the tracker costs no request copy.
 const trackerVar = "routemetrics.tracker"
 
+// startTimeVar is where Caddy keeps the time it started handling the
+// request (a time.Time with a monotonic reading, set before any handler
+// runs; {http.request.duration} is measured from it).
+const startTimeVar = "start_time"
+
 type trackerCtxKey struct{}
+
+// recordedTracker stands in the vars table for a tracker that went back to
+// the pool: the request was recorded.
+var recordedTracker = &tracker{done: true}
+
+var trackerPool = sync.Pool{New: func() any { return new(tracker) }}
 
 // inlineHandlers is how many handlers with business counters a tracker
 // holds without allocating; a deeper chain spills the rest into a slice
@@ -47,9 +70,14 @@ type tracker struct {
 	done bool
 
 	rec    recorder
-	body   requestBody // wraps the request body, if it has one
+	body   *requestBody // wraps the request body, if it has one
 	start  time.Time
 	method string
+
+	// The request's vars table (nil outside a Caddy server) and context,
+	// where the replacer is looked up when first needed.
+	vars map[string]any
+	ctx  context.Context
 
 	// Latency mode of the innermost route_metrics that set one, and the
 	// time to the first byte (the final header) when the mode needs it.
@@ -63,12 +91,14 @@ type tracker struct {
 	tunnel   *upgradedSeries
 	tunnelAt time.Duration // since start
 
-	repl *caddy.Replacer // the request's; reverse_proxy leaves upstream figures in it
+	repl *caddy.Replacer // the request's (see replacer); reverse_proxy leaves upstream figures in it
 
 	// Request ID (requestid.go): the header it travels in and its value,
-	// set by the first route_metrics that has request_id.
+	// set by the first route_metrics that has request_id, and the
+	// response header's value (its own slice, see onHeader).
 	reqIDHeader string
 	reqID       string
+	reqIDValue  []string
 
 	// Server-Timing rules of the innermost route_metrics that has any, and
 	// whether the final response headers were already read.
@@ -90,28 +120,72 @@ type tracker struct {
 	recRoute *route
 }
 
-// trackerOf finds the request's tracker, if an enclosing route_metrics made
-// one.
-func trackerOf(r *http.Request) *tracker {
-	ctx := r.Context()
-	if vars, ok := ctx.Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
-		if t, ok := vars[trackerVar].(*tracker); ok {
-			return t
-		}
-		return nil
+// trackerIn finds the tracker an enclosing route_metrics attached to r:
+// in its vars table (vars, nil outside a Caddy server) or its context.
+func trackerIn(vars map[string]any, r *http.Request) *tracker {
+	if vars != nil {
+		t, _ := vars[trackerVar].(*tracker)
+		return t
 	}
-	t, _ := ctx.Value(trackerCtxKey{}).(*tracker)
+	t, _ := r.Context().Value(trackerCtxKey{}).(*tracker)
 	return t
 }
 
-// attach makes t visible to nested handlers. Inside Caddy the vars table
-// always exists; the context fallback serves callers outside a Caddy server.
-func (t *tracker) attach(r *http.Request) *http.Request {
-	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+// startTracker starts tracking r: from the pool inside a Caddy server,
+// where the vars table holds it (and Caddy's start time), else a tracker
+// of its own in a derived request's context.
+func startTracker(hf *httpFamilies, w http.ResponseWriter, r *http.Request, vars map[string]any) (*tracker, *http.Request) {
+	var t *tracker
+	if vars != nil {
+		t = trackerPool.Get().(*tracker)
+		t.vars = vars
 		vars[trackerVar] = t
-		return r
+	} else {
+		t = new(tracker)
+		r = r.WithContext(context.WithValue(r.Context(), trackerCtxKey{}, t))
 	}
-	return r.WithContext(context.WithValue(r.Context(), trackerCtxKey{}, t))
+	t.ctx = r.Context()
+	t.http = hf
+	t.method = r.Method
+	if st, ok := vars[startTimeVar].(time.Time); ok {
+		t.start = st
+	} else {
+		t.start = time.Now()
+	}
+	t.rec.ResponseWriter = w
+	t.rec.t = t
+	// A request without a body keeps its http.NoBody (reverse_proxy and
+	// net/http treat it specially): net/http gives every request of
+	// Content-Length 0 that one, so the length says it without comparing
+	// interfaces. The counter is allocated apart from the pooled tracker:
+	// reverse_proxy's transport may read the body after the request was
+	// recorded.
+	if r.Body != nil && r.ContentLength != 0 {
+		t.body = &requestBody{ReadCloser: r.Body}
+		r.Body = t.body
+	}
+	return t, r
+}
+
+// release returns a recorded tracker to the pool (see the comment at the
+// top); trackers outside a Caddy server are left to the collector.
+func (t *tracker) release() {
+	vars := t.vars
+	if vars == nil {
+		return
+	}
+	vars[trackerVar] = recordedTracker
+	*t = tracker{}
+	trackerPool.Put(t)
+}
+
+// replacer is the request's replacer, looked up on first use (nil outside
+// a Caddy server).
+func (t *tracker) replacer() *caddy.Replacer {
+	if t.repl == nil && t.ctx != nil {
+		t.repl, _ = t.ctx.Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	}
+	return t.repl
 }
 
 func (t *tracker) enter(rt *route) {
@@ -165,15 +239,16 @@ func (t *tracker) handlerAt(i int) *RouteMetrics {
 	return t.moreHandlers[i-inlineHandlers]
 }
 
-// end is the outermost handler's last word on the request at now: it
-// records the request (latency per the route's mode) unless an upgrade
-// already did, in which case it records the tunnel's lifetime.
-func (t *tracker) end(status int, now time.Time) {
+// end is the outermost handler's last word on the request: it records the
+// request (latency per the route's mode) unless an upgrade already did, in
+// which case it records the tunnel's lifetime. The clock is read once,
+// monotonic only (time.Since of a time with a monotonic reading).
+func (t *tracker) end(status int) {
+	d := time.Since(t.start)
 	if t.upgraded {
-		t.closeTunnel(now)
+		t.closeTunnel(d)
 		return
 	}
-	d := now.Sub(t.start)
 	if t.firstByteSet {
 		d = t.firstByte
 	}
@@ -238,7 +313,7 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 	t.done = true
 	atomic.AddInt64(t.route.inflight, -1)
 	route := t.recordRoute()
-	hostport, latency, proxied := upstreamOf(t.repl)
+	hostport, latency, proxied := t.upstream()
 	rr := t.rr
 	t.rr = nil
 	if rr == nil && (proxied || t.reqID != "") {
@@ -286,7 +361,7 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 func (t *tracker) onHeader(h http.Header, code int) {
 	final := code >= 200 || code == http.StatusSwitchingProtocols
 	if t.reqIDHeader != "" && final {
-		h.Set(t.reqIDHeader, t.reqID)
+		t.setResponseID(h)
 	}
 	st := t.st
 	if st == nil {
@@ -416,20 +491,13 @@ func (b *requestBody) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// wrap makes r's body count into b. A request without a body keeps its
-// http.NoBody (reverse_proxy and net/http treat it specially): net/http
-// gives every request of Content-Length 0 that one, so the length says it
-// without comparing interfaces.
-func (b *requestBody) wrap(r *http.Request) {
-	if r.Body == nil || r.ContentLength == 0 {
-		return
+// read is the number of body bytes read so far (0 for no body).
+func (b *requestBody) read() uint64 {
+	if b == nil {
+		return 0
 	}
-	b.ReadCloser = r.Body
-	r.Body = b
+	return b.n.Load()
 }
-
-// read is the number of body bytes read so far.
-func (b *requestBody) read() uint64 { return b.n.Load() }
 
 // isEventStream reports whether the response is Server-Sent Events
 // (Content-Type text/event-stream, any case, parameters allowed).

@@ -102,12 +102,12 @@ func (t *tracker) upgrade(code int, d time.Duration) {
 	t.upgraded = true
 }
 
-// closeTunnel records the lifetime of an upgraded connection that ended at
-// now.
-func (t *tracker) closeTunnel(now time.Time) {
+// closeTunnel records the lifetime of an upgraded connection that ended
+// at d since the request's start.
+func (t *tracker) closeTunnel(d time.Duration) {
 	if u := t.tunnel; u != nil {
 		t.tunnel = nil
 		atomic.AddInt64(u.inflight, -1)
-		u.duration.observe(int64(now.Sub(t.start) - t.tunnelAt))
+		u.duration.observe(int64(d - t.tunnelAt))
 	}
 }

@@ -55,6 +55,27 @@ type upstreamCache struct {
 	m   map[string]*series
 }
 
+// proxyPreparedVar is the vars table entry reverse_proxy (Caddy v2.11)
+// sets for every request it prepares for an upstream, before the first
+// round trip (reverseproxy.Handler.prepareRequest, its PROXY protocol
+// information); the proxied request shares the vars table. A request
+// without it was never proxied, so its replacer holds no upstream latency
+// and is not asked: a replacer miss runs through all of Caddy's
+// placeholder providers, which costs more than the rest of the record.
+// TestUpstreamGate proves the entry is there with a real reverse_proxy.
+const proxyPreparedVar = "reverse_proxy.proxy_protocol_info"
+
+// upstream reads what reverse_proxy left for the request; ok is false when
+// it was not proxied (or no upstream answered).
+func (t *tracker) upstream() (hostport string, latency time.Duration, ok bool) {
+	if t.vars != nil {
+		if _, prepared := t.vars[proxyPreparedVar]; !prepared {
+			return "", 0, false
+		}
+	}
+	return upstreamOf(t.replacer())
+}
+
 // upstreamOf reads what reverse_proxy left in the replacer; ok is false
 // when the request was not proxied (or no upstream answered).
 func upstreamOf(repl *caddy.Replacer) (hostport string, latency time.Duration, ok bool) {

@@ -119,6 +119,16 @@ def settled(s: Stack, caddy_before: dict, n: int) -> dict:
                             lambda v: sum(caddy_requests(v).values()) - base >= n and h.in_flight_zero(v)).values()
 
 
+def app_settled(s: Stack, app_before: dict, n: int) -> dict:
+    """The app's counts once it has recorded n more requests (or after the
+    timeout). The instrumentator records after the response went out, so
+    the client, and Caddy, can be done before it: scraping it at once races
+    that."""
+    base = sum(app_requests(app_before).values())
+    return h.settled_scrape(s.app.metrics_url,
+                            lambda v: sum(app_requests(v).values()) - base >= n).values()
+
+
 def test_committed_spec_is_the_apps(stk):
     """examples/fastapi/openapi.json (what the example's Caddyfile reads)
     has the routes the app serves now."""
@@ -136,7 +146,7 @@ def test_normalisation_cases_route_like_fastapi(stk):
         client.run([call], 1, float("inf"))
         assert not tally.failures, tally.failures
         caddy = diff(caddy_requests(settled(stk, caddy_before, 1)), caddy_requests(caddy_before))
-        app = diff(app_requests(h.scrape(stk.app.metrics_url).values()), app_requests(app_before))
+        app = diff(app_requests(app_settled(stk, app_before, 1)), app_requests(app_before))
         (status,) = [s for (_, _, s) in tally.answered]
         assert sum(caddy.values()) == 1 and sum(app.values()) == 1, (call, caddy, app)
         (c,), (a,) = list(caddy), list(app)
@@ -161,7 +171,7 @@ def test_trailing_newline_is_the_one_documented_difference(stk):
         [traffic.Call("GET", "/v1/search%0A")], 1, float("inf"))
     assert not tally.failures, tally.failures
     caddy = diff(caddy_requests(settled(stk, caddy_before, 1)), caddy_requests(caddy_before))
-    app = diff(app_requests(h.scrape(stk.app.metrics_url).values()), app_requests(app_before))
+    app = diff(app_requests(app_settled(stk, app_before, 1)), app_requests(app_before))
     assert list(app) == [("/v1/search", "GET", "422")], app
     assert list(caddy) == [(ROUTE_NAME, "GET", "422")], caddy
 
@@ -172,7 +182,7 @@ def test_mixed_traffic_counts_equal_the_instrumentators(stk):
     traffic.run_mixed("127.0.0.1", stk.caddy.ports["site"], tally, **TRAFFIC)
     assert not tally.failures, tally.failures[:10]
     caddy = diff(caddy_requests(settled(stk, caddy_before, tally.total())), caddy_requests(caddy_before))
-    app = diff(app_requests(h.scrape(stk.app.metrics_url).values()), app_requests(app_before))
+    app = diff(app_requests(app_settled(stk, app_before, tally.total())), app_requests(app_before))
     want = mapped(app, stk.templates, ROUTE_NAME)
     keys = sorted(set(caddy) | set(want))
     print("\nrequests (%d) by endpoint/handler, method, status:\n%s" % (tally.total(), table(
