@@ -2,7 +2,7 @@
 # Runs every benchmark side by side in one run and writes bench/RESULTS.md
 # (medians, spreads, ratios, the machine, the command for each figure).
 #
-#   bench/run.sh           full run (about 15 minutes on 2 cores)
+#   bench/run.sh           full run (about 25 minutes on 2 cores)
 #   bench/run.sh --quick   smoke run (about 3 minutes): tiny counts, short
 #                          wrk runs; writes bench/out/RESULTS.quick.md and
 #                          leaves bench/RESULTS.md alone
