@@ -27,29 +27,6 @@ func registerAborted(reg *lmRegistry, h *httpFamilies) error {
 	return nil
 }
 
-// abortedIn returns the route's series in h's aborted-response counter,
-// resolving it on the route's first aborted response; nil if libmetrics
-// refused.
-func (rt *route) abortedIn(h *httpFamilies) *series {
-	if s := rt.ext.aborted.Load(); s != nil {
-		return s
-	}
-	rt.ext.mu.Lock()
-	defer rt.ext.mu.Unlock()
-	if s := rt.ext.aborted.Load(); s != nil {
-		return s
-	}
-	if h.aborted == nil {
-		return nil
-	}
-	s, err := h.aborted.series([]string{rt.name})
-	if err != nil {
-		return nil
-	}
-	rt.ext.aborted.Store(s)
-	return s
-}
-
 // countAborted counts the request's response, sent with status, as
 // aborted, under the route and namespace it was recorded in, unless the
 // status itself already said it failed. A rare path: one extra crossing.
@@ -57,7 +34,8 @@ func (t *tracker) countAborted(status int) {
 	if t.upgraded || status >= 500 {
 		return
 	}
-	if s := t.recordRoute().abortedIn(t.http); s != nil {
+	rt := t.recordRoute()
+	if s := rt.endpointSeries(&rt.ext.aborted, t.http.aborted); s != nil {
 		s.counterAdd(1)
 	}
 }

@@ -222,15 +222,7 @@ func (c *stConfig) metric(name string) *stMetric {
 
 // malformedSeries returns server_timing_malformed_total{endpoint=rt}.
 func (c *stConfig) malformedSeries(rt *route) *series {
-	if s := rt.ext.malformed.Load(); s != nil {
-		return s
-	}
-	s, err := c.malformed.series([]string{rt.name})
-	if err != nil {
-		return nil
-	}
-	rt.ext.malformed.Store(s)
-	return s
+	return rt.endpointSeries(&rt.ext.malformed, c.malformed)
 }
 
 // process reads the response's Server-Timing lines into rr for route rt
