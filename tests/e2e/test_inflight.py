@@ -180,7 +180,13 @@ def test_client_hangup_leaves_no_in_flight(slow_caddy, upstream):
         for s in socks:
             s.close()
     # The upstream still holds them: only the hang-up can end these requests.
-    after = h.settled_scrape(c.internal_metrics_url, h.in_flight_zero, timeout=10).values()
+    # The handler leaves the in-flight gauge just before its record call, so
+    # a scrape may fall between the two: wait for both.
+    before_total = sum(_slow_requests(before).values())
+    after = h.settled_scrape(
+        c.internal_metrics_url,
+        lambda v: h.in_flight_zero(v) and sum(_slow_requests(v).values()) - before_total >= 3,
+        timeout=10).values()
     upstream.release.set()
     assert all(v == 0 for v in _gauges(after).values()), "in-flight after client hang-up: %s" % _gauges(after)
     got = {st: n - _slow_requests(before).get(st, 0) for st, n in _slow_requests(after).items()
