@@ -99,6 +99,59 @@ func TestInflightMovesToInnermostRoute(t *testing.T) {
 	}
 }
 
+// A finishing request leaves the in-flight gauge only after it is counted:
+// whenever a reader looks (the gauge first, then the counts, as a scrape
+// walks the families), every request that had entered is in one or the
+// other. A reader racing the requests checks it on every read; the old
+// order (gauge first, then the record) broke it within a few thousand
+// requests on a 2-core machine.
+func TestFinishingRequestIsInFlightOrCounted(t *testing.T) {
+	h := routeMetrics(t, `{"name":"t_order","counters":[{"name":"t_order_total"}]}`)
+	counted := h.rules[0].series
+	var entered atomic.Int64
+	final := func(w http.ResponseWriter, r *http.Request) error {
+		entered.Add(1)
+		return nil
+	}
+	handler := chain(final, h)
+	const workers, each = 2, 20000
+	stop := make(chan struct{})
+	var violations, reads atomic.Int64
+	var firstE, firstI, firstC int64
+	readerDone := make(chan struct{})
+	go func() {
+		defer close(readerDone)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			e := entered.Load()
+			i := atomic.LoadInt64(h.route.inflight)
+			c := int64(counted.count())
+			reads.Add(1)
+			if i+c < e && violations.Add(1) == 1 {
+				firstE, firstI, firstC = e, i, c
+			}
+		}
+	}()
+	base := int64(counted.count())
+	entered.Store(base) // earlier runs of this test (-count) counted too
+	concurrently(workers, each, func(_, _ int) {
+		_ = handler.ServeHTTP(httptest.NewRecorder(), caddyRequest("GET", "/"))
+	})
+	close(stop)
+	<-readerDone
+	if n := violations.Load(); n != 0 {
+		t.Errorf("%d of %d reads saw a request neither in flight nor counted (first: entered %d, in flight %d, counted %d)",
+			n, reads.Load(), firstE, firstI, firstC)
+	}
+	if got := int64(counted.count()) - base; got != workers*each {
+		t.Errorf("counted %d, want %d", got, workers*each)
+	}
+}
+
 func TestStatusFromErrorsAndWrites(t *testing.T) {
 	site := routeMetrics(t, `{"name":"t_status"}`)
 	cases := []struct {

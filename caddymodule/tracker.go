@@ -311,7 +311,21 @@ func (t *tracker) finish(method string, status int, d time.Duration) {
 		return
 	}
 	t.done = true
+	t.record(method, status, d)
+	t.leave()
+}
+
+// leave takes the request out of its route's in-flight gauge. It runs only
+// after the request is recorded: a scrape may then see a finishing request
+// both in flight and counted, never in neither, so in-flight 0 means every
+// request that ended is in the counts.
+func (t *tracker) leave() {
 	atomic.AddInt64(t.route.inflight, -1)
+}
+
+// record feeds everything the request counts for, in one crossing into
+// libmetrics.
+func (t *tracker) record(method string, status int, d time.Duration) {
 	route := t.recordRoute()
 	hostport, latency, proxied := t.upstream()
 	rr := t.rr

@@ -94,11 +94,14 @@ func (t *tracker) upgrade(code int, d time.Duration) {
 	if t.done {
 		return
 	}
-	t.finish(t.method, code, d)
+	// The tunnel's gauge counts it before the request's gauge lets go,
+	// and the request is recorded before that (finish): no scrape sees
+	// the connection in neither gauge nor a gauge at 0 ahead of the count.
 	t.tunnelAt = d
 	if t.tunnel = t.recordRoute().upgradedIn(t.http); t.tunnel != nil {
 		atomic.AddInt64(t.tunnel.inflight, 1)
 	}
+	t.finish(t.method, code, d)
 	t.upgraded = true
 }
 
@@ -107,7 +110,7 @@ func (t *tracker) upgrade(code int, d time.Duration) {
 func (t *tracker) closeTunnel(d time.Duration) {
 	if u := t.tunnel; u != nil {
 		t.tunnel = nil
-		atomic.AddInt64(u.inflight, -1)
 		u.duration.observe(int64(d - t.tunnelAt))
+		atomic.AddInt64(u.inflight, -1) // after the count, as in finish
 	}
 }
