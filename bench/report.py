@@ -320,6 +320,54 @@ if chain:
     for c in commands("chain"):
         w(f"Reproduce: `{c}`\n")
 
+FLOOR = [
+    ("record", "lm_route_record on a route: the crossing into libmetrics and its work"),
+    ("clock", "time.Since of Caddy's start time"),
+    ("context", "finding the vars table in the request context"),
+    ("vars-miss", "the vars lookup that finds no enclosing tracker"),
+    ("vars-store", "storing the tracker, then the recorded marker, in the vars table"),
+    ("start-time", "reading Caddy's start time from the vars table"),
+    ("proxied", "the vars lookup that tells a proxied request apart"),
+    ("pool", "taking a tracker from its pool and putting it back"),
+    ("inflight", "the in-flight gauge's +1 and -1"),
+    ("reset", "clearing the tracker before it goes back"),
+]
+floor = parse_go(read("go_floor.txt"))
+if floor:
+    fg = lambda step: floor.get(f"BenchmarkFloor/step={step}")
+    w("## 1c. The floor: the steps of one exact record, alone (Go)\n")
+    w("`caddymodule/bench_floor_test.go`, `BenchmarkFloor`: each step route_metrics takes per "
+      "request, alone in a loop (warm caches, nothing in between), on the context and vars "
+      "table of a request that a loaded Caddy server served (so the context has Caddy's depth "
+      "and the table Caddy's entries). Each has a job: the vars table is how a nested "
+      "`route_metrics` behind another wrapper, and `handle_errors`, learn that the request is "
+      "already tracked or recorded (lookup, store, marker); Caddy's start time and one clock "
+      "read give the latency; the proxied lookup spares requests that were not proxied a "
+      "replacer miss (which walks every placeholder provider); the record is the count. "
+      "Their sum is a lower bound for route_metrics' own cost per "
+      "request (section 1b), which adds the response writer's hooks and the cache misses of a "
+      "real request; `crossing` (a call into libmetrics that does nothing) is the part of "
+      "`record` that cgo costs.\n")
+    w("| step | what | median ns | min – max |")
+    w("|---|---|---:|---:|")
+    total = 0.0
+    for step, what in FLOOR:
+        d = fg(step)
+        if not d:
+            continue
+        total += med(d["ns/op"])
+        w(f"| {step} | {what} | {f_num(med(d['ns/op']), 1)} | {spread(d['ns/op'], lambda v: f_num(v, 1))} |")
+    w(f"| **sum** | | **{f_num(total)}** | |")
+    x = fg("crossing")
+    if x:
+        w(f"| (in `record`) crossing | a call into libmetrics that does nothing | "
+          f"{f_num(med(x['ns/op']), 1)} | {spread(x['ns/op'], lambda v: f_num(v, 1))} |")
+    w("")
+    T.append(("(beside it) the floor: the steps of one exact record, alone, summed (1c)",
+              f"{f_num(total)} ns", "measured"))
+    for c in commands("floor"):
+        w(f"Reproduce: `{c}`\n")
+
 # ------------------------------------------------------------------ wrk
 wrk_text = read("wrk", "runs.tsv")
 if wrk_text:

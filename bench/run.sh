@@ -13,7 +13,8 @@
 #           changes a namespace's buckets, 1,000 routes
 #   record  caddymodule BenchmarkRecord: per-request recording, our path vs
 #           client_golang (and Caddy's own calls), serial and parallel
-#   chain   caddymodule BenchmarkChain and BenchmarkChainOverhead: a whole
+#   chain   caddymodule BenchmarkChain, BenchmarkChainOverhead and
+#           BenchmarkFloor (the steps of one record, alone): a whole
 #           request through a real Caddy server with and without
 #           route_metrics (and its extras, and Caddy's built-in metrics),
 #           interleaved rounds pinned to one CPU
@@ -188,6 +189,10 @@ if has_part chain; then
   done
   echo "round=end loadavg=$(cut -d' ' -f1-3 /proc/loadavg)" >>"$OUT/go_chain.load.txt"
   (cd "$OUT" && cmd chain "$BENCHSTAT" go_chain.txt >go_chain.benchstat.txt)
+  say "BenchmarkFloor x$CHAIN_ROUNDS on CPU $CHAIN_CPU"
+  cmd floor taskset -c "$CHAIN_CPU" "$TESTBIN" -test.run '^$' -test.bench '^BenchmarkFloor$' \
+    -test.cpu 1 -test.count "$CHAIN_ROUNDS" -test.benchtime "$CHAIN_TIME" >"$OUT/go_floor.txt" 2>&1 ||
+    { tail -20 "$OUT/go_floor.txt"; say "BenchmarkFloor failed"; exit 1; }
 fi
 if has_part scrape; then
   say "BenchmarkScrape x$SCRAPE_COUNT"

@@ -521,12 +521,21 @@ func isEventStream(h http.Header) bool {
 		return false
 	}
 	const sse = "text/event-stream"
-	ct := strings.TrimLeft(v[0], " \t")
+	ct := trimBlank(v[0])
 	if len(ct) < len(sse) || !strings.EqualFold(ct[:len(sse)], sse) {
 		return false
 	}
-	rest := strings.TrimLeft(ct[len(sse):], " \t")
+	rest := trimBlank(ct[len(sse):])
 	return rest == "" || rest[0] == ';'
+}
+
+// trimBlank drops leading spaces and tabs (strings.TrimLeft with a cutset
+// builds its character set on every call; this runs on every response).
+func trimBlank(s string) string {
+	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
+		s = s[1:]
+	}
+	return s
 }
 
 var (
