@@ -57,8 +57,8 @@ func (a *App) limits() registryLimits {
 		maxRoutes: a.MaxRoutes, maxSeries: a.MaxSeries}
 }
 
-// Validate refuses a negative limit (libmetrics checks the upper bounds
-// when it creates the registry, with the reason).
+// Validate refuses a negative limit, and limits libmetrics would refuse
+// (registryLimits.check: its upper bounds, with its reason).
 func (a *App) Validate() error {
 	for _, l := range []struct {
 		name string
@@ -69,6 +69,9 @@ func (a *App) Validate() error {
 		if l.v < 0 {
 			return fmt.Errorf("routemetrics: %s %d must not be negative", l.name, l.v)
 		}
+	}
+	if err := a.limits().check(); err != nil {
+		return fmt.Errorf("routemetrics: %w", err)
 	}
 	return nil
 }

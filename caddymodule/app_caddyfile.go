@@ -2,6 +2,7 @@ package routemetrics
 
 import (
 	"math"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -23,7 +24,9 @@ import (
 //	    }
 //	}
 //
-// Every error names the file and line of the offending token.
+// Every error names the file and line of the offending token; a limit
+// beyond what libmetrics accepts, the line of the limit its reason names
+// (the last one given, when it names several).
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	d.Next() // option name
 	if existing != nil {
@@ -38,22 +41,37 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		"max_label_value_len": &app.MaxLabelValueLen, "native_capacity": &app.NativeCapacity,
 		"max_routes": &app.MaxRoutes, "max_series": &app.MaxSeries,
 	}
-	seen := map[string]bool{}
+	// Where each limit was given: libmetrics' upper bounds are checked
+	// once every limit is known (some bound a combination), and the error
+	// points at the limit its reason names.
+	given := map[string]caddyfile.Dispenser{}
+	var order []string
 	for nesting := d.Nesting(); d.NextBlock(nesting); {
 		sub := d.Val()
 		field, ok := fields[sub]
 		if !ok {
 			return nil, d.Errf("route_metrics global option: unknown limit %q (expected max_families, slot_capacity, max_shards, max_label_value_len, native_capacity, max_routes or max_series)", sub)
 		}
-		if seen[sub] {
+		if _, twice := given[sub]; twice {
 			return nil, d.Errf("route_metrics global option: %s given twice", sub)
 		}
-		seen[sub] = true
 		n, err := intArg(d, "route_metrics global option: "+sub, 1, math.MaxInt32)
 		if err != nil {
 			return nil, err
 		}
 		*field = n
+		given[sub] = *d // a copy: its cursor stays on this limit's value
+		order = append(order, sub)
+	}
+	if err := app.limits().check(); err != nil {
+		at := d
+		for _, sub := range order {
+			if strings.Contains(err.Error(), sub) {
+				blame := given[sub]
+				at = &blame
+			}
+		}
+		return nil, at.Errf("route_metrics global option: %v", err)
 	}
 	return httpcaddyfile.App{Name: appID, Value: caddyconfig.JSON(app, nil)}, nil
 }

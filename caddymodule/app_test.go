@@ -101,6 +101,44 @@ func TestGlobalOptionErrors(t *testing.T) {
 		max_series 10
 	}
 }`, "given twice", "Caddyfile:5"},
+		// Beyond libmetrics' upper bounds: refused where written, with
+		// libmetrics' reason (it used to pass adapt and fail later at
+		// provision, without a line).
+		{"too many shards", `
+{
+	route_metrics {
+		max_routes 10
+		max_shards 4097
+	}
+}`, "max_shards 4097 exceeds the maximum of 4096", "Caddyfile:4"},
+		{"too many families", `
+{
+	route_metrics {
+		max_families 2000000
+	}
+}`, "max_families 2000000 exceeds", "Caddyfile:3"},
+		{"too many routes", `
+{
+	route_metrics {
+		max_series 100
+		max_routes 2000000
+	}
+}`, "max_routes 2000000 exceeds", "Caddyfile:4"},
+		{"too many series", `
+{
+	route_metrics {
+		max_series 100000000
+		max_routes 100
+	}
+}`, "max_series 100000000 exceeds", "Caddyfile:3"},
+		{"cells per shard", `
+{
+	route_metrics {
+		native_capacity 2147483647
+		slot_capacity 2147483647
+		max_shards 600
+	}
+}`, "x (max_shards 600 + 1) x 8 bytes exceeds", "Caddyfile:5"},
 	} {
 		_, err := adapt(cf(c.text) + "\nhttp://:18080 {\n\trespond ok\n}\n")
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.at) {

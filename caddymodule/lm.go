@@ -146,17 +146,38 @@ type registryLimits struct {
 	maxRoutes, maxSeries                                                   int
 }
 
-// newLMRegistry makes a registry with libmetrics' default limits.
-func newLMRegistry() (*lmRegistry, error) { return newLMRegistryWith(registryLimits{}) }
-
-func newLMRegistryWith(l registryLimits) (*lmRegistry, error) {
-	opts := C.lm_registry_options{
+func (l registryLimits) registryOptions() C.lm_registry_options {
+	return C.lm_registry_options{
 		max_families:        C.size_t(l.maxFamilies),
 		slot_capacity:       C.size_t(l.slotCapacity),
 		max_shards:          C.uint(l.maxShards),
 		max_label_value_len: C.size_t(l.maxLabelValueLen),
 		native_capacity:     C.size_t(l.nativeCapacity),
 	}
+}
+
+// check refuses, with libmetrics' reason, limits that libmetrics would
+// refuse when it creates the registry or a namespace: the same checks,
+// made before anything exists, so a configuration fails where it is
+// written rather than when the first handler is provisioned.
+func (l registryLimits) check() error {
+	opts := l.registryOptions()
+	var e C.lm_error
+	if C.lm_registry_options_check(&opts, &e) != 0 {
+		return lmError("registry limits", &e)
+	}
+	h := C.lm_http_options{max_routes: C.size_t(l.maxRoutes), max_series: C.size_t(l.maxSeries)}
+	if C.lm_http_options_check(&h, &e) != 0 {
+		return lmError("namespace limits", &e)
+	}
+	return nil
+}
+
+// newLMRegistry makes a registry with libmetrics' default limits.
+func newLMRegistry() (*lmRegistry, error) { return newLMRegistryWith(registryLimits{}) }
+
+func newLMRegistryWith(l registryLimits) (*lmRegistry, error) {
+	opts := l.registryOptions()
 	var e C.lm_error
 	p := C.lm_registry_new(&opts, &e)
 	if p == nil {

@@ -40,7 +40,8 @@ extern "C" {
 #define LM_API
 #endif
 
-/* 2.0.0: lm_request_record gained request_bytes (its layout changed, so
+/* 2.1.0: lm_registry_options_check and lm_http_options_check.
+ * 2.0.0: lm_request_record gained request_bytes (its layout changed, so
  * the ABI of lm_route_record_ex did; soname libmetrics.so.2). New:
  * lm_route_record_sized and <prefix>http_request_size_bytes_total.
  * Native histograms (lm_native_options; lm_family_options.native,
@@ -48,9 +49,9 @@ extern "C" {
  * and LM_FORMAT_PROTOBUF, in the same soname.
  * 1.1.0 added lm_expo_status. */
 #define LM_VERSION_MAJOR 2
-#define LM_VERSION_MINOR 0
+#define LM_VERSION_MINOR 1
 #define LM_VERSION_PATCH 0
-#define LM_VERSION_STRING "2.0.0"
+#define LM_VERSION_STRING "2.1.0"
 
 /* ---------------------------------------------------------------- errors */
 
@@ -111,6 +112,12 @@ typedef struct lm_registry_options {
 
 /* opts may be NULL for all defaults. */
 LM_API lm_registry *lm_registry_new(const lm_registry_options *opts, lm_error *err);
+
+/* 0 if lm_registry_new would accept opts' values (NULL: the defaults), else
+ * -1 with the reason in err (LM_ERR_INVALID): the same checks, made without
+ * creating anything, so a configuration can be refused where it is
+ * written. lm_registry_new may still fail for memory. */
+LM_API int lm_registry_options_check(const lm_registry_options *opts, lm_error *err);
 LM_API void lm_registry_free(lm_registry *reg);
 
 /* ---------------------------------------------------------------- family */
@@ -418,6 +425,13 @@ typedef struct lm_http_options {
  * family's label set (or what its status values mean) cannot change in
  * place, so that takes a new registry (a restart). */
 LM_API lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err);
+
+/* 0 if lm_http_register would accept opts' values (prefix, max_routes,
+ * max_series, flags), else -1 with the reason in err, without a registry
+ * (as lm_registry_options_check). Bucket lists are checked when the
+ * histogram is made; what a registry already holds (another shape under
+ * the same prefix) only lm_http_register can tell. */
+LM_API int lm_http_options_check(const lm_http_options *opts, lm_error *err);
 
 /* A route handle, resolved once by name (the `endpoint` label value). The
  * same name returns the same handle. */

@@ -126,6 +126,50 @@ static lm_family_options duration_opts(const char *name, const double *bounds, s
         .native = native};
 }
 
+/* The checks of o's values that need no registry (lm_http_options_check);
+ * q is the quoted prefix for messages. Bucket lists are checked where the
+ * histogram is made. */
+static int check_options(const lm_http_options *o, const char *q, lm_error *err)
+{
+    const char *prefix = o->prefix ? o->prefix : "";
+    if (prefix[0] != '\0' && !lm_valid_metric_name(prefix)) {
+        lm__set_error(err, LM_ERR_INVALID,
+                      "http prefix %s must match [a-zA-Z_:][a-zA-Z0-9_:]* (or be empty)", q);
+        return -1;
+    }
+    if (o->bounds == NULL && o->nbounds != 0) {
+        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: bounds is NULL but nbounds is %zu",
+                      q, o->nbounds);
+        return -1;
+    }
+    size_t max_routes = o->max_routes ? o->max_routes : LM_DEFAULT_MAX_ROUTES;
+    if (max_routes > LM_MAX_ROUTES_LIMIT) {
+        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: max_routes %zu exceeds %zu", q,
+                      max_routes, LM_MAX_ROUTES_LIMIT);
+        return -1;
+    }
+    size_t max_series = o->max_series ? o->max_series : LM_DEFAULT_HTTP_MAX_SERIES;
+    if (lm__max_series_check("http prefix", q, max_series, err) != 0)
+        return -1;
+    if (o->flags & ~LM_HTTP_FLAGS) {
+        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: unknown flags 0x%x", q,
+                      o->flags & ~LM_HTTP_FLAGS);
+        return -1;
+    }
+    return 0;
+}
+
+int lm_http_options_check(const lm_http_options *opts, lm_error *err)
+{
+    char q[QCAP];
+    lm_http_options o = {0};
+    if (opts != NULL)
+        o = *opts;
+    const char *prefix = o.prefix ? o.prefix : "";
+    lm__quote(q, QCAP, prefix, strlen(prefix));
+    return check_options(&o, q, err);
+}
+
 lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err)
 {
     char q[QCAP];
@@ -138,30 +182,12 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
         o = *opts;
     const char *prefix = o.prefix ? o.prefix : "";
     lm__quote(q, QCAP, prefix, strlen(prefix));
-    if (prefix[0] != '\0' && !lm_valid_metric_name(prefix)) {
-        lm__set_error(err, LM_ERR_INVALID,
-                      "http prefix %s must match [a-zA-Z_:][a-zA-Z0-9_:]* (or be empty)", q);
+    if (check_options(&o, q, err) != 0)
         return NULL;
-    }
-    if (o.bounds == NULL && o.nbounds != 0) {
-        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: bounds is NULL but nbounds is %zu",
-                      q, o.nbounds);
-        return NULL;
-    }
     size_t nb = o.nbounds;
     const double *bounds = (o.bounds && nb) ? o.bounds : lm_default_latency_bounds(&nb);
     size_t max_routes = o.max_routes ? o.max_routes : LM_DEFAULT_MAX_ROUTES;
     size_t max_series = o.max_series ? o.max_series : LM_DEFAULT_HTTP_MAX_SERIES;
-    if (max_routes > LM_MAX_ROUTES_LIMIT) {
-        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: max_routes %zu exceeds %zu", q,
-                      max_routes, LM_MAX_ROUTES_LIMIT);
-        return NULL;
-    }
-    if (o.flags & ~LM_HTTP_FLAGS) {
-        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: unknown flags 0x%x", q,
-                      o.flags & ~LM_HTTP_FLAGS);
-        return NULL;
-    }
     http_names names = {0};
     if (names_make(prefix, &names) != 0) {
         names_free(&names);

@@ -87,6 +87,12 @@ static int resolve_options(const lm_registry_options *in, lm_registry_options *o
     return 0;
 }
 
+int lm_registry_options_check(const lm_registry_options *opts, lm_error *err)
+{
+    lm_registry_options o;
+    return resolve_options(opts, &o, err);
+}
+
 lm_registry *lm_registry_new(const lm_registry_options *opts, lm_error *err)
 {
     lm_registry_options o;

@@ -2,7 +2,8 @@
  * sets, route handles, lm_route_record into the right (method, status)
  * series (out-of-range statuses and methods bounded), business counters in
  * the same call, re-registration (same prefix, new bounds: the same
- * histogram, still counting, exposing other buckets), and the limits. */
+ * histogram, still counting, exposing other buckets), the limits, and the
+ * option checks that refuse a configuration before anything exists. */
 #include "core.h"
 #include "lm_test.h"
 
@@ -394,10 +395,62 @@ static void test_request_bytes(void)
     lm_registry_free(r);
 }
 
+/* The option checks made before anything exists agree with the calls that
+ * create: each value one refuses, the other refuses with the same reason,
+ * and each value one accepts, the other accepts. */
+static void test_option_checks(void)
+{
+    lm_error a = {0}, b = {0};
+    CHECK(lm_registry_options_check(NULL, &a) == 0);
+    CHECK(lm_http_options_check(NULL, &a) == 0);
+
+    static const lm_registry_options bad_reg[] = {
+        {.max_shards = 4097},
+        {.max_families = ((size_t)1 << 20) + 1},
+        {.slot_capacity = (size_t)UINT32_MAX},
+        {.slot_capacity = (size_t)1 << 30, .max_shards = 4096},
+    };
+    for (size_t i = 0; i < sizeof bad_reg / sizeof *bad_reg; i++) {
+        CHECK(lm_registry_options_check(&bad_reg[i], &a) == -1);
+        CHECK(a.code == LM_ERR_INVALID && strstr(a.message, "exceeds"));
+        CHECK(lm_registry_new(&bad_reg[i], &b) == NULL);
+        CHECK(b.code == a.code);
+        CHECK_STR(b.message, a.message);
+    }
+    lm_registry_options edge = {.max_shards = 4096, .max_families = (size_t)1 << 20,
+                                .slot_capacity = 1024, .native_capacity = 1024};
+    CHECK(lm_registry_options_check(&edge, &a) == 0);
+    lm_registry *r = lm_registry_new(&edge, &b);
+    CHECK(r != NULL);
+
+    static const lm_http_options bad_http[] = {
+        {.prefix = "9x_"},
+        {.prefix = "ok_", .nbounds = 3},
+        {.prefix = "ok_", .max_routes = ((size_t)1 << 20) + 1},
+        {.prefix = "ok_", .max_series = ((size_t)1 << 22) + 1},
+        {.prefix = "ok_", .flags = 0x80},
+    };
+    static const char *const why[] = {"must match", "bounds is NULL", "max_routes",
+                                      "max_series", "unknown flags"};
+    for (size_t i = 0; i < sizeof bad_http / sizeof *bad_http; i++) {
+        CHECK(lm_http_options_check(&bad_http[i], &a) == -1);
+        CHECK(a.code == LM_ERR_INVALID && strstr(a.message, why[i]));
+        CHECK(lm_http_register(r, &bad_http[i], &b) == NULL);
+        CHECK(b.code == a.code);
+        CHECK_STR(b.message, a.message);
+    }
+    lm_http_options fine = {.prefix = "ok_", .max_routes = (size_t)1 << 20,
+                            .max_series = (size_t)1 << 22};
+    CHECK(lm_http_options_check(&fine, &a) == 0);
+    CHECK(lm_http_register(r, &fine, &b) != NULL);
+    lm_registry_free(r);
+}
+
 int main(void)
 {
     test_methods();
     test_register();
+    test_option_checks();
     test_routes_and_record();
     test_rebounds();
     test_folded_routes();
