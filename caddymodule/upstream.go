@@ -1,8 +1,6 @@
 package routemetrics
 
 import (
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -34,35 +32,6 @@ const (
 	// lookup under its lock) on every request.
 	maxUpstreamsPerRoute = 256
 )
-
-// routeExt holds a route's lazily resolved series in the plugin's other
-// families.
-type routeExt struct {
-	mu        sync.Mutex
-	upstream  atomic.Pointer[upstreamCache]
-	malformed atomic.Pointer[series] // server_timing_malformed_total{endpoint}
-	upgraded  atomic.Pointer[upgradedSeries]
-	aborted   atomic.Pointer[series] // http_responses_aborted_total{endpoint}
-}
-
-// endpointSeries returns the series {endpoint=rt} of f, kept in slot after
-// the first call; nil if f is nil or libmetrics refused. No lock: two
-// racing first calls get the same series from libmetrics, so either store
-// is right.
-func (rt *route) endpointSeries(slot *atomic.Pointer[series], f *family) *series {
-	if s := slot.Load(); s != nil {
-		return s
-	}
-	if f == nil {
-		return nil
-	}
-	s, err := f.series([]string{rt.name})
-	if err != nil {
-		return nil
-	}
-	slot.Store(s)
-	return s
-}
 
 // upstreamCache maps an upstream's host:port to its series for one route.
 // Copy-on-write: the request path does one atomic load and one map lookup
