@@ -118,6 +118,20 @@ def code_block(text):
     return "```\n" + text.rstrip("\n") + "\n```\n"
 
 
+def verbatim(out_file, title, intro, part):
+    """A section that quotes a benchmark's own output and its commands."""
+    text = read(out_file)
+    if text is None:
+        return
+    w(f"## {title}\n")
+    w(intro + ", verbatim:\n")
+    w(code_block(text))
+    cs = commands(part)
+    if cs:
+        w("Reproduce:\n")
+        w(code_block("\n".join(cs)))
+
+
 machine = {}
 for line in (read("machine.txt") or "").splitlines():
     k, _, v = line.partition("=")
@@ -555,27 +569,12 @@ if mem:
         w(f"Reproduce (one process per size and impl): `{c}`\n")
 
 # ------------------------------------------------------------------ C
-cb = read("lm_bench.txt")
-if cb is not None:
-    w("## 4. C micro-benchmark (bench/lm_bench)\n")
-    w("Output of `bench/lm_bench.c` as built by CMake (`LM_BUILD_BENCH=ON`, same build type "
-      "as the library `build/caddy` loads), verbatim:\n")
-    w(code_block(cb))
-    cs = commands("c")
-    if cs:
-        w("Reproduce:\n")
-        w(code_block("\n".join(cs)))
-
-rb = read("lm_reload_bench.txt")
-if rb is not None:
-    w("## 4b. Reload stalls (bench/lm_reload_bench)\n")
-    w("Record latency while a reload changes a namespace's buckets with 1,000 routes "
-      "(target: no record waits more than 1 ms because of a reload), verbatim:\n")
-    w(code_block(rb))
-    cs = commands("reload")
-    if cs:
-        w("Reproduce:\n")
-        w(code_block("\n".join(cs)))
+verbatim("lm_bench.txt", "4. C micro-benchmark (bench/lm_bench)",
+         "Output of `bench/lm_bench.c` as built by CMake (`LM_BUILD_BENCH=ON`, same build type "
+         "as the library `build/caddy` loads)", "c")
+verbatim("lm_reload_bench.txt", "4b. Reload stalls (bench/lm_reload_bench)",
+         "Record latency while a reload changes a namespace's buckets with 1,000 routes "
+         "(target: no record waits more than 1 ms because of a reload)", "reload")
 
 # ------------------------------------------------------------------ targets
 summary = ["## Targets\n", "| target | measured (medians) | result |", "|---|---|---|"]
