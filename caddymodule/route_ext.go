@@ -13,9 +13,9 @@ import (
 // routeExt holds a route's lazily resolved series in the plugin's other
 // families.
 type routeExt struct {
-	// mu serialises the slow paths that build more than one value: the
-	// copy-on-write upstream cache (upstream.go) and the upgraded pair
-	// (upgrade.go). Single series need no lock (endpointSeries).
+	// mu serialises the copy-on-write upstream cache's updates
+	// (upstream.go: a new upstream copies the map). The other entries
+	// need no lock (endpointSeries, upgradedIn).
 	mu        sync.Mutex
 	upstream  atomic.Pointer[upstreamCache]
 	malformed atomic.Pointer[series] // server_timing_malformed_total{endpoint}

@@ -57,12 +57,10 @@ type upgradedSeries struct {
 
 // upgradedIn returns the route's series in h's upgraded families,
 // resolving them on the route's first upgrade; nil if libmetrics refused.
+// No lock, as in endpointSeries: racing first calls build pairs of the same
+// series (libmetrics returns one series per label set), so either store is
+// right.
 func (rt *route) upgradedIn(h *httpFamilies) *upgradedSeries {
-	if u := rt.ext.upgraded.Load(); u != nil {
-		return u
-	}
-	rt.ext.mu.Lock()
-	defer rt.ext.mu.Unlock()
 	if u := rt.ext.upgraded.Load(); u != nil {
 		return u
 	}
