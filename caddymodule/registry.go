@@ -125,16 +125,14 @@ func bucketsKey(b []float64) string {
 // acquireHTTP returns the HTTP families for prefix and records the
 // caller's histogram settings (zero: no opinion, defaults unless someone
 // else declared settings), with warnings when a histogram cannot show the
-// native resolution asked for until a restart (nativeFor). Pair every
+// native resolution asked for until a restart (nativeFor). reg is the
+// registry the caller's configuration opened (appRegistry). Pair every
 // successful call with releaseHTTP.
-func acquireHTTP(prefix string, hs histSettings, shape *httpShape) (*httpFamilies, []string, error) {
-	reg, err := sharedRegistry()
-	if err != nil {
-		return nil, nil, err
-	}
+func acquireHTTP(reg *lmRegistry, prefix string, hs histSettings, shape *httpShape) (*httpFamilies, []string, error) {
 	global.mu.Lock()
 	defer global.mu.Unlock()
 	var warnings []string
+	var err error
 	ns := global.namespaces[prefix]
 	key := hs.key()
 	if ns == nil {

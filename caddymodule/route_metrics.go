@@ -221,7 +221,7 @@ func (h *RouteMetrics) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	hf, warnings, err := acquireHTTP(h.Namespace, h.histSettings(), h.shape())
+	hf, warnings, err := acquireHTTP(reg, h.Namespace, h.histSettings(), h.shape())
 	h.warn(warnings)
 	if err != nil {
 		return err
