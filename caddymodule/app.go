@@ -57,17 +57,26 @@ func (a *App) limits() registryLimits {
 		maxRoutes: a.MaxRoutes, maxSeries: a.MaxSeries}
 }
 
+// limitField is one limit as the global option and JSON spell it, and the
+// field it sets.
+type limitField struct {
+	name string
+	v    *int
+}
+
+// fields lists a's limits in the order the documentation gives them.
+func (a *App) fields() []limitField {
+	return []limitField{{"max_families", &a.MaxFamilies}, {"slot_capacity", &a.SlotCapacity},
+		{"max_shards", &a.MaxShards}, {"max_label_value_len", &a.MaxLabelValueLen},
+		{"native_capacity", &a.NativeCapacity}, {"max_routes", &a.MaxRoutes}, {"max_series", &a.MaxSeries}}
+}
+
 // Validate refuses a negative limit, and limits libmetrics would refuse
 // (registryLimits.check: its upper bounds, with its reason).
 func (a *App) Validate() error {
-	for _, l := range []struct {
-		name string
-		v    int
-	}{{"max_families", a.MaxFamilies}, {"slot_capacity", a.SlotCapacity}, {"max_shards", a.MaxShards},
-		{"max_label_value_len", a.MaxLabelValueLen}, {"native_capacity", a.NativeCapacity},
-		{"max_routes", a.MaxRoutes}, {"max_series", a.MaxSeries}} {
-		if l.v < 0 {
-			return fmt.Errorf("routemetrics: %s %d must not be negative", l.name, l.v)
+	for _, l := range a.fields() {
+		if *l.v < 0 {
+			return fmt.Errorf("routemetrics: %s %d must not be negative", l.name, *l.v)
 		}
 	}
 	if err := a.limits().check(); err != nil {

@@ -36,11 +36,13 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if d.NextArg() {
 		return nil, d.Errf("route_metrics global option: unexpected %q; its limits go in a block", d.Val())
 	}
-	fields := map[string]*int{
-		"max_families": &app.MaxFamilies, "slot_capacity": &app.SlotCapacity, "max_shards": &app.MaxShards,
-		"max_label_value_len": &app.MaxLabelValueLen, "native_capacity": &app.NativeCapacity,
-		"max_routes": &app.MaxRoutes, "max_series": &app.MaxSeries,
+	fields := map[string]*int{}
+	var names []string
+	for _, l := range app.fields() {
+		fields[l.name] = l.v
+		names = append(names, l.name)
 	}
+	expected := strings.Join(names[:len(names)-1], ", ") + " or " + names[len(names)-1]
 	// Where each limit was given: libmetrics' upper bounds are checked
 	// once every limit is known (some bound a combination), and the error
 	// points at the limit its reason names.
@@ -50,7 +52,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 		sub := d.Val()
 		field, ok := fields[sub]
 		if !ok {
-			return nil, d.Errf("route_metrics global option: unknown limit %q (expected max_families, slot_capacity, max_shards, max_label_value_len, native_capacity, max_routes or max_series)", sub)
+			return nil, d.Errf("route_metrics global option: unknown limit %q (expected %s)", sub, expected)
 		}
 		if _, twice := given[sub]; twice {
 			return nil, d.Errf("route_metrics global option: %s given twice", sub)
