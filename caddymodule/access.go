@@ -216,14 +216,7 @@ func everyForwardedFor(v string, ok func(netip.Addr) bool) bool {
 		for {
 			sc.ows()
 			if sc.i < len(sc.s) && sc.s[sc.i] != ';' && sc.s[sc.i] != ',' {
-				name := sc.token()
-				sc.ows()
-				if name == "" || sc.i >= len(sc.s) || sc.s[sc.i] != '=' {
-					return false
-				}
-				sc.i++
-				sc.ows()
-				val, escaped, good := sc.value()
+				name, val, escaped, good := sc.param()
 				if !good {
 					return false
 				}

@@ -57,17 +57,7 @@ func (sc *stScanner) entry(e *stEntry) bool {
 		}
 		sc.i++
 		sc.ows()
-		pname := sc.token()
-		if pname == "" {
-			return false
-		}
-		sc.ows()
-		if sc.i >= len(sc.s) || sc.s[sc.i] != '=' {
-			return false
-		}
-		sc.i++
-		sc.ows()
-		v, escaped, ok := sc.value()
+		pname, v, escaped, ok := sc.param()
 		if !ok {
 			return false
 		}
@@ -87,6 +77,22 @@ func (sc *stScanner) entry(e *stEntry) bool {
 			}
 		}
 	}
+}
+
+// param reads token OWS "=" OWS ( token / quoted-string ), as
+// value returns it; ok is false if any part is missing.
+func (sc *stScanner) param() (name, v string, escaped, ok bool) {
+	if name = sc.token(); name == "" {
+		return "", "", false, false
+	}
+	sc.ows()
+	if sc.i >= len(sc.s) || sc.s[sc.i] != '=' {
+		return "", "", false, false
+	}
+	sc.i++
+	sc.ows()
+	v, escaped, ok = sc.value()
+	return name, v, escaped, ok
 }
 
 func (sc *stScanner) ows() {
