@@ -7,6 +7,15 @@ import "strings"
 
 func isOWS(c byte) bool { return c == ' ' || c == '\t' }
 
+// trimOWS drops leading OWS (strings.TrimLeft with a cutset builds its
+// character set on every call; the response path runs this).
+func trimOWS(s string) string {
+	for len(s) > 0 && isOWS(s[0]) {
+		s = s[1:]
+	}
+	return s
+}
+
 // isTchar: RFC 9110 token characters (a table: the scanner asks once per
 // byte of every name and token).
 func isTchar(c byte) bool { return tcharTable[c] }

@@ -32,7 +32,7 @@ func namespaceClash(k familyKind, name, namespace string) string {
 	}
 	for id := range ownFamilies {
 		f := &ownFamilies[id]
-		if own := namespace + f.name; f.perNamespace && lmNamesClash(k, name, f.kind, own) {
+		if own := ownID(id).nameIn(namespace); f.perNamespace && lmNamesClash(k, name, f.kind, own) {
 			return own
 		}
 	}

@@ -521,21 +521,12 @@ func isEventStream(h http.Header) bool {
 		return false
 	}
 	const sse = "text/event-stream"
-	ct := trimBlank(v[0])
+	ct := trimOWS(v[0])
 	if len(ct) < len(sse) || !strings.EqualFold(ct[:len(sse)], sse) {
 		return false
 	}
-	rest := trimBlank(ct[len(sse):])
+	rest := trimOWS(ct[len(sse):])
 	return rest == "" || rest[0] == ';'
-}
-
-// trimBlank drops leading spaces and tabs (strings.TrimLeft with a cutset
-// builds its character set on every call; this runs on every response).
-func trimBlank(s string) string {
-	for len(s) > 0 && (s[0] == ' ' || s[0] == '\t') {
-		s = s[1:]
-	}
-	return s
 }
 
 var (
