@@ -167,11 +167,31 @@ lm_build_libmetrics() {
   say "libmetrics and libmetrics_report $(sed -n 's/^Version: //p' "$LM_PREFIX/lib/pkgconfig/libmetrics.pc") -> ${LM_LIB#"$LM_ROOT"/}/"
 }
 
+# A fingerprint of the libmetrics that cgo builds against: the install's
+# location and every header, pkg-config file and shared library in it.
+lm_install_id() {
+  {
+    echo "$LM_PREFIX"
+    (cd "$LM_PREFIX" && find include lib -type f \( -name '*.h' -o -name '*.pc' -o -name '*.so*' \) -print0 |
+      LC_ALL=C sort -z | xargs -0 sha256sum)
+  } | sha256sum | cut -c1-16
+}
+
 # Exports the cgo environment for building against build/libmetrics-prefix.
 # $1 is the run-time search path to record in the binary.
+#
+# Go's build cache keys a cgo package on its sources and the CGO_* variables,
+# not on what pkg-config printed nor on the C headers and libraries outside
+# the package (`go help cache`). Without LMGO_LIBMETRICS_ID a package compiled
+# in another checkout, or against an older libmetrics, is reused as it is:
+# its -L names that checkout's prefix (the link fails once it is gone, or
+# links the old library while it is not) and its cgo stubs the old header.
+# The define changes the key whenever the install moves or changes; no code
+# reads it.
 lm_go_env() {
   export CGO_ENABLED=1
   export PKG_CONFIG_PATH=$LM_PREFIX/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}
+  export CGO_CPPFLAGS="-DLMGO_LIBMETRICS_ID=$(lm_install_id)${CGO_CPPFLAGS:+ $CGO_CPPFLAGS}"
   export CGO_LDFLAGS="-Wl,--enable-new-dtags -Wl,-rpath,$1${CGO_LDFLAGS:+ $CGO_LDFLAGS}"
 }
 

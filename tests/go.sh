@@ -4,8 +4,10 @@
 # build/libmetrics-prefix and build/lib), then in caddymodule/: gofmt must
 # list nothing, go vet must pass, and go test -race runs every test with the
 # race detector; then the native histogram differential check is fuzzed for
-# FUZZ_SECONDS (default 30). Extra arguments go to go test (and skip the
-# fuzzing), e.g. tests/go.sh -v -run Caddyfile.
+# FUZZ_SECONDS (default 30), and tests/go_cache_key.sh proves a build cache
+# shared by two checkouts links each against its own libmetrics. Extra
+# arguments go to go test (and skip the fuzzing and the cache check), e.g.
+# tests/go.sh -v -run Caddyfile.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../xcaddy.sh
@@ -40,6 +42,11 @@ if [ $rc -eq 0 ] && [ $# -eq 0 ]; then
   echo "--- go test -fuzz FuzzNativeDifferential -fuzztime ${FUZZ_SECONDS}s"
   timeout --kill-after=30 $((FUZZ_SECONDS + 600)) \
     go test -run '^$' -fuzz '^FuzzNativeDifferential$' -fuzztime "${FUZZ_SECONDS}s" -parallel 2 .
+  rc=$?
+fi
+if [ $rc -eq 0 ] && [ $# -eq 0 ]; then
+  echo "--- a Go build cache shared by two checkouts (tests/go_cache_key.sh)"
+  ../tests/go_cache_key.sh
   rc=$?
 fi
 [ $rc -eq 0 ] && echo "go: all Go checks passed" || echo "go: go test failed (rc=$rc)"
