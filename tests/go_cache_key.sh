@@ -14,6 +14,9 @@
 # just compiled) as ./xcaddy.sh build would, against a copy of the install
 # in checkout A, deletes A, then builds against a copy in checkout B, and
 # requires the second link to succeed and to name B's library directory.
+# Then, in B: building again reuses the compiled plugin, and building after
+# a change to libmetrics.h compiles it again (the old header's cgo stubs
+# are not reused).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck source=../xcaddy.sh
@@ -48,3 +51,13 @@ link_against "$tmp/b/prefix" "$tmp/b.test" || {
 grep -q -- "-L$tmp/b/prefix/lib" "$tmp/b.test.log" || fail "the link against checkout B does not search $tmp/b/prefix/lib"
 grep -q -- "-L$tmp/a/prefix/lib" "$tmp/b.test.log" && fail "the link against checkout B still searches checkout A's $tmp/a/prefix/lib"
 echo "go cache key: a second checkout's build links its own libmetrics after the first checkout is gone"
+
+# The plugin's cgo step, in go -x's log of a build that compiled it.
+compiled_plugin() { grep -q -- '/cgo .*-importpath github.com/routemetrics/caddy-routemetrics ' "$1"; }
+compiled_plugin "$tmp/b.test.log" || fail "go -x's log does not show the plugin's cgo step (did the log format change?)"
+link_against "$tmp/b/prefix" "$tmp/b2.test" || { tail -20 "$tmp/b2.test.log"; fail "the second build in checkout B failed"; }
+compiled_plugin "$tmp/b2.test.log" && fail "an unchanged install compiled the plugin again (the cache key is not stable)"
+echo "/* a change */" >>"$tmp/b/prefix/include/libmetrics.h"
+link_against "$tmp/b/prefix" "$tmp/b3.test" || { tail -20 "$tmp/b3.test.log"; fail "the build after a header change failed"; }
+compiled_plugin "$tmp/b3.test.log" || fail "a changed libmetrics.h did not compile the plugin again: its old cgo stubs were reused"
+echo "go cache key: an unchanged install reuses the compiled plugin; a changed libmetrics.h compiles it again"
