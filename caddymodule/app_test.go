@@ -123,7 +123,7 @@ func TestGlobalOptionErrors(t *testing.T) {
 		max_series 100
 		max_routes 2000000
 	}
-}`, "max_routes 2000000 exceeds", "Caddyfile:4"},
+}`, "namespace limits: http metrics: max_routes 2000000 exceeds the maximum of 1048576", "Caddyfile:4"},
 		{"too many series", `
 {
 	route_metrics {

@@ -28,9 +28,10 @@ LM_HIDDEN lm_series *lm__series_get_locked(lm_family *fam, const lm_str *values,
 /* The overflow series of fam, made visible (it is preallocated). */
 LM_HIDDEN lm_series *lm__family_overflow_locked(lm_family *fam);
 LM_HIDDEN void lm__family_free(lm_family *fam);
-/* 0 if a family may hold max_series series, else -1 with "<what> <q>:
- * max_series ... exceeds ..." in err (what: "family", "http prefix"). */
-LM_HIDDEN int lm__max_series_check(const char *what, const char *q, size_t max_series,
+/* 0 if a family may hold max_series series, else -1 with "<subject>:
+ * max_series ... exceeds ..." in err (subject: `family "x"`, `http prefix
+ * "x_"`, `http metrics`). */
+LM_HIDDEN int lm__max_series_check(const char *subject, size_t max_series,
                                    lm_error *err);
 
 /* http.c */

@@ -77,12 +77,12 @@ static int scale_bound(double bound, double scale, int64_t *out)
     return 0;
 }
 
-int lm__max_series_check(const char *what, const char *q, size_t max_series, lm_error *err)
+int lm__max_series_check(const char *subject, size_t max_series, lm_error *err)
 {
     if (max_series <= LM_MAX_SERIES_LIMIT)
         return 0;
-    lm__set_error(err, LM_ERR_INVALID, "%s %s: max_series %zu exceeds the maximum of %zu", what,
-                  q, max_series, LM_MAX_SERIES_LIMIT);
+    lm__set_error(err, LM_ERR_INVALID, "%s: max_series %zu exceeds the maximum of %zu", subject,
+                  max_series, LM_MAX_SERIES_LIMIT);
     return -1;
 }
 
@@ -165,7 +165,9 @@ static int validate(const lm_family_options *o, shape *sh, lm_error *err)
     }
 
     size_t max_series = o->max_series ? o->max_series : LM_DEFAULT_MAX_SERIES;
-    if (lm__max_series_check("family", q, max_series, err) != 0)
+    char subject[QCAP + 8];
+    snprintf(subject, sizeof subject, "family %s", q);
+    if (lm__max_series_check(subject, max_series, err) != 0)
         return -1;
 
     sh->type = o->type;

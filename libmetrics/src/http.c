@@ -137,22 +137,29 @@ static int check_options(const lm_http_options *o, const char *q, lm_error *err)
                       "http prefix %s must match [a-zA-Z_:][a-zA-Z0-9_:]* (or be empty)", q);
         return -1;
     }
+    /* Without a prefix there is nothing to name: a caller checking limits
+     * that every namespace will get passes none. */
+    char subject[QCAP + 16];
+    if (prefix[0] != '\0')
+        snprintf(subject, sizeof subject, "http prefix %s", q);
+    else
+        snprintf(subject, sizeof subject, "http metrics");
     if (o->bounds == NULL && o->nbounds != 0) {
-        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: bounds is NULL but nbounds is %zu",
-                      q, o->nbounds);
+        lm__set_error(err, LM_ERR_INVALID, "%s: bounds is NULL but nbounds is %zu", subject,
+                      o->nbounds);
         return -1;
     }
     size_t max_routes = o->max_routes ? o->max_routes : LM_DEFAULT_MAX_ROUTES;
     if (max_routes > LM_MAX_ROUTES_LIMIT) {
-        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: max_routes %zu exceeds %zu", q,
-                      max_routes, LM_MAX_ROUTES_LIMIT);
+        lm__set_error(err, LM_ERR_INVALID, "%s: max_routes %zu exceeds the maximum of %zu",
+                      subject, max_routes, LM_MAX_ROUTES_LIMIT);
         return -1;
     }
     size_t max_series = o->max_series ? o->max_series : LM_DEFAULT_HTTP_MAX_SERIES;
-    if (lm__max_series_check("http prefix", q, max_series, err) != 0)
+    if (lm__max_series_check(subject, max_series, err) != 0)
         return -1;
     if (o->flags & ~LM_HTTP_FLAGS) {
-        lm__set_error(err, LM_ERR_INVALID, "http prefix %s: unknown flags 0x%x", q,
+        lm__set_error(err, LM_ERR_INVALID, "%s: unknown flags 0x%x", subject,
                       o->flags & ~LM_HTTP_FLAGS);
         return -1;
     }

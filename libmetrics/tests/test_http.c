@@ -439,6 +439,16 @@ static void test_option_checks(void)
         CHECK(b.code == a.code);
         CHECK_STR(b.message, a.message);
     }
+    /* The message names the namespace, and names none for limits given
+     * without a prefix (a host checking limits every namespace will get). */
+    lm_http_options named = {.prefix = "ok_", .max_routes = ((size_t)1 << 20) + 1};
+    CHECK(lm_http_options_check(&named, &a) == -1);
+    CHECK_STR(a.message, "http prefix \"ok_\": max_routes 1048577 exceeds the maximum of 1048576");
+    lm_http_options unnamed = {.max_series = ((size_t)1 << 22) + 1};
+    CHECK(lm_http_options_check(&unnamed, &a) == -1);
+    CHECK_STR(a.message, "http metrics: max_series 4194305 exceeds the maximum of 4194304");
+    CHECK(lm_http_register(r, &unnamed, &b) == NULL);
+    CHECK_STR(b.message, a.message);
     lm_http_options fine = {.prefix = "ok_", .max_routes = (size_t)1 << 20,
                             .max_series = (size_t)1 << 22};
     CHECK(lm_http_options_check(&fine, &a) == 0);
