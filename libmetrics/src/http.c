@@ -126,13 +126,19 @@ static lm_family_options duration_opts(const char *name, const double *bounds, s
         .native = native};
 }
 
-/* The checks of o's values that need no registry (lm_http_options_check);
- * q is the quoted prefix for messages. Bucket lists are checked where the
- * histogram is made. */
-static int check_options(const lm_http_options *o, const char *q, lm_error *err)
+/* *o = *in (NULL: all defaults) with every default resolved (prefix "",
+ * the default latency bounds, max_routes, max_series), and q its quoted
+ * prefix for messages; 0 if lm_http_register would accept it, else -1 with
+ * the reason (lm_http_options_check), as registry.c's resolve_options does
+ * for a registry. Bucket lists are checked where the histogram is made. */
+static int resolve_options(const lm_http_options *in, lm_http_options *o, char q[QCAP],
+                           lm_error *err)
 {
-    const char *prefix = o->prefix ? o->prefix : "";
-    if (prefix[0] != '\0' && !lm_valid_metric_name(prefix)) {
+    *o = in != NULL ? *in : (lm_http_options){0};
+    if (o->prefix == NULL)
+        o->prefix = "";
+    lm__quote(q, QCAP, o->prefix, strlen(o->prefix));
+    if (o->prefix[0] != '\0' && !lm_valid_metric_name(o->prefix)) {
         lm__set_error(err, LM_ERR_INVALID,
                       "http prefix %s must match [a-zA-Z_:][a-zA-Z0-9_:]* (or be empty)", q);
         return -1;
@@ -140,7 +146,7 @@ static int check_options(const lm_http_options *o, const char *q, lm_error *err)
     /* Without a prefix there is nothing to name: a caller checking limits
      * that every namespace will get passes none. */
     char subject[QCAP + 16];
-    if (prefix[0] != '\0')
+    if (o->prefix[0] != '\0')
         snprintf(subject, sizeof subject, "http prefix %s", q);
     else
         snprintf(subject, sizeof subject, "http metrics");
@@ -149,14 +155,18 @@ static int check_options(const lm_http_options *o, const char *q, lm_error *err)
                       o->nbounds);
         return -1;
     }
-    size_t max_routes = o->max_routes ? o->max_routes : LM_DEFAULT_MAX_ROUTES;
-    if (max_routes > LM_MAX_ROUTES_LIMIT) {
+    if (o->bounds == NULL || o->nbounds == 0)
+        o->bounds = lm_default_latency_bounds(&o->nbounds);
+    if (o->max_routes == 0)
+        o->max_routes = LM_DEFAULT_MAX_ROUTES;
+    if (o->max_routes > LM_MAX_ROUTES_LIMIT) {
         lm__set_error(err, LM_ERR_INVALID, "%s: max_routes %zu exceeds the maximum of %zu",
-                      subject, max_routes, LM_MAX_ROUTES_LIMIT);
+                      subject, o->max_routes, LM_MAX_ROUTES_LIMIT);
         return -1;
     }
-    size_t max_series = o->max_series ? o->max_series : LM_DEFAULT_HTTP_MAX_SERIES;
-    if (lm__max_series_check(subject, max_series, err) != 0)
+    if (o->max_series == 0)
+        o->max_series = LM_DEFAULT_HTTP_MAX_SERIES;
+    if (lm__max_series_check(subject, o->max_series, err) != 0)
         return -1;
     if (o->flags & ~LM_HTTP_FLAGS) {
         lm__set_error(err, LM_ERR_INVALID, "%s: unknown flags 0x%x", subject,
@@ -168,13 +178,9 @@ static int check_options(const lm_http_options *o, const char *q, lm_error *err)
 
 int lm_http_options_check(const lm_http_options *opts, lm_error *err)
 {
+    lm_http_options o;
     char q[QCAP];
-    lm_http_options o = {0};
-    if (opts != NULL)
-        o = *opts;
-    const char *prefix = o.prefix ? o.prefix : "";
-    lm__quote(q, QCAP, prefix, strlen(prefix));
-    return check_options(&o, q, err);
+    return resolve_options(opts, &o, q, err);
 }
 
 lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_error *err)
@@ -184,17 +190,12 @@ lm_http *lm_http_register(lm_registry *reg, const lm_http_options *opts, lm_erro
         lm__set_error(err, LM_ERR_INVALID, "registry is NULL");
         return NULL;
     }
-    lm_http_options o = {0};
-    if (opts != NULL)
-        o = *opts;
-    const char *prefix = o.prefix ? o.prefix : "";
-    lm__quote(q, QCAP, prefix, strlen(prefix));
-    if (check_options(&o, q, err) != 0)
+    lm_http_options o;
+    if (resolve_options(opts, &o, q, err) != 0)
         return NULL;
-    size_t nb = o.nbounds;
-    const double *bounds = (o.bounds && nb) ? o.bounds : lm_default_latency_bounds(&nb);
-    size_t max_routes = o.max_routes ? o.max_routes : LM_DEFAULT_MAX_ROUTES;
-    size_t max_series = o.max_series ? o.max_series : LM_DEFAULT_HTTP_MAX_SERIES;
+    const char *prefix = o.prefix;
+    const double *bounds = o.bounds;
+    size_t nb = o.nbounds, max_routes = o.max_routes, max_series = o.max_series;
     http_names names = {0};
     if (names_make(prefix, &names) != 0) {
         names_free(&names);
