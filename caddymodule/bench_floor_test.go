@@ -35,16 +35,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-func init() {
-	caddy.RegisterModule(benchCapture{})
-	httpcaddyfile.RegisterHandlerDirective("lm_bench_capture", func(httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		return benchCapture{}, nil
-	})
-}
+func init() { registerTestDirective("lm_bench_capture", benchCapture{}) }
 
 // benchCapture (http.handlers.lm_bench_capture, test binary only) hands
 // the request it serves to captured and answers 200.

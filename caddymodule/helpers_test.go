@@ -15,9 +15,25 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
 )
+
+// testHandler is a stateless handler the test binary adds to Caddy.
+type testHandler interface {
+	caddy.Module
+	caddyhttp.MiddlewareHandler
+}
+
+// registerTestDirective registers h as a module and as a Caddyfile
+// directive without arguments, for test configurations.
+func registerTestDirective(directive string, h testHandler) {
+	caddy.RegisterModule(h)
+	httpcaddyfile.RegisterHandlerDirective(directive, func(httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+		return h, nil
+	})
+}
 
 // exposition is one scrape parsed into sample key -> value, where the key
 // is the sample exactly as written: name{label="value",...}.

@@ -13,16 +13,10 @@ import (
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 )
 
-func init() {
-	caddy.RegisterModule(gateProbeHandler{})
-	httpcaddyfile.RegisterHandlerDirective("lm_gate_probe", func(httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
-		return gateProbeHandler{}, nil
-	})
-}
+func init() { registerTestDirective("lm_gate_probe", gateProbeHandler{}) }
 
 // Trackers are pooled (tracker.go). These tests hold what makes that safe:
 // nothing a finished request left behind reaches a tracker another request
